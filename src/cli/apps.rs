@@ -1,0 +1,158 @@
+//! `apps:*`: create, list, inspect, rename and destroy apps.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use super::{Args, Command, Ctx, print_json, wants_json};
+use crate::state::apps;
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "apps:create",
+        usage: "APP",
+        about: "Create an app",
+        switches: &[],
+        options: &[],
+        run: create,
+    },
+    Command {
+        name: "apps:list",
+        usage: "[--format json]",
+        about: "List apps",
+        switches: &[],
+        options: &["--format"],
+        run: list,
+    },
+    Command {
+        name: "apps:exists",
+        usage: "APP",
+        about: "Exit 0 if the app exists, 1 if not",
+        switches: &[],
+        options: &[],
+        run: exists,
+    },
+    Command {
+        name: "apps:report",
+        usage: "APP [--format json]",
+        about: "Show an app's state",
+        switches: &[],
+        options: &["--format"],
+        run: report,
+    },
+    Command {
+        name: "apps:info",
+        usage: "APP [--format json]",
+        about: "Same as apps:report",
+        switches: &[],
+        options: &["--format"],
+        run: report,
+    },
+    Command {
+        name: "apps:rename",
+        usage: "OLD NEW",
+        about: "Rename an app",
+        switches: &[],
+        options: &[],
+        run: rename,
+    },
+    Command {
+        name: "apps:destroy",
+        usage: "APP [--force]",
+        about: "Destroy an app and all its state (asks for the name unless --force)",
+        switches: &["--force"],
+        options: &[],
+        run: destroy,
+    },
+];
+
+fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = args.app(0)?;
+    apps::create(&ctx.root, &name)?;
+    println!("-----> Creating {name}... done");
+    Ok(())
+}
+
+fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let names = apps::list(&ctx.root)?;
+    if wants_json(&args)? {
+        return print_json(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>());
+    }
+    println!("=====> My Apps");
+    for name in names {
+        println!("{name}");
+    }
+    Ok(())
+}
+
+fn exists(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = args.app(0)?;
+    apps::open(&ctx.root, &name)?;
+    println!("app {name} exists");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Report {
+    name: String,
+    dir: String,
+    created_at: String,
+    config_vars: usize,
+}
+
+fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = args.app(0)?;
+    let app = apps::open(&ctx.root, &name)?;
+    let meta = apps::meta(&app)?;
+    let vars = crate::state::config::ConfigVars::load(&app.env_file())?;
+    let report = Report {
+        name: app.name.to_string(),
+        dir: app.dir.display().to_string(),
+        created_at: meta.created_at,
+        config_vars: vars.0.len(),
+    };
+    if wants_json(&args)? {
+        return print_json(&report);
+    }
+    println!("=====> {name} app information");
+    println!("       App dir:             {}", report.dir);
+    println!("       App created at:      {}", report.created_at);
+    println!("       Config vars:         {}", report.config_vars);
+    Ok(())
+}
+
+fn rename(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let (from, to) = (args.app(0)?, args.app(1)?);
+    apps::rename(&ctx.root, &from, &to)?;
+    println!("-----> Renamed {from} to {to}");
+    Ok(())
+}
+
+fn destroy(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = args.app(0)?;
+    apps::open(&ctx.root, &name)?;
+    if !args.switch("--force") {
+        eprintln!(" !     WARNING: Potentially Destructive Action");
+        eprintln!(" !     This command will destroy app {name}.");
+        eprintln!(" !     To proceed, type \"{name}\"");
+        eprint!("> ");
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("cannot read the confirmation")?;
+        if answer.trim_end_matches(['\n', '\r']) != name.as_str() {
+            bail!("confirmation did not match {name}; nothing was destroyed");
+        }
+    }
+    apps::destroy(&ctx.root, &name)?;
+    println!("-----> Destroying {name} (including all add-ons)... done");
+    Ok(())
+}

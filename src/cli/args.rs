@@ -1,0 +1,120 @@
+//! Flag and positional parsing against a command's table entry.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+
+use super::Command;
+use crate::app::AppName;
+
+/// A usage mistake: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[derive(Debug)]
+pub struct Args {
+    command: &'static str,
+    usage: &'static str,
+    positional: Vec<OsString>,
+    switches: Vec<&'static str>,
+    options: HashMap<&'static str, OsString>,
+}
+
+impl Args {
+    /// Splits argv into flags the command declares and positionals. An
+    /// unknown `-x` is a usage error (so `apps:create -x` never makes an
+    /// app named `-x`); after `--` everything is positional.
+    pub fn parse(command: &'static Command, argv: Vec<OsString>) -> Result<Args, UsageError> {
+        let mut args = Args {
+            command: command.name,
+            usage: command.usage,
+            positional: Vec::new(),
+            switches: Vec::new(),
+            options: HashMap::new(),
+        };
+        let mut rest = argv.into_iter();
+        while let Some(arg) = rest.next() {
+            let text = arg.to_string_lossy();
+            if text == "--" {
+                args.positional.extend(rest.by_ref());
+                break;
+            }
+            if !text.starts_with('-') || text == "-" {
+                args.positional.push(arg);
+                continue;
+            }
+            let (flag, inline) = match text.split_once('=') {
+                Some((f, v)) => (f.to_owned(), Some(OsString::from(v))),
+                None => (text.into_owned(), None),
+            };
+            if let Some(&s) = command.switches.iter().find(|&&s| s == flag) {
+                if inline.is_some() {
+                    return Err(args.usage_error(&format!("{flag} takes no value")));
+                }
+                args.switches.push(s);
+            } else if let Some(&o) = command.options.iter().find(|&&o| o == flag) {
+                let value = inline
+                    .or_else(|| rest.next())
+                    .ok_or_else(|| args.usage_error(&format!("{flag} needs a value")))?;
+                args.options.insert(o, value);
+            } else {
+                return Err(args.usage_error(&format!("unknown flag {flag:?}")));
+            }
+        }
+        Ok(args)
+    }
+
+    pub fn usage_error(&self, why: &str) -> UsageError {
+        UsageError(format!(
+            "{why}; usage: berth {} {}",
+            self.command, self.usage
+        ))
+    }
+
+    pub fn switch(&self, name: &str) -> bool {
+        self.switches.contains(&name)
+    }
+
+    pub fn option(&self, name: &str) -> Option<&OsStr> {
+        self.options.get(name).map(|v| v.as_os_str())
+    }
+
+    /// Checks the number of positionals is within `min..=max`.
+    pub fn expect(&self, min: usize, max: usize) -> Result<(), UsageError> {
+        let n = self.positional.len();
+        if n < min {
+            Err(self.usage_error("missing arguments"))
+        } else if n > max {
+            Err(self.usage_error(&format!(
+                "unexpected argument {:?}",
+                self.positional[max].to_string_lossy()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn positional(&self) -> &[OsString] {
+        &self.positional
+    }
+
+    pub fn get(&self, i: usize) -> Option<&OsStr> {
+        self.positional.get(i).map(|s| s.as_os_str())
+    }
+
+    /// The positional at `i` as text, or a usage error naming what is missing.
+    pub fn text(&self, i: usize, what: &str) -> Result<String, UsageError> {
+        let raw = self
+            .get(i)
+            .ok_or_else(|| self.usage_error(&format!("missing {what}")))?;
+        raw.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.usage_error(&format!("{what} is not UTF-8")))
+    }
+
+    /// The positional at `i` as an app name, validated.
+    pub fn app(&self, i: usize) -> anyhow::Result<AppName> {
+        let raw = self.get(i).ok_or_else(|| self.usage_error("missing APP"))?;
+        Ok(AppName::parse(raw)?)
+    }
+}

@@ -1,0 +1,190 @@
+//! The command grammar: `berth NAMESPACE:VERB ARGS`, as Dokku's.
+//!
+//! Each namespace file lists its commands in a `COMMANDS` table; this file
+//! parses flags against the table, dispatches, and maps errors to exit codes
+//! (0 ok, 1 failure, 2 usage).
+
+mod apps;
+mod args;
+mod config;
+// mod images;
+// mod stacks;
+// mod store;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub use args::{Args, UsageError};
+
+/// What every handler gets: the state root and its parsed arguments.
+pub struct Ctx {
+    pub root: PathBuf,
+}
+
+pub type Handler = fn(&Ctx, Args) -> anyhow::Result<()>;
+
+/// One `namespace:verb` command.
+pub struct Command {
+    pub name: &'static str,
+    /// Argument synopsis shown in help and usage errors.
+    pub usage: &'static str,
+    pub about: &'static str,
+    /// Flags without a value (`--force`).
+    pub switches: &'static [&'static str],
+    /// Flags with a value (`--format json`).
+    pub options: &'static [&'static str],
+    pub run: Handler,
+}
+
+fn tables() -> [&'static [Command]; 2] {
+    [apps::COMMANDS, config::COMMANDS]
+}
+
+fn find(name: &str) -> Option<&'static Command> {
+    tables().into_iter().flatten().find(|c| c.name == name)
+}
+
+fn namespace(name: &str) -> &str {
+    name.split(':').next().unwrap_or(name)
+}
+
+pub fn main() -> i32 {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let ctx = Ctx {
+        root: crate::state::root_from_env(),
+    };
+    match run(&ctx, argv) {
+        Ok(()) => 0,
+        Err(err) => {
+            let code = if err.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
+            let _ = writeln!(std::io::stderr(), "berth: {err:#}");
+            code
+        }
+    }
+}
+
+fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
+    if argv.is_empty() {
+        print!("{}", help_all());
+        return Ok(());
+    }
+    let first = argv.remove(0);
+    let Some(name) = first.to_str() else {
+        return Err(UsageError("the command name is not UTF-8; see 'berth help'".into()).into());
+    };
+    match name {
+        "help" | "--help" | "-h" => help(argv.first().and_then(|a| a.to_str())),
+        "version" | "--version" => {
+            println!("berth {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        _ => {
+            let command = find(name)
+                .ok_or_else(|| UsageError(format!("unknown command {name:?}; see 'berth help'")))?;
+            if argv.iter().any(|a| a == "--help" || a == "-h") {
+                print!("{}", help_command(command));
+                return Ok(());
+            }
+            let args = Args::parse(command, argv)?;
+            (command.run)(ctx, args)
+        }
+    }
+}
+
+fn help(topic: Option<&str>) -> anyhow::Result<()> {
+    let text = match topic {
+        None => help_all(),
+        Some(topic) => match find(topic) {
+            Some(command) => help_command(command),
+            None => {
+                let commands: Vec<&Command> = tables()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| namespace(c.name) == topic)
+                    .collect();
+                if commands.is_empty() {
+                    return Err(UsageError(format!(
+                        "no command or namespace named {topic:?}; see 'berth help'"
+                    ))
+                    .into());
+                }
+                list(&commands)
+            }
+        },
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn help_command(command: &Command) -> String {
+    format!(
+        "usage: berth {} {}\n\n{}\n",
+        command.name, command.usage, command.about
+    )
+}
+
+fn list(commands: &[&Command]) -> String {
+    let width = commands
+        .iter()
+        .map(|c| c.name.len() + c.usage.len() + 1)
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for c in commands {
+        let synopsis = format!("{} {}", c.name, c.usage);
+        out.push_str(&format!("  {synopsis:<width$}  {}\n", c.about));
+    }
+    out
+}
+
+fn help_all() -> String {
+    let mut out = String::from("usage: berth NAMESPACE:VERB [ARGS]\n\nCommands:\n");
+    let all: Vec<&Command> = tables().into_iter().flatten().collect();
+    out.push_str(&list(&all));
+    out.push_str(
+        "\n'berth help NAMESPACE' lists one namespace; 'berth help COMMAND' shows one command.\n",
+    );
+    out
+}
+
+/// Prints `value` as pretty JSON: what every `--format json` shares.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `--format` is `json` or absent (human text).
+pub fn wants_json(args: &Args) -> anyhow::Result<bool> {
+    match args.option("--format") {
+        None => Ok(false),
+        Some(f) if f == "json" => Ok(true),
+        Some(f) => Err(UsageError(format!(
+            "unknown format {:?}: use json",
+            f.to_string_lossy()
+        ))
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_are_unique_and_namespaced() {
+        let all: Vec<&Command> = tables().into_iter().flatten().collect();
+        for (i, c) in all.iter().enumerate() {
+            assert!(c.name.contains(':') || !c.name.is_empty());
+            assert!(
+                all[i + 1..].iter().all(|o| o.name != c.name),
+                "{} twice",
+                c.name
+            );
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! berth: a Docker-free, Dokku-style PaaS in one binary.
+#![deny(unsafe_code)]
+
+mod app;
+mod cli;
+// mod image;
+// mod stack;
+mod state;
+
+fn main() {
+    std::process::exit(cli::main());
+}

@@ -1,0 +1,180 @@
+//! Apps on this host: create, list, rename, destroy, and locked config changes.
+//!
+//! Creating, renaming and destroying take the host-wide `apps.lock` and the
+//! app's own lock; config changes take only the app's lock, so changes to
+//! different apps never wait for each other.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::{self, WriteError, sync_dir};
+use super::config::{ConfigError, ConfigVars};
+use super::lock::{FileLock, LockError};
+use crate::app::{App, AppName, apps_dir};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppsError {
+    #[error("app {0} does not exist")]
+    NotFound(AppName),
+    #[error("app {0} already exists")]
+    Exists(AppName),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("app metadata {path} is corrupt: {source}")]
+    Meta {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AppsError + 'a {
+    move |source| AppsError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What berth records about an app besides its config vars.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppMeta {
+    pub created_at: String,
+}
+
+/// Takes the host-wide lock that serialises creating, renaming and destroying apps.
+fn lock_apps(root: &Path) -> Result<FileLock, AppsError> {
+    let dir = apps_dir(root);
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    Ok(FileLock::acquire(&root.join("apps.lock"))?)
+}
+
+/// An existing app with its lock held: the handle every state change goes through.
+pub struct LockedApp {
+    pub app: App,
+    _lock: FileLock,
+}
+
+impl LockedApp {
+    pub fn config(&self) -> Result<ConfigVars, AppsError> {
+        Ok(ConfigVars::load(&self.app.env_file())?)
+    }
+
+    pub fn write_config(&self, vars: &ConfigVars) -> Result<(), AppsError> {
+        Ok(atomic::write_atomic(&self.app.env_file(), &vars.encode())?)
+    }
+}
+
+pub fn exists(root: &Path, name: &AppName) -> bool {
+    App::new(root, name.clone()).meta_file().is_file()
+}
+
+/// The app, or `NotFound`.
+pub fn open(root: &Path, name: &AppName) -> Result<App, AppsError> {
+    if exists(root, name) {
+        Ok(App::new(root, name.clone()))
+    } else {
+        Err(AppsError::NotFound(name.clone()))
+    }
+}
+
+/// Waits for the app's lock. A rename or destroy that won the race makes
+/// this `NotFound` rather than a write into a directory that moved.
+pub fn lock(root: &Path, name: &AppName) -> Result<LockedApp, AppsError> {
+    let app = open(root, name)?;
+    match FileLock::acquire(&app.lock_file()) {
+        Ok(lock) => Ok(LockedApp { app, _lock: lock }),
+        Err(LockError::Gone { .. }) => Err(AppsError::NotFound(name.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates the app directory fully in a temp dir, then renames it into
+/// place, so an app is either wholly there or not at all.
+pub fn create(root: &Path, name: &AppName) -> Result<App, AppsError> {
+    let _apps = lock_apps(root)?;
+    let app = App::new(root, name.clone());
+    if app.dir.exists() {
+        return Err(AppsError::Exists(name.clone()));
+    }
+    let tmp = atomic::temp_path_for(&app.dir);
+    fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+    let meta = AppMeta {
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let filled = (|| {
+        let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+        atomic::write_atomic(&tmp.join("meta.json"), &json)?;
+        atomic::write_atomic(&tmp.join("env"), b"")?;
+        fs::rename(&tmp, &app.dir).map_err(io_err("create", &app.dir))?;
+        sync_dir(&apps_dir(root)).map_err(io_err("sync", &app.dir))
+    })();
+    if filled.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    filled.map(|()| app)
+}
+
+/// Every app, sorted by name. Temp and trash entries are not apps.
+pub fn list(root: &Path) -> Result<Vec<AppName>, AppsError> {
+    let dir = apps_dir(root);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("list", &dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("list", &dir))?;
+        if let Ok(name) = AppName::parse(&entry.file_name())
+            && exists(root, &name)
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+pub fn meta(app: &App) -> Result<AppMeta, AppsError> {
+    let path = app.meta_file();
+    let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+    serde_json::from_slice(&bytes).map_err(|source| AppsError::Meta { path, source })
+}
+
+pub fn rename(root: &Path, from: &AppName, to: &AppName) -> Result<App, AppsError> {
+    let _apps = lock_apps(root)?;
+    let locked = lock(root, from)?;
+    let target = App::new(root, to.clone());
+    if target.dir.exists() {
+        return Err(AppsError::Exists(to.clone()));
+    }
+    fs::rename(&locked.app.dir, &target.dir).map_err(io_err("rename", &locked.app.dir))?;
+    sync_dir(&apps_dir(root)).map_err(io_err("sync", &target.dir))?;
+    Ok(target)
+}
+
+/// Moves the app out of sight in one rename, then deletes it: a crash
+/// half-way leaves a trash directory, never half an app.
+pub fn destroy(root: &Path, name: &AppName) -> Result<(), AppsError> {
+    let _apps = lock_apps(root)?;
+    let locked = lock(root, name)?;
+    let trash = atomic::temp_path_for(&locked.app.dir.with_file_name(format!("trash-{name}")));
+    fs::rename(&locked.app.dir, &trash).map_err(io_err("remove", &locked.app.dir))?;
+    sync_dir(&apps_dir(root)).map_err(io_err("sync", &trash))?;
+    fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))
+}

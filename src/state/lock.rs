@@ -1,0 +1,69 @@
+//! Advisory file locks (flock): one writer of an app's state at a time.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} went away while waiting for its lock")]
+    Gone { path: PathBuf },
+}
+
+/// An exclusive flock, released when dropped (the kernel drops it with the fd).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    /// Blocks until the lock on `path` is held. The file is created if
+    /// missing. Fails with `Gone` when the file was renamed or removed while
+    /// we waited (an app renamed or destroyed under us), so a waiter never
+    /// writes into a directory that is no longer the app's.
+    pub fn acquire(path: &Path) -> Result<FileLock, LockError> {
+        let io_err = |source| LockError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io_err)?;
+        flock_exclusive(&file).map_err(io_err)?;
+        let held = file.metadata().map_err(io_err)?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+                Ok(FileLock { _file: file })
+            }
+            _ => Err(LockError::Gone {
+                path: path.to_owned(),
+            }),
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn flock_exclusive(file: &File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a valid, owned fd has no memory effects.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

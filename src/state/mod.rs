@@ -1,0 +1,16 @@
+//! Host state under `$BERTH_ROOT`: atomic files, locks, apps and their config vars.
+
+pub mod apps;
+pub mod atomic;
+pub mod config;
+pub mod lock;
+
+use std::path::PathBuf;
+
+/// `$BERTH_ROOT`, default `/var/lib/berth`.
+pub fn root_from_env() -> PathBuf {
+    std::env::var_os("BERTH_ROOT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
+}

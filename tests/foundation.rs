@@ -1,0 +1,247 @@
+//! The foundation as a user meets it: apps and config through the real binary.
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+use common::{Host, assert_clear_failure};
+
+#[test]
+fn apps_create_list_rename_destroy() {
+    let host = Host::new();
+    host.ok(["apps:create", "catmeow"]);
+    host.ok(["apps:create", "dogwoof"]);
+    assert_eq!(
+        host.ok(["apps:list"]).out(),
+        "=====> My Apps\ncatmeow\ndogwoof\n"
+    );
+    assert_eq!(
+        host.ok(["apps:list", "--format", "json"])
+            .out()
+            .split_whitespace()
+            .collect::<String>(),
+        r#"["catmeow","dogwoof"]"#
+    );
+    host.ok(["apps:exists", "catmeow"]);
+    assert_eq!(host.run(["apps:exists", "nope"]).code, 1);
+
+    host.ok(["config:set", "catmeow", "GREETING=meow"]);
+    host.ok(["apps:rename", "catmeow", "kitten"]);
+    assert_eq!(
+        host.ok(["config:get", "kitten", "GREETING"]).out(),
+        "meow\n"
+    );
+    assert_eq!(host.run(["apps:exists", "catmeow"]).code, 1);
+    let report = host.ok(["apps:report", "kitten", "--format", "json"]).out();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["name"], "kitten");
+    assert_eq!(report["config_vars"], 1);
+
+    // Without --force the name must be typed again.
+    let wrong = host.run_with_stdin(["apps:destroy", "kitten"], b"dogwoof\n");
+    assert_eq!(wrong.code, 1);
+    host.ok(["apps:exists", "kitten"]);
+    let typed = host.run_with_stdin(["apps:destroy", "kitten"], b"kitten\n");
+    assert_eq!(typed.code, 0, "{}", typed.stderr);
+    host.ok(["apps:destroy", "dogwoof", "--force"]);
+    assert_eq!(host.ok(["apps:list"]).out(), "=====> My Apps\n");
+    assert!(!host.path().join("apps/kitten").exists());
+}
+
+fn tricky_values() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("SPACES", b"  two  spaces  ".to_vec()),
+        ("QUOTES", br#"it's "quoted" and \escaped\"#.to_vec()),
+        ("EQUALS", b"a=b==c".to_vec()),
+        ("NEWLINES", b"line one\nline two\n\nend\n".to_vec()),
+        ("UNICODE", "chat \u{1F431} ünïcødé".as_bytes().to_vec()),
+        ("BIG", "x".repeat(32 * 1024).into_bytes()),
+        ("EMPTY", Vec::new()),
+        ("DOLLAR", b"$(id) `id` ${HOME}".to_vec()),
+    ]
+}
+
+#[test]
+fn config_values_round_trip_exactly() {
+    let host = Host::new();
+    host.ok(["apps:create", "catmeow"]);
+    let mut args: Vec<OsString> = vec!["config:set".into(), "catmeow".into()];
+    for (key, value) in tricky_values() {
+        let mut pair = format!("{key}=").into_bytes();
+        pair.extend_from_slice(&value);
+        args.push(OsString::from_vec(pair));
+    }
+    host.ok(&args);
+    for (key, value) in tricky_values() {
+        let got = host.ok(["config:get", "catmeow", key]).stdout;
+        assert_eq!(&got[..got.len() - 1], &value[..], "{key}");
+    }
+    let mut keys: Vec<&str> = tricky_values().iter().map(|(k, _)| *k).collect();
+    keys.sort();
+    assert_eq!(
+        host.ok(["config:keys", "catmeow"]).out(),
+        keys.iter().map(|k| format!("{k}\n")).collect::<String>()
+    );
+
+    // JSON holds them exactly too.
+    let json: serde_json::Value = serde_json::from_str(
+        &host
+            .ok(["config:show", "catmeow", "--format", "json"])
+            .out(),
+    )
+    .unwrap();
+    for (key, value) in tricky_values() {
+        assert_eq!(json[key].as_str().unwrap().as_bytes(), &value[..], "{key}");
+    }
+
+    // The --shell form evaluates back to the same bytes in a real shell.
+    let shell = host.ok(["config:show", "catmeow", "--shell"]).stdout;
+    for (key, value) in tricky_values() {
+        let script = format!("eval \"$(cat)\"; printf %s \"${key}\"");
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(&shell)?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert_eq!(out.stdout, value, "{key} through --shell");
+    }
+
+    // --encoded takes base64 values.
+    host.ok(["config:set", "catmeow", "--encoded", "B64=aGVsbG8gd29ybGQ="]);
+    assert_eq!(
+        host.ok(["config:get", "catmeow", "B64"]).out(),
+        "hello world\n"
+    );
+
+    host.ok(["config:unset", "catmeow", "BIG", "EMPTY"]);
+    assert_eq!(host.run(["config:get", "catmeow", "BIG"]).code, 1);
+    host.ok(["config:get", "catmeow", "UNICODE"]);
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let host = Host::new();
+    host.ok(["apps:create", "catmeow"]);
+    host.ok(["config:set", "catmeow", "KEEP=me"]);
+    let before = host.snapshot();
+
+    let long = "a".repeat(64);
+    let bad_names = [
+        "Cat",
+        "-x",
+        "a/b",
+        "../etc",
+        "a b",
+        "x;rm -rf /",
+        "$(id)",
+        &long,
+        "",
+        "café",
+        "ünï",
+    ];
+    for name in bad_names {
+        for command in [
+            &["apps:create", name][..],
+            &["config:set", name, "A=b"],
+            &["apps:rename", "catmeow", name],
+            &["apps:destroy", name, "--force"],
+        ] {
+            let run = host.run(command);
+            assert_clear_failure(&run, &format!("{command:?}"));
+        }
+    }
+    let run = host.run(["apps:create", "Cat"]);
+    assert_eq!(
+        run.stderr,
+        "berth: app \"Cat\" is not a valid name: use a-z, 0-9 and -, start with a letter, at most 63 characters\n"
+    );
+
+    for pair in [
+        "NOEQUALS", "=value", "1KEY=x", "KEY-X=x", "K Y=x", "KÉ=x", "A.B=c",
+    ] {
+        let run = host.run(["config:set", "catmeow", "GOOD=1", pair]);
+        assert_clear_failure(&run, pair);
+    }
+    for command in [
+        &["config:set", "ghost", "A=b"][..],
+        &["config:get", "ghost", "A"],
+        &["config:unset", "ghost", "A"],
+        &["config:show", "ghost"],
+        &["config:keys", "ghost"],
+        &["apps:rename", "ghost", "spirit"],
+        &["apps:destroy", "ghost", "--force"],
+        &["apps:report", "ghost"],
+        &["apps:create", "catmeow"],
+        &["config:set", "catmeow"],
+        &["config:get", "catmeow"],
+        &["no:such-command"],
+        &["apps:list", "--bogus"],
+    ] {
+        let run = host.run(command);
+        assert_clear_failure(&run, &format!("{command:?}"));
+    }
+    assert_eq!(
+        host.run(["apps:create", "catmeow"]).stderr,
+        "berth: app catmeow already exists\n"
+    );
+    assert_eq!(host.run(["no:such-command"]).code, 2);
+    assert_eq!(
+        host.snapshot(),
+        before,
+        "a refused command changed the state"
+    );
+}
+
+#[test]
+fn concurrent_config_sets_all_land() {
+    let host = Host::new();
+    host.ok(["apps:create", "catmeow"]);
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            host.command([
+                "config:set".to_owned(),
+                "catmeow".to_owned(),
+                format!("KEY_{i}=value {i}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let keys = host.ok(["config:keys", "catmeow"]).out();
+    assert_eq!(keys.lines().count(), 50, "{keys}");
+    for i in 0..50 {
+        assert_eq!(
+            host.ok(["config:get", "catmeow", &format!("KEY_{i}")])
+                .out(),
+            format!("value {i}\n")
+        );
+    }
+}
+
+#[test]
+fn help_lists_namespaces_and_commands() {
+    let host = Host::new();
+    let all = host.ok(["help"]).out();
+    for command in ["apps:create", "config:set", "config:show"] {
+        assert!(all.contains(command), "{command} missing from help");
+    }
+    let apps = host.ok(["help", "apps"]).out();
+    assert!(apps.contains("apps:rename") && !apps.contains("config:set"));
+    assert!(
+        host.ok(["help", "config:set"])
+            .out()
+            .starts_with("usage: berth config:set APP KEY=VALUE")
+    );
+    assert_eq!(host.run(["help", "nothing"]).code, 2);
+}
