@@ -3,8 +3,8 @@
 
 mod app;
 mod cli;
-// mod image;
-// mod stack;
+mod image;
+mod stack;
 mod state;
 
 fn main() {

@@ -102,16 +102,6 @@ impl Args {
         self.positional.get(i).map(|s| s.as_os_str())
     }
 
-    /// The positional at `i` as text, or a usage error naming what is missing.
-    pub fn text(&self, i: usize, what: &str) -> Result<String, UsageError> {
-        let raw = self
-            .get(i)
-            .ok_or_else(|| self.usage_error(&format!("missing {what}")))?;
-        raw.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| self.usage_error(&format!("{what} is not UTF-8")))
-    }
-
     /// The positional at `i` as an app name, validated.
     pub fn app(&self, i: usize) -> anyhow::Result<AppName> {
         let raw = self.get(i).ok_or_else(|| self.usage_error("missing APP"))?;

@@ -7,9 +7,9 @@
 mod apps;
 mod args;
 mod config;
-// mod images;
-// mod stacks;
-// mod store;
+mod images;
+mod stacks;
+mod store;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -37,8 +37,14 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 2] {
-    [apps::COMMANDS, config::COMMANDS]
+fn tables() -> [&'static [Command]; 5] {
+    [
+        apps::COMMANDS,
+        config::COMMANDS,
+        images::COMMANDS,
+        stacks::COMMANDS,
+        store::COMMANDS,
+    ]
 }
 
 fn find(name: &str) -> Option<&'static Command> {
@@ -156,6 +162,22 @@ fn help_all() -> String {
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Bytes for people: `12.3 MB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// `--format` is `json` or absent (human text).

@@ -30,6 +30,15 @@ impl FileLock {
     /// we waited (an app renamed or destroyed under us), so a waiter never
     /// writes into a directory that is no longer the app's.
     pub fn acquire(path: &Path) -> Result<FileLock, LockError> {
+        Self::acquire_mode(path, libc::LOCK_EX)
+    }
+
+    /// A shared lock: many holders at once, none while someone holds it exclusively.
+    pub fn acquire_shared(path: &Path) -> Result<FileLock, LockError> {
+        Self::acquire_mode(path, libc::LOCK_SH)
+    }
+
+    fn acquire_mode(path: &Path, mode: libc::c_int) -> Result<FileLock, LockError> {
         let io_err = |source| LockError::Io {
             path: path.to_owned(),
             source,
@@ -40,7 +49,7 @@ impl FileLock {
             .write(true)
             .open(path)
             .map_err(io_err)?;
-        flock_exclusive(&file).map_err(io_err)?;
+        flock(&file, mode).map_err(io_err)?;
         let held = file.metadata().map_err(io_err)?;
         match std::fs::metadata(path) {
             Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
@@ -54,10 +63,10 @@ impl FileLock {
 }
 
 #[allow(unsafe_code)]
-fn flock_exclusive(file: &File) -> io::Result<()> {
+fn flock(file: &File, mode: libc::c_int) -> io::Result<()> {
     loop {
         // SAFETY: flock on a valid, owned fd has no memory effects.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), mode) };
         if rc == 0 {
             return Ok(());
         }

@@ -1,0 +1,159 @@
+//! `images:*`: what the store holds, by tag.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{Args, Command, Ctx, human_bytes, print_json, wants_json};
+use crate::image::{Digest, ImageRef, Store};
+use crate::image::{archive, unpack};
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "images:list",
+        usage: "[--format json]",
+        about: "List tagged images in the store",
+        switches: &[],
+        options: &["--format"],
+        run: list,
+    },
+    Command {
+        name: "images:inspect",
+        usage: "REF",
+        about: "Print an image's manifest and config as JSON",
+        switches: &[],
+        options: &[],
+        run: inspect,
+    },
+    Command {
+        name: "images:import",
+        usage: "FILE [--name REF]",
+        about: "Import an OCI archive or docker archive (every digest verified)",
+        switches: &[],
+        options: &["--name"],
+        run: import,
+    },
+    Command {
+        name: "images:unpack",
+        usage: "REF",
+        about: "Unpack an image's layers into the layer cache and print their directories, bottom first",
+        switches: &[],
+        options: &[],
+        run: unpack,
+    },
+    Command {
+        name: "images:remove",
+        usage: "REF",
+        about: "Remove a tag (store:gc frees its blobs)",
+        switches: &[],
+        options: &[],
+        run: remove,
+    },
+];
+
+pub fn image_ref(args: &Args, i: usize) -> anyhow::Result<ImageRef> {
+    let raw = args.get(i).ok_or_else(|| args.usage_error("missing REF"))?;
+    Ok(raw.to_string_lossy().parse()?)
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    digest: String,
+    size: u64,
+    layers: usize,
+    created: Option<String>,
+}
+
+fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let store = Store::open(&ctx.root)?;
+    let mut rows = Vec::new();
+    for (name, descriptor) in store.tags()? {
+        let digest = Digest::try_from(descriptor.digest())?;
+        let image = store
+            .image_by_digest(&digest)
+            .with_context(|| format!("image {name}"))?;
+        let size = image.manifest.config().size()
+            + image
+                .manifest
+                .layers()
+                .iter()
+                .map(|l| l.size())
+                .sum::<u64>();
+        rows.push(Row {
+            name,
+            digest: digest.to_string(),
+            size,
+            layers: image.manifest.layers().len(),
+            created: image.config.created().clone(),
+        });
+    }
+    if wants_json(&args)? {
+        return print_json(&rows);
+    }
+    println!(
+        "{:<40} {:<19} {:>7} {:>10}",
+        "IMAGE", "DIGEST", "LAYERS", "SIZE"
+    );
+    for row in rows {
+        println!(
+            "{:<40} {:<19} {:>7} {:>10}",
+            row.name,
+            &row.digest[..19],
+            row.layers,
+            human_bytes(row.size)
+        );
+    }
+    Ok(())
+}
+
+fn inspect(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = image_ref(&args, 0)?;
+    let image = Store::open(&ctx.root)?.image(&name)?;
+    print_json(&serde_json::json!({
+        "name": name.to_string(),
+        "digest": image.manifest_digest.to_string(),
+        "manifest": image.manifest,
+        "config": image.config,
+    }))
+}
+
+fn import(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let file = PathBuf::from(args.get(0).expect("checked"));
+    let rename = args
+        .option("--name")
+        .map(|n| n.to_string_lossy().parse::<ImageRef>())
+        .transpose()?;
+    let store = Store::open(&ctx.root)?;
+    let _writing = store.writing()?;
+    for image in archive::import(&store, &file, rename.as_ref())? {
+        println!(
+            "-----> Imported {} ({})",
+            image.name,
+            image.manifest.digest()
+        );
+    }
+    Ok(())
+}
+
+fn unpack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = image_ref(&args, 0)?;
+    let store = Store::open(&ctx.root)?;
+    for layer in store.image(&name)?.layers()? {
+        println!("{}", unpack::unpacked(&ctx.root, &store, &layer)?.display());
+    }
+    Ok(())
+}
+
+fn remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = image_ref(&args, 0)?;
+    Store::open(&ctx.root)?.remove_tag(&name)?;
+    println!("-----> Removed tag {name}; run store:gc to free its blobs");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! A stack recipe (`stacks/<name>/recipe.toml`): suite, package lists, user.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::image::Digest;
+
+/// Bumped when the way berth turns a recipe into images changes, so cached
+/// stacks built the old way are not reused.
+const BUILDER_VERSION: &str = "berth-stack-builder-1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("cannot read stack recipe {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("stack recipe {path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("stack recipe {path} is invalid: {why}")]
+    Invalid { path: PathBuf, why: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub suite: String,
+    pub variant: String,
+    pub run_packages: Vec<String>,
+    pub build_packages: Vec<String>,
+    pub user: User,
+    /// sha256 of the recipe file and the builder version: the cache key.
+    #[serde(skip)]
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub home: String,
+}
+
+fn is_package_name(p: &str) -> bool {
+    // Debian policy: lowercase letters, digits, + - . ; at least two characters.
+    p.len() >= 2
+        && p.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+}
+
+fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl Recipe {
+    pub fn load(dir: &Path) -> Result<Recipe, RecipeError> {
+        let path = dir.join("recipe.toml");
+        let text = std::fs::read_to_string(&path).map_err(|source| RecipeError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut recipe: Recipe = toml::from_str(&text).map_err(|source| RecipeError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        let invalid = |why: String| RecipeError::Invalid {
+            path: path.clone(),
+            why,
+        };
+        // Names end up as mmdebstrap and useradd arguments: check their shape here.
+        for p in recipe.run_packages.iter().chain(&recipe.build_packages) {
+            if !is_package_name(p) {
+                return Err(invalid(format!("{p:?} is not a Debian package name")));
+            }
+        }
+        if !is_word(&recipe.suite) || !is_word(&recipe.variant) || !is_word(&recipe.user.name) {
+            return Err(invalid(
+                "suite, variant and user name must be lowercase words".into(),
+            ));
+        }
+        if !recipe.user.home.starts_with('/')
+            || recipe.user.home.contains("..")
+            || recipe.user.uid == 0
+        {
+            return Err(invalid(
+                "the user needs an absolute home and a uid other than 0".into(),
+            ));
+        }
+        let mut keyed = BUILDER_VERSION.as_bytes().to_vec();
+        keyed.extend_from_slice(text.as_bytes());
+        recipe.hash = Digest::of(&keyed).hex().to_owned();
+        Ok(recipe)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_recipe_loads() {
+        let recipe =
+            Recipe::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/bookworm")).unwrap();
+        assert_eq!(recipe.suite, "bookworm");
+        assert_eq!(recipe.user.uid, 1000);
+        assert_eq!(recipe.hash.len(), 64);
+    }
+
+    #[test]
+    fn refuses_option_smuggling_in_package_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "suite = \"bookworm\"\nvariant = \"minbase\"\nrun_packages = [\"--hook=x\"]\nbuild_packages = []\n[user]\nname = \"app\"\nuid = 1000\nhome = \"/home/app\"\n";
+        std::fs::write(dir.path().join("recipe.toml"), text).unwrap();
+        assert!(
+            Recipe::load(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not a Debian package name")
+        );
+    }
+}
