@@ -39,4 +39,15 @@ if ! cmp -s "$here/target/release/berth" "$BIN"; then
 fi
 
 install -d -m 0755 "$BERTH_ROOT"
+
+# Stack recipes go where `berth stacks:build` looks for them.
+for recipe in "$here"/stacks/*/recipe.toml; do
+  name=$(basename "$(dirname "$recipe")")
+  target=/usr/local/share/berth/stacks/$name/recipe.toml
+  cmp -s "$recipe" "$target" || install -D -m 0644 "$recipe" "$target"
+done
+
+# The stack: built once with mmdebstrap (a few minutes), then kept in the
+# stack cache keyed by the recipe's hash; later runs find it up to date.
+BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build bookworm --cache /var/cache/berth/stacks
 say "berth is installed: $("$BIN" version), state in $BERTH_ROOT"

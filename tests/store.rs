@@ -10,22 +10,12 @@ use std::process::Command;
 use common::{Host, assert_clear_failure};
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n")
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
 }
 
 fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -37,21 +27,9 @@ fn umoci_archive(dir: &Path, tag: &str, content: &str) -> PathBuf {
     tool("umoci", &["new", "--image", &format!("{layout_s}:{tag}")]);
     let file = dir.join(format!("{tag}.txt"));
     fs::write(&file, content).unwrap();
-    tool(
-        "umoci",
-        &[
-            "insert",
-            "--image",
-            &format!("{layout_s}:{tag}"),
-            file.to_str().unwrap(),
-            &format!("/{tag}.txt"),
-        ],
-    );
+    tool("umoci", &["insert", "--image", &format!("{layout_s}:{tag}"), file.to_str().unwrap(), &format!("/{tag}.txt")]);
     let archive = dir.join(format!("{tag}.oci.tar"));
-    tool(
-        "tar",
-        &["-C", layout_s, "-cf", archive.to_str().unwrap(), "."],
-    );
+    tool("tar", &["-C", layout_s, "-cf", archive.to_str().unwrap(), "."]);
     archive
 }
 
@@ -59,12 +37,7 @@ fn blob_bytes(host: &Host) -> Vec<(String, u64)> {
     let mut out: Vec<_> = fs::read_dir(host.path().join("store/blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                e.metadata().unwrap().len(),
-            )
-        })
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
         .collect();
     out.sort();
     out
@@ -78,12 +51,7 @@ fn fsck_finds_corruption_and_gc_frees_exactly_the_unreachable() {
     }
     let host = Host::new();
     let work = tempfile::tempdir().unwrap();
-    host.ok([
-        "images:import".as_ref(),
-        umoci_archive(work.path(), "keep", "kept").as_os_str(),
-        "--name".as_ref(),
-        "small/keep:1".as_ref(),
-    ]);
+    host.ok(["images:import".as_ref(), umoci_archive(work.path(), "keep", "kept").as_os_str(), "--name".as_ref(), "small/keep:1".as_ref()]);
     let kept_blobs = blob_bytes(&host);
     host.ok([
         "images:import".as_ref(),
@@ -92,20 +60,12 @@ fn fsck_finds_corruption_and_gc_frees_exactly_the_unreachable() {
         "small/drop:1".as_ref(),
     ]);
     let list = host.ok(["images:list"]).out();
-    assert!(
-        list.contains("small/keep:1") && list.contains("small/drop:1"),
-        "{list}"
-    );
+    assert!(list.contains("small/keep:1") && list.contains("small/drop:1"), "{list}");
     assert!(host.ok(["store:fsck"]).out().contains("Checked"));
 
     // One flipped byte in a layer blob, then a missing blob: both found.
-    let image: serde_json::Value =
-        serde_json::from_str(&host.ok(["images:inspect", "small/keep:1"]).out()).unwrap();
-    let layer = image["manifest"]["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("sha256:")
-        .to_owned();
+    let image: serde_json::Value = serde_json::from_str(&host.ok(["images:inspect", "small/keep:1"]).out()).unwrap();
+    let layer = image["manifest"]["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
     let path = host.path().join("store/blobs/sha256").join(&layer);
     let original = fs::read(&path).unwrap();
     let mut flipped = original.clone();
@@ -113,47 +73,30 @@ fn fsck_finds_corruption_and_gc_frees_exactly_the_unreachable() {
     fs::write(&path, &flipped).unwrap();
     let run = host.run(["store:fsck"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.out().contains(&format!("corrupted: sha256:{layer}")),
-        "{}",
-        run.out()
-    );
+    assert!(run.out().contains(&format!("corrupted: sha256:{layer}")), "{}", run.out());
     fs::remove_file(&path).unwrap();
     let run = host.run(["store:fsck"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.out()
-            .contains(&format!("missing: sha256:{layer} (needed by small/keep:1)")),
-        "{}",
-        run.out()
-    );
+    assert!(run.out().contains(&format!("missing: sha256:{layer} (needed by small/keep:1)")), "{}", run.out());
     fs::write(&path, &original).unwrap();
     host.ok(["store:fsck"]);
 
     // gc frees exactly the blobs only the removed tag reached.
     host.ok(["images:remove", "small/drop:1"]);
     let all = blob_bytes(&host);
-    let unreachable: u64 = all
-        .iter()
-        .filter(|b| !kept_blobs.contains(b))
-        .map(|b| b.1)
-        .sum();
+    let unreachable: u64 = all.iter().filter(|b| !kept_blobs.contains(b)).map(|b| b.1).sum();
     assert!(unreachable > 0);
     let dry = host.ok(["store:gc", "--dry-run", "--format", "json"]).out();
     let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
     assert_eq!(dry["blob_bytes"].as_u64().unwrap(), unreachable);
     assert_eq!(blob_bytes(&host), all, "--dry-run removed something");
-    let done: serde_json::Value =
-        serde_json::from_str(&host.ok(["store:gc", "--format", "json"]).out()).unwrap();
+    let done: serde_json::Value = serde_json::from_str(&host.ok(["store:gc", "--format", "json"]).out()).unwrap();
     assert_eq!(done["blob_bytes"].as_u64().unwrap(), unreachable);
     assert_eq!(blob_bytes(&host), kept_blobs);
     host.ok(["store:fsck"]);
     let unpacked = host.ok(["images:unpack", "small/keep:1"]).out();
     let top = unpacked.lines().last().unwrap();
-    assert_eq!(
-        fs::read_to_string(Path::new(top).join("keep.txt")).unwrap(),
-        "kept"
-    );
+    assert_eq!(fs::read_to_string(Path::new(top).join("keep.txt")).unwrap(), "kept");
 }
 
 #[test]
@@ -168,58 +111,22 @@ fn imports_refuse_corrupt_archives_and_change_nothing() {
     // Damage one blob inside the archive: unpack, flip a byte in the biggest blob, repack.
     let unpacked = work.path().join("unpacked");
     fs::create_dir(&unpacked).unwrap();
-    tool(
-        "tar",
-        &[
-            "-C",
-            unpacked.to_str().unwrap(),
-            "-xf",
-            archive.to_str().unwrap(),
-        ],
-    );
+    tool("tar", &["-C", unpacked.to_str().unwrap(), "-xf", archive.to_str().unwrap()]);
     let blobs = unpacked.join("blobs/sha256");
-    let biggest = fs::read_dir(&blobs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let biggest = fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().path()).max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
     let mut bytes = fs::read(&biggest).unwrap();
     bytes[10] ^= 0xff;
     fs::write(&biggest, bytes).unwrap();
     let damaged = work.path().join("damaged.tar");
-    tool(
-        "tar",
-        &[
-            "-C",
-            unpacked.to_str().unwrap(),
-            "-cf",
-            damaged.to_str().unwrap(),
-            ".",
-        ],
-    );
+    tool("tar", &["-C", unpacked.to_str().unwrap(), "-cf", damaged.to_str().unwrap(), "."]);
     host.ok(["store:fsck"]);
     let before = host.snapshot();
-    let run = host.run([
-        "images:import".as_ref(),
-        damaged.as_os_str(),
-        "--name".as_ref(),
-        "x/y:z".as_ref(),
-    ]);
+    let run = host.run(["images:import".as_ref(), damaged.as_os_str(), "--name".as_ref(), "x/y:z".as_ref()]);
     assert_clear_failure(&run, "damaged import");
-    assert!(
-        run.stderr.contains("does not match its digest"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        host.ok(["images:list"]).out().lines().count() == 1,
-        "a tag appeared"
-    );
+    assert!(run.stderr.contains("does not match its digest"), "{}", run.stderr);
+    assert!(host.ok(["images:list"]).out().lines().count() == 1, "a tag appeared");
     let after = host.snapshot();
-    let new_files: Vec<_> = after
-        .keys()
-        .filter(|k| !before.contains_key(*k) && !k.ends_with("store.gc.lock"))
-        .collect();
+    let new_files: Vec<_> = after.keys().filter(|k| !before.contains_key(*k) && !k.ends_with("store.gc.lock")).collect();
     assert!(new_files.is_empty(), "a failed import left {new_files:?}");
 
     for bad in [
@@ -231,4 +138,32 @@ fn imports_refuse_corrupt_archives_and_change_nothing() {
     ] {
         assert_clear_failure(&host.run(bad), &format!("{bad:?}"));
     }
+}
+
+#[test]
+fn the_same_tree_gives_byte_identical_layers_in_two_roots() {
+    let tree = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tree.path().join("app/static")).unwrap();
+    fs::write(tree.path().join("app/app.py"), "print('Cat dreams meow..')\n").unwrap();
+    fs::write(tree.path().join("app/static/big.bin"), vec![42u8; 3 << 20]).unwrap();
+    std::os::unix::fs::symlink("app.py", tree.path().join("app/main.py")).unwrap();
+    let (one, two) = (Host::new(), Host::new());
+    let first = one.ok(["images:from-dir".as_ref(), tree.path().as_os_str(), "tree/one:1".as_ref()]).out();
+    // Touching the tree changes mtimes and atimes, never the layer.
+    fs::write(tree.path().join("app/app.py"), "print('Cat dreams meow..')\n").unwrap();
+    let again = one.ok(["images:from-dir".as_ref(), tree.path().as_os_str(), "tree/one:2".as_ref()]).out();
+    let second = two.ok(["images:from-dir".as_ref(), tree.path().as_os_str(), "tree/two:1".as_ref()]).out();
+    let layer_line = |out: &str| out.lines().next().unwrap().split_whitespace().nth(3).unwrap().to_owned();
+    assert_eq!(layer_line(&first), layer_line(&again));
+    assert_eq!(layer_line(&first), layer_line(&second));
+    let digest = layer_line(&first);
+    let hex = digest.trim_start_matches("sha256:");
+    let blob = |host: &Host| fs::read(host.path().join("store/blobs/sha256").join(hex)).unwrap();
+    assert_eq!(blob(&one), blob(&two));
+    // The name is the content's sha256, as sha256sum computes it.
+    let sum = tool("sha256sum", &[one.path().join("store/blobs/sha256").join(hex).to_str().unwrap()]);
+    assert!(sum.starts_with(hex));
+    // Stored once however many tags use it.
+    let layers = fs::read_dir(one.path().join("store/blobs/sha256")).unwrap().filter(|e| e.as_ref().unwrap().file_name() == hex).count();
+    assert_eq!(layers, 1);
 }

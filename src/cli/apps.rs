@@ -9,30 +9,9 @@ use super::{Args, Command, Ctx, print_json, wants_json};
 use crate::state::apps;
 
 pub const COMMANDS: &[Command] = &[
-    Command {
-        name: "apps:create",
-        usage: "APP",
-        about: "Create an app",
-        switches: &[],
-        options: &[],
-        run: create,
-    },
-    Command {
-        name: "apps:list",
-        usage: "[--format json]",
-        about: "List apps",
-        switches: &[],
-        options: &["--format"],
-        run: list,
-    },
-    Command {
-        name: "apps:exists",
-        usage: "APP",
-        about: "Exit 0 if the app exists, 1 if not",
-        switches: &[],
-        options: &[],
-        run: exists,
-    },
+    Command { name: "apps:create", usage: "APP", about: "Create an app", switches: &[], options: &[], run: create },
+    Command { name: "apps:list", usage: "[--format json]", about: "List apps", switches: &[], options: &["--format"], run: list },
+    Command { name: "apps:exists", usage: "APP", about: "Exit 0 if the app exists, 1 if not", switches: &[], options: &[], run: exists },
     Command {
         name: "apps:report",
         usage: "APP [--format json]",
@@ -49,14 +28,7 @@ pub const COMMANDS: &[Command] = &[
         options: &["--format"],
         run: report,
     },
-    Command {
-        name: "apps:rename",
-        usage: "OLD NEW",
-        about: "Rename an app",
-        switches: &[],
-        options: &[],
-        run: rename,
-    },
+    Command { name: "apps:rename", usage: "OLD NEW", about: "Rename an app", switches: &[], options: &[], run: rename },
     Command {
         name: "apps:destroy",
         usage: "APP [--force]",
@@ -110,12 +82,8 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let app = apps::open(&ctx.root, &name)?;
     let meta = apps::meta(&app)?;
     let vars = crate::state::config::ConfigVars::load(&app.env_file())?;
-    let report = Report {
-        name: app.name.to_string(),
-        dir: app.dir.display().to_string(),
-        created_at: meta.created_at,
-        config_vars: vars.0.len(),
-    };
+    let report =
+        Report { name: app.name.to_string(), dir: app.dir.display().to_string(), created_at: meta.created_at, config_vars: vars.0.len() };
     if wants_json(&args)? {
         return print_json(&report);
     }
@@ -144,10 +112,7 @@ fn destroy(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         eprintln!(" !     To proceed, type \"{name}\"");
         eprint!("> ");
         let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .context("cannot read the confirmation")?;
+        std::io::stdin().lock().read_line(&mut answer).context("cannot read the confirmation")?;
         if answer.trim_end_matches(['\n', '\r']) != name.as_str() {
             bail!("confirmation did not match {name}; nothing was destroyed");
         }

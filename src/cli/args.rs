@@ -25,13 +25,8 @@ impl Args {
     /// unknown `-x` is a usage error (so `apps:create -x` never makes an
     /// app named `-x`); after `--` everything is positional.
     pub fn parse(command: &'static Command, argv: Vec<OsString>) -> Result<Args, UsageError> {
-        let mut args = Args {
-            command: command.name,
-            usage: command.usage,
-            positional: Vec::new(),
-            switches: Vec::new(),
-            options: HashMap::new(),
-        };
+        let mut args =
+            Args { command: command.name, usage: command.usage, positional: Vec::new(), switches: Vec::new(), options: HashMap::new() };
         let mut rest = argv.into_iter();
         while let Some(arg) = rest.next() {
             let text = arg.to_string_lossy();
@@ -53,9 +48,7 @@ impl Args {
                 }
                 args.switches.push(s);
             } else if let Some(&o) = command.options.iter().find(|&&o| o == flag) {
-                let value = inline
-                    .or_else(|| rest.next())
-                    .ok_or_else(|| args.usage_error(&format!("{flag} needs a value")))?;
+                let value = inline.or_else(|| rest.next()).ok_or_else(|| args.usage_error(&format!("{flag} needs a value")))?;
                 args.options.insert(o, value);
             } else {
                 return Err(args.usage_error(&format!("unknown flag {flag:?}")));
@@ -65,10 +58,7 @@ impl Args {
     }
 
     pub fn usage_error(&self, why: &str) -> UsageError {
-        UsageError(format!(
-            "{why}; usage: berth {} {}",
-            self.command, self.usage
-        ))
+        UsageError(format!("{why}; usage: berth {} {}", self.command, self.usage))
     }
 
     pub fn switch(&self, name: &str) -> bool {
@@ -85,10 +75,7 @@ impl Args {
         if n < min {
             Err(self.usage_error("missing arguments"))
         } else if n > max {
-            Err(self.usage_error(&format!(
-                "unexpected argument {:?}",
-                self.positional[max].to_string_lossy()
-            )))
+            Err(self.usage_error(&format!("unexpected argument {:?}", self.positional[max].to_string_lossy())))
         } else {
             Ok(())
         }

@@ -18,14 +18,7 @@ pub const COMMANDS: &[Command] = &[
         options: &[],
         run: set,
     },
-    Command {
-        name: "config:get",
-        usage: "APP KEY",
-        about: "Print one config var's value",
-        switches: &[],
-        options: &[],
-        run: get,
-    },
+    Command { name: "config:get", usage: "APP KEY", about: "Print one config var's value", switches: &[], options: &[], run: get },
     Command {
         name: "config:unset",
         usage: "APP KEY... [--no-restart]",
@@ -42,14 +35,7 @@ pub const COMMANDS: &[Command] = &[
         options: &["--format"],
         run: show,
     },
-    Command {
-        name: "config:keys",
-        usage: "APP",
-        about: "List config var names",
-        switches: &[],
-        options: &[],
-        run: keys,
-    },
+    Command { name: "config:keys", usage: "APP", about: "List config var names", switches: &[], options: &[], run: keys },
 ];
 
 fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -59,10 +45,7 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return Err(args.usage_error("missing KEY=VALUE").into());
     }
     // Every pair is checked before anything is written: all or nothing.
-    let parsed = pairs
-        .iter()
-        .map(|p| parse_pair(p, args.switch("--encoded")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = pairs.iter().map(|p| parse_pair(p, args.switch("--encoded"))).collect::<Result<Vec<_>, _>>()?;
     let locked = apps::lock(&ctx.root, &name)?;
     let mut vars = locked.config()?;
     println!("-----> Setting config vars");
@@ -79,10 +62,7 @@ fn keys_from(args: &Args, from: usize) -> Result<Vec<ConfigKey>, anyhow::Error> 
     if raw.is_empty() {
         return Err(args.usage_error("missing KEY").into());
     }
-    Ok(raw
-        .iter()
-        .map(|k| ConfigKey::parse(k))
-        .collect::<Result<Vec<_>, _>>()?)
+    Ok(raw.iter().map(|k| ConfigKey::parse(k)).collect::<Result<Vec<_>, _>>()?)
 }
 
 fn get(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -134,27 +114,16 @@ fn show(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let mut map = BTreeMap::new();
         for (key, value) in &vars.0 {
             let Ok(text) = std::str::from_utf8(value) else {
-                bail!(
-                    "config var {key} is not UTF-8 so JSON cannot hold it; use config:get or --shell"
-                );
+                bail!("config var {key} is not UTF-8 so JSON cannot hold it; use config:get or --shell");
             };
             map.insert(key.as_str(), text);
         }
         return print_json(&map);
     }
     println!("=====> {name} env vars");
-    let width = vars
-        .0
-        .keys()
-        .map(|k| k.as_str().len() + 1)
-        .max()
-        .unwrap_or(0);
+    let width = vars.0.keys().map(|k| k.as_str().len() + 1).max().unwrap_or(0);
     for (key, value) in &vars.0 {
-        println!(
-            "{:<width$} {}",
-            format!("{key}:"),
-            String::from_utf8_lossy(value)
-        );
+        println!("{:<width$} {}", format!("{key}:"), String::from_utf8_lossy(value));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Args, Command, Ctx, human_bytes, print_json, wants_json};
 use crate::image::{Digest, ImageRef, Store};
-use crate::image::{archive, unpack};
+use crate::image::{archive, layer, unpack};
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -33,6 +33,14 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &["--name"],
         run: import,
+    },
+    Command {
+        name: "images:from-dir",
+        usage: "DIR REF [--base REF]",
+        about: "Make an image from a directory tree: one deterministic layer, on top of --base if given",
+        switches: &[],
+        options: &["--base"],
+        run: from_dir,
     },
     Command {
         name: "images:unpack",
@@ -72,16 +80,8 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for (name, descriptor) in store.tags()? {
         let digest = Digest::try_from(descriptor.digest())?;
-        let image = store
-            .image_by_digest(&digest)
-            .with_context(|| format!("image {name}"))?;
-        let size = image.manifest.config().size()
-            + image
-                .manifest
-                .layers()
-                .iter()
-                .map(|l| l.size())
-                .sum::<u64>();
+        let image = store.image_by_digest(&digest).with_context(|| format!("image {name}"))?;
+        let size = image.manifest.config().size() + image.manifest.layers().iter().map(|l| l.size()).sum::<u64>();
         rows.push(Row {
             name,
             digest: digest.to_string(),
@@ -93,18 +93,9 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if wants_json(&args)? {
         return print_json(&rows);
     }
-    println!(
-        "{:<40} {:<19} {:>7} {:>10}",
-        "IMAGE", "DIGEST", "LAYERS", "SIZE"
-    );
+    println!("{:<40} {:<19} {:>7} {:>10}", "IMAGE", "DIGEST", "LAYERS", "SIZE");
     for row in rows {
-        println!(
-            "{:<40} {:<19} {:>7} {:>10}",
-            row.name,
-            &row.digest[..19],
-            row.layers,
-            human_bytes(row.size)
-        );
+        println!("{:<40} {:<19} {:>7} {:>10}", row.name, &row.digest[..19], row.layers, human_bytes(row.size));
     }
     Ok(())
 }
@@ -124,20 +115,60 @@ fn inspect(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn import(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let file = PathBuf::from(args.get(0).expect("checked"));
-    let rename = args
-        .option("--name")
-        .map(|n| n.to_string_lossy().parse::<ImageRef>())
-        .transpose()?;
+    let rename = args.option("--name").map(|n| n.to_string_lossy().parse::<ImageRef>()).transpose()?;
     let store = Store::open(&ctx.root)?;
     let _writing = store.writing()?;
     for image in archive::import(&store, &file, rename.as_ref())? {
-        println!(
-            "-----> Imported {} ({})",
-            image.name,
-            image.manifest.digest()
-        );
+        println!("-----> Imported {} ({})", image.name, image.manifest.digest());
     }
     Ok(())
+}
+
+fn from_dir(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let dir = PathBuf::from(args.get(0).expect("checked"));
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let name = image_ref(&args, 1)?;
+    let base = args.option("--base").map(|b| b.to_string_lossy().parse::<ImageRef>()).transpose()?;
+    let store = Store::open(&ctx.root)?;
+    let _writing = store.writing()?;
+    let (mut layers, mut config) = match &base {
+        Some(base) => {
+            let image = store.image(base)?;
+            (image.layers()?, image.config)
+        }
+        None => {
+            let empty = serde_json::json!({"architecture": host_arch(), "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
+            (Vec::new(), serde_json::from_value(empty)?)
+        }
+    };
+    let started = std::time::Instant::now();
+    let layer = layer::write_tree(&store, &dir, layer::LayerOptions::from_env())?;
+    let took = started.elapsed().as_secs_f64();
+    let mut rootfs = config.rootfs().clone();
+    let mut diff_ids = rootfs.diff_ids().clone();
+    diff_ids.push(layer.diff_id.to_string());
+    rootfs.set_diff_ids(diff_ids);
+    config.set_rootfs(rootfs);
+    let mut history = config.history().clone().unwrap_or_default();
+    history.push(serde_json::from_value(serde_json::json!({"created_by": format!("berth images:from-dir {}", dir.display())}))?);
+    config.set_history(Some(history));
+    layers.push(layer.clone());
+    let manifest = store.write_image(&name, &layers, &config)?;
+    println!("-----> Wrote layer {} ({}) in {took:.2} s", layer.digest, human_bytes(layer.size));
+    println!("-----> Tagged {name} ({})", manifest.digest());
+    Ok(())
+}
+
+/// The architecture name OCI uses for this host.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }
 
 fn unpack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -38,13 +38,7 @@ pub struct Command {
 }
 
 fn tables() -> [&'static [Command]; 5] {
-    [
-        apps::COMMANDS,
-        config::COMMANDS,
-        images::COMMANDS,
-        stacks::COMMANDS,
-        store::COMMANDS,
-    ]
+    [apps::COMMANDS, config::COMMANDS, images::COMMANDS, stacks::COMMANDS, store::COMMANDS]
 }
 
 fn find(name: &str) -> Option<&'static Command> {
@@ -57,17 +51,11 @@ fn namespace(name: &str) -> &str {
 
 pub fn main() -> i32 {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let ctx = Ctx {
-        root: crate::state::root_from_env(),
-    };
+    let ctx = Ctx { root: crate::state::root_from_env() };
     match run(&ctx, argv) {
         Ok(()) => 0,
         Err(err) => {
-            let code = if err.downcast_ref::<UsageError>().is_some() {
-                2
-            } else {
-                1
-            };
+            let code = if err.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
             let _ = writeln!(std::io::stderr(), "berth: {err:#}");
             code
         }
@@ -90,8 +78,7 @@ fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             Ok(())
         }
         _ => {
-            let command = find(name)
-                .ok_or_else(|| UsageError(format!("unknown command {name:?}; see 'berth help'")))?;
+            let command = find(name).ok_or_else(|| UsageError(format!("unknown command {name:?}; see 'berth help'")))?;
             if argv.iter().any(|a| a == "--help" || a == "-h") {
                 print!("{}", help_command(command));
                 return Ok(());
@@ -108,16 +95,9 @@ fn help(topic: Option<&str>) -> anyhow::Result<()> {
         Some(topic) => match find(topic) {
             Some(command) => help_command(command),
             None => {
-                let commands: Vec<&Command> = tables()
-                    .into_iter()
-                    .flatten()
-                    .filter(|c| namespace(c.name) == topic)
-                    .collect();
+                let commands: Vec<&Command> = tables().into_iter().flatten().filter(|c| namespace(c.name) == topic).collect();
                 if commands.is_empty() {
-                    return Err(UsageError(format!(
-                        "no command or namespace named {topic:?}; see 'berth help'"
-                    ))
-                    .into());
+                    return Err(UsageError(format!("no command or namespace named {topic:?}; see 'berth help'")).into());
                 }
                 list(&commands)
             }
@@ -128,18 +108,11 @@ fn help(topic: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn help_command(command: &Command) -> String {
-    format!(
-        "usage: berth {} {}\n\n{}\n",
-        command.name, command.usage, command.about
-    )
+    format!("usage: berth {} {}\n\n{}\n", command.name, command.usage, command.about)
 }
 
 fn list(commands: &[&Command]) -> String {
-    let width = commands
-        .iter()
-        .map(|c| c.name.len() + c.usage.len() + 1)
-        .max()
-        .unwrap_or(0);
+    let width = commands.iter().map(|c| c.name.len() + c.usage.len() + 1).max().unwrap_or(0);
     let mut out = String::new();
     for c in commands {
         let synopsis = format!("{} {}", c.name, c.usage);
@@ -152,9 +125,7 @@ fn help_all() -> String {
     let mut out = String::from("usage: berth NAMESPACE:VERB [ARGS]\n\nCommands:\n");
     let all: Vec<&Command> = tables().into_iter().flatten().collect();
     out.push_str(&list(&all));
-    out.push_str(
-        "\n'berth help NAMESPACE' lists one namespace; 'berth help COMMAND' shows one command.\n",
-    );
+    out.push_str("\n'berth help NAMESPACE' lists one namespace; 'berth help COMMAND' shows one command.\n");
     out
 }
 
@@ -173,11 +144,7 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 /// `--format` is `json` or absent (human text).
@@ -185,11 +152,7 @@ pub fn wants_json(args: &Args) -> anyhow::Result<bool> {
     match args.option("--format") {
         None => Ok(false),
         Some(f) if f == "json" => Ok(true),
-        Some(f) => Err(UsageError(format!(
-            "unknown format {:?}: use json",
-            f.to_string_lossy()
-        ))
-        .into()),
+        Some(f) => Err(UsageError(format!("unknown format {:?}: use json", f.to_string_lossy())).into()),
     }
 }
 
@@ -202,11 +165,7 @@ mod tests {
         let all: Vec<&Command> = tables().into_iter().flatten().collect();
         for (i, c) in all.iter().enumerate() {
             assert!(c.name.contains(':') || !c.name.is_empty());
-            assert!(
-                all[i + 1..].iter().all(|o| o.name != c.name),
-                "{} twice",
-                c.name
-            );
+            assert!(all[i + 1..].iter().all(|o| o.name != c.name), "{} twice", c.name);
         }
     }
 }

@@ -58,9 +58,7 @@ pub const COMMANDS: &[Command] = &[
 /// Where recipes live when `--recipe` is not given: next to the installed
 /// binary's source (`BERTH_STACKS`), else /usr/local/share/berth/stacks.
 fn recipes_dir() -> PathBuf {
-    std::env::var_os("BERTH_STACKS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/local/share/berth/stacks"))
+    std::env::var_os("BERTH_STACKS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/local/share/berth/stacks"))
 }
 
 fn stack_name(args: &Args, i: usize) -> anyhow::Result<StackName> {
@@ -73,29 +71,16 @@ fn stack_name(args: &Args, i: usize) -> anyhow::Result<StackName> {
 fn build(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(0, 1)?;
     let name = stack_name(&args, 0)?;
-    let recipe_dir = args
-        .option("--recipe")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| recipes_dir().join(name.to_string()));
+    let recipe_dir = args.option("--recipe").map(PathBuf::from).unwrap_or_else(|| recipes_dir().join(name.to_string()));
     let recipe = Recipe::load(&recipe_dir)?;
     let cache = args.option("--cache").map(PathBuf::from);
     let store = Store::open(&ctx.root)?;
     let started = std::time::Instant::now();
-    let outcome = build::build(
-        &ctx.root,
-        &store,
-        &recipe,
-        &name,
-        cache.as_deref(),
-        args.switch("--force"),
-        &mut |line| println!("-----> {line}"),
-    )?;
+    let outcome =
+        build::build(&ctx.root, &store, &recipe, &name, cache.as_deref(), args.switch("--force"), &mut |line| println!("-----> {line}"))?;
     let took = started.elapsed().as_secs_f64();
     match outcome {
-        Outcome::UpToDate => println!(
-            "-----> Stack {name} is up to date (recipe {})",
-            &recipe.hash[..12]
-        ),
+        Outcome::UpToDate => println!("-----> Stack {name} is up to date (recipe {})", &recipe.hash[..12]),
         Outcome::FromCache(_) => println!("-----> Stack {name} imported from cache in {took:.1} s"),
         Outcome::Built => println!("-----> Stack {name} built in {took:.1} s"),
     }
@@ -115,40 +100,15 @@ struct StackReport {
 }
 
 fn stack_report(store: &Store, name: &StackName) -> anyhow::Result<StackReport> {
-    let run = store
-        .image(&name.run_image())
-        .with_context(|| format!("stack {name} has no run image"))?;
-    let build = store
-        .image(&name.build_image())
-        .with_context(|| format!("stack {name} has no build image"))?;
-    let digests = |image: &crate::image::Image| {
-        image
-            .manifest
-            .layers()
-            .iter()
-            .map(|l| l.digest().to_string())
-            .collect::<Vec<_>>()
-    };
+    let run = store.image(&name.run_image()).with_context(|| format!("stack {name} has no run image"))?;
+    let build = store.image(&name.build_image()).with_context(|| format!("stack {name} has no build image"))?;
+    let digests = |image: &crate::image::Image| image.manifest.layers().iter().map(|l| l.digest().to_string()).collect::<Vec<_>>();
     let run_layers = digests(&run);
     let build_layers = digests(&build);
-    let size_of = |image: &crate::image::Image, skip: usize| {
-        image
-            .manifest
-            .layers()
-            .iter()
-            .skip(skip)
-            .map(|l| l.size())
-            .sum::<u64>()
-    };
+    let size_of = |image: &crate::image::Image, skip: usize| image.manifest.layers().iter().skip(skip).map(|l| l.size()).sum::<u64>();
     Ok(StackReport {
         name: name.to_string(),
-        recipe: run
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.labels().as_ref())
-            .and_then(|l| l.get(RECIPE_LABEL))
-            .cloned(),
+        recipe: run.config.config().as_ref().and_then(|c| c.labels().as_ref()).and_then(|l| l.get(RECIPE_LABEL)).cloned(),
         run_image: run.manifest_digest.to_string(),
         build_image: build.manifest_digest.to_string(),
         run_size: size_of(&run, 0),
@@ -180,19 +140,8 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         return print_json(&report);
     }
     println!("=====> stack {name}");
-    println!(
-        "       Recipe:          {}",
-        report
-            .recipe
-            .as_deref()
-            .unwrap_or("(imported, no recipe label)")
-    );
-    println!(
-        "       Run image:       {} ({} layer, {})",
-        report.run_image,
-        report.run_layers.len(),
-        human_bytes(report.run_size)
-    );
+    println!("       Recipe:          {}", report.recipe.as_deref().unwrap_or("(imported, no recipe label)"));
+    println!("       Run image:       {} ({} layer, {})", report.run_image, report.run_layers.len(), human_bytes(report.run_size));
     println!(
         "       Build image:     {} (+{} layer, {})",
         report.build_image,
@@ -200,11 +149,7 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         human_bytes(report.build_extra_size)
     );
     for (i, layer) in report.build_layers.iter().enumerate() {
-        let shared = if i < report.run_layers.len() {
-            "run+build"
-        } else {
-            "build"
-        };
+        let shared = if i < report.run_layers.len() { "run+build" } else { "build" };
         println!("       Layer {i}:         {layer} ({shared})");
     }
     Ok(())
@@ -217,21 +162,11 @@ fn import(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let _writing = store.writing()?;
     let imported = archive::import(&store, &file, None)?;
     for image in &imported {
-        println!(
-            "-----> Imported {} ({})",
-            image.name,
-            image.manifest.digest()
-        );
+        println!("-----> Imported {} ({})", image.name, image.manifest.digest());
     }
-    let stacks: Vec<_> = imported
-        .iter()
-        .filter(|i| i.name.repository() == "berth/stack-run")
-        .collect();
+    let stacks: Vec<_> = imported.iter().filter(|i| i.name.repository() == "berth/stack-run").collect();
     if stacks.is_empty() {
-        anyhow::bail!(
-            "{} holds no berth/stack-run image; imported images are tagged as shown",
-            file.display()
-        );
+        anyhow::bail!("{} holds no berth/stack-run image; imported images are tagged as shown", file.display());
     }
     Ok(())
 }
@@ -248,10 +183,6 @@ fn export(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("stack {name} is not in the store"))?;
     archive::export_oci(&store, &images, &file)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "-----> Exported stack {name} to {} ({})",
-        file.display(),
-        human_bytes(size)
-    );
+    println!("-----> Exported stack {name} to {} ({})", file.display(), human_bytes(size));
     Ok(())
 }

@@ -48,11 +48,7 @@ fn fsck(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     if !report.is_clean() {
-        bail!(
-            "store has {} corrupted and {} missing blobs",
-            report.corrupted.len(),
-            report.missing.len()
-        );
+        bail!("store has {} corrupted and {} missing blobs", report.corrupted.len(), report.missing.len());
     }
     Ok(())
 }
@@ -85,10 +81,7 @@ fn du(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if wants_json(&args)? {
         return print_json(&serde_json::json!({ "repositories": rows, "total": total }));
     }
-    println!(
-        "{:<32} {:>5} {:>10} {:>10} {:>10}",
-        "REPOSITORY", "TAGS", "TOTAL", "OWN", "SHARED"
-    );
+    println!("{:<32} {:>5} {:>10} {:>10} {:>10}", "REPOSITORY", "TAGS", "TOTAL", "OWN", "SHARED");
     for row in &rows {
         println!(
             "{:<32} {:>5} {:>10} {:>10} {:>10}",
@@ -99,9 +92,6 @@ fn du(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             human_bytes(row.shared)
         );
     }
-    println!(
-        "store total (shared blobs counted once): {}",
-        human_bytes(total)
-    );
+    println!("store total (shared blobs counted once): {}", human_bytes(total));
     Ok(())
 }

@@ -11,7 +11,6 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::Compression;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, MediaType};
 use serde::Deserialize;
 
@@ -34,9 +33,7 @@ pub enum ArchiveError {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "archive {path} is neither an OCI archive nor a docker archive (no index.json or manifest.json)"
-    )]
+    #[error("archive {path} is neither an OCI archive nor a docker archive (no index.json or manifest.json)")]
     UnknownFormat { path: PathBuf },
     #[error("archive {path} is invalid: {why}")]
     Invalid { path: PathBuf, why: String },
@@ -57,15 +54,8 @@ pub struct Imported {
 
 /// Writes `images` (tag name in the archive, manifest in the store) as an
 /// OCI archive at `out`: a tar of an image layout holding just their blobs.
-pub fn export_oci(
-    store: &Store,
-    images: &[(ImageRef, Descriptor)],
-    out: &Path,
-) -> Result<(), ArchiveError> {
-    let write_err = |source| ArchiveError::Write {
-        path: out.to_owned(),
-        source,
-    };
+pub fn export_oci(store: &Store, images: &[(ImageRef, Descriptor)], out: &Path) -> Result<(), ArchiveError> {
+    let write_err = |source| ArchiveError::Write { path: out.to_owned(), source };
     let mut blobs = BTreeSet::new();
     let mut manifests = Vec::new();
     for (name, descriptor) in images {
@@ -77,62 +67,38 @@ pub fn export_oci(
             blobs.insert(layer.digest.0);
         }
         let mut tagged = descriptor.clone();
-        tagged.set_annotations(Some(HashMap::from([(
-            REF_NAME.to_owned(),
-            name.to_string(),
-        )])));
+        tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), name.to_string())])));
         manifests.push(tagged);
     }
-    let mut index: ImageIndex = serde_json::from_str(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#).expect("static index");
+    let mut index: ImageIndex =
+        serde_json::from_str(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)
+            .expect("static index");
     index.set_manifests(manifests);
 
     let tmp = atomic::temp_path_for(out);
     let result = (|| {
         let file = File::create(&tmp)?;
         let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file));
-        let add =
-            |tar: &mut tar::Builder<_>, path: &str, size: u64, data: &mut dyn Read, dir: bool| {
-                let mut header = tar::Header::new_ustar();
-                header.set_entry_type(if dir {
-                    tar::EntryType::Directory
-                } else {
-                    tar::EntryType::Regular
-                });
-                header.set_mode(if dir { 0o755 } else { 0o644 });
-                header.set_size(size);
-                header.set_mtime(0);
-                tar.append_data(&mut header, path, data)
-            };
+        let add = |tar: &mut tar::Builder<_>, path: &str, size: u64, data: &mut dyn Read, dir: bool| {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+            header.set_mode(if dir { 0o755 } else { 0o644 });
+            header.set_size(size);
+            header.set_mtime(0);
+            tar.append_data(&mut header, path, data)
+        };
         for dir in ["blobs", "blobs/sha256"] {
             add(&mut tar, dir, 0, &mut io::empty(), true)?;
         }
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-        add(
-            &mut tar,
-            "oci-layout",
-            layout.len() as u64,
-            &mut &layout[..],
-            false,
-        )?;
+        add(&mut tar, "oci-layout", layout.len() as u64, &mut &layout[..], false)?;
         let index_json = serde_json::to_vec(&index).expect("index serialises");
-        add(
-            &mut tar,
-            "index.json",
-            index_json.len() as u64,
-            &mut &index_json[..],
-            false,
-        )?;
+        add(&mut tar, "index.json", index_json.len() as u64, &mut &index_json[..], false)?;
         for digest in &blobs {
             let path = store.blob_path(digest);
             let file = File::open(&path)?;
             let size = file.metadata()?.len();
-            add(
-                &mut tar,
-                &format!("blobs/sha256/{}", digest.hex()),
-                size,
-                &mut io::BufReader::with_capacity(1 << 20, file),
-                false,
-            )?;
+            add(&mut tar, &format!("blobs/sha256/{}", digest.hex()), size, &mut io::BufReader::with_capacity(1 << 20, file), false)?;
         }
         let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -167,11 +133,7 @@ struct Collected {
 
 /// Imports every image of an OCI or docker archive. `name` renames a single
 /// unnamed (or docker) image. Returns what was tagged.
-pub fn import(
-    store: &Store,
-    path: &Path,
-    name: Option<&ImageRef>,
-) -> Result<Vec<Imported>, ArchiveError> {
+pub fn import(store: &Store, path: &Path, name: Option<&ImageRef>) -> Result<Vec<Imported>, ArchiveError> {
     // Blobs this import added: removed again if it fails, and kept only if
     // an imported image needs them, so an import adds exactly its images.
     let mut added = Vec::new();
@@ -199,13 +161,7 @@ fn reachable(store: &Store, images: &[Imported]) -> BTreeSet<Digest> {
         };
         if let Ok(found) = store.image_by_digest(&digest) {
             set.extend(Digest::try_from(found.manifest.config().digest()));
-            set.extend(
-                found
-                    .layers()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|l| l.digest.0),
-            );
+            set.extend(found.layers().unwrap_or_default().into_iter().map(|l| l.digest.0));
         }
         set.insert(digest);
     }
@@ -213,18 +169,10 @@ fn reachable(store: &Store, images: &[Imported]) -> BTreeSet<Digest> {
 }
 
 /// Writes a blob through a verifying writer and notes it if it is new.
-fn store_blob(
-    store: &Store,
-    data: &mut impl Read,
-    expected: Option<&Digest>,
-    added: &mut Vec<Digest>,
-) -> Result<Digest, ArchiveError> {
+fn store_blob(store: &Store, data: &mut impl Read, expected: Option<&Digest>, added: &mut Vec<Digest>) -> Result<Digest, ArchiveError> {
     let existed = expected.is_some_and(|d| store.has_blob(d));
     let mut writer = store.blob_writer()?;
-    io::copy(data, &mut writer).map_err(|source| ArchiveError::Read {
-        path: PathBuf::from("<archive entry>"),
-        source,
-    })?;
+    io::copy(data, &mut writer).map_err(|source| ArchiveError::Read { path: PathBuf::from("<archive entry>"), source })?;
     let digest = match expected {
         Some(expected) => {
             writer.finish_expecting(expected)?;
@@ -238,20 +186,9 @@ fn store_blob(
     Ok(digest)
 }
 
-fn import_into(
-    store: &Store,
-    path: &Path,
-    name: Option<&ImageRef>,
-    added: &mut Vec<Digest>,
-) -> Result<Vec<Imported>, ArchiveError> {
-    let read_err = |source| ArchiveError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let invalid = |why: String| ArchiveError::Invalid {
-        path: path.to_owned(),
-        why,
-    };
+fn import_into(store: &Store, path: &Path, name: Option<&ImageRef>, added: &mut Vec<Digest>) -> Result<Vec<Imported>, ArchiveError> {
+    let read_err = |source| ArchiveError::Read { path: path.to_owned(), source };
+    let invalid = |why: String| ArchiveError::Invalid { path: path.to_owned(), why };
     let file = File::open(path).map_err(read_err)?;
     let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
     let mut got = Collected::default();
@@ -263,20 +200,16 @@ fn import_into(
         let entry_path = normalize(&entry.path().map_err(read_err)?);
         match entry_path.as_str() {
             "index.json" => got.index = Some(read_small(&mut entry).map_err(read_err)?),
-            "manifest.json" => {
-                got.docker_manifest = Some(read_small(&mut entry).map_err(read_err)?)
-            }
+            "manifest.json" => got.docker_manifest = Some(read_small(&mut entry).map_err(read_err)?),
             "oci-layout" | "repositories" => {}
             p if p.starts_with("blobs/sha256/") => {
                 // Could be an OCI blob or a docker layer/config; an OCI blob is
                 // named by its digest, so store it verified under that name.
-                let digest =
-                    Digest::from_hex(&p["blobs/sha256/".len()..]).map_err(StoreError::from)?;
+                let digest = Digest::from_hex(&p["blobs/sha256/".len()..]).map_err(StoreError::from)?;
                 store_blob(store, &mut entry, Some(&digest), added)?;
             }
             p if p.ends_with(".json") => {
-                got.json
-                    .insert(p.to_owned(), read_small(&mut entry).map_err(read_err)?);
+                got.json.insert(p.to_owned(), read_small(&mut entry).map_err(read_err)?);
             }
             p if p.ends_with(".tar") => {
                 let layer = gzip_layer(store, &mut entry).map_err(read_err)?;
@@ -287,43 +220,23 @@ fn import_into(
         }
     }
     let imported = if let Some(index) = got.index {
-        let index: ImageIndex =
-            serde_json::from_slice(&index).map_err(|e| invalid(format!("index.json: {e}")))?;
+        let index: ImageIndex = serde_json::from_slice(&index).map_err(|e| invalid(format!("index.json: {e}")))?;
         oci_images(store, &index, name)?
     } else if let Some(manifest) = got.docker_manifest {
-        let manifests: Vec<DockerManifest> = serde_json::from_slice(&manifest)
-            .map_err(|e| invalid(format!("manifest.json: {e}")))?;
-        docker_images(
-            store,
-            &manifests,
-            &got.json,
-            &got.docker_layers,
-            name,
-            added,
-        )
-        .map_err(|e| match e {
+        let manifests: Vec<DockerManifest> = serde_json::from_slice(&manifest).map_err(|e| invalid(format!("manifest.json: {e}")))?;
+        docker_images(store, &manifests, &got.json, &got.docker_layers, name, added).map_err(|e| match e {
             ArchiveError::Invalid { why, .. } => invalid(why),
             e => e,
         })?
     } else {
-        return Err(ArchiveError::UnknownFormat {
-            path: path.to_owned(),
-        });
+        return Err(ArchiveError::UnknownFormat { path: path.to_owned() });
     };
     Ok(imported)
 }
 
 fn normalize(path: &Path) -> String {
-    let parts: Vec<_> = path
-        .components()
-        .filter_map(|c| {
-            if let Component::Normal(p) = c {
-                Some(p.to_string_lossy())
-            } else {
-                None
-            }
-        })
-        .collect();
+    let parts: Vec<_> =
+        path.components().filter_map(|c| if let Component::Normal(p) = c { Some(p.to_string_lossy()) } else { None }).collect();
     parts.join("/")
 }
 
@@ -337,27 +250,16 @@ fn read_small(entry: &mut impl Read) -> io::Result<Vec<u8>> {
 /// Gzips a plain layer tar into the store the same way the layer writer does.
 fn gzip_layer(store: &Store, entry: &mut impl Read) -> io::Result<LayerInfo> {
     let blob = store.blob_writer().map_err(io::Error::other)?;
-    let mut gzip = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(blob, Compression::new(6));
+    let mut gzip = super::layer::Gzip::new(blob);
     let mut hashing = HashingReader::new(entry);
     io::copy(&mut hashing, &mut gzip)?;
     let (_, diff_id, _) = hashing.finish()?;
     let (digest, size) = gzip.finish()?.finish().map_err(io::Error::other)?;
-    Ok(LayerInfo {
-        digest: LayerDigest(digest),
-        diff_id: DiffId(diff_id),
-        size,
-    })
+    Ok(LayerInfo { digest: LayerDigest(digest), diff_id: DiffId(diff_id), size })
 }
 
 /// Checks each tagged manifest of an imported OCI index is whole in the store.
-fn oci_images(
-    store: &Store,
-    index: &ImageIndex,
-    rename: Option<&ImageRef>,
-) -> Result<Vec<Imported>, ArchiveError> {
+fn oci_images(store: &Store, index: &ImageIndex, rename: Option<&ImageRef>) -> Result<Vec<Imported>, ArchiveError> {
     let mut out = Vec::new();
     let only_one = index.manifests().len() == 1;
     for descriptor in index.manifests() {
@@ -371,26 +273,17 @@ fn oci_images(
                 return Err(StoreError::MissingBlob(layer.digest.0).into());
             }
         }
-        let annotated = descriptor
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(REF_NAME))
-            .cloned();
+        let annotated = descriptor.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned();
         let name = match (rename.filter(|_| only_one), annotated) {
             (Some(name), _) => name.clone(),
             (None, Some(tag)) => tag.parse()?,
             (None, None) => {
-                return Err(ArchiveError::Unnamed {
-                    name: digest.to_string(),
-                });
+                return Err(ArchiveError::Unnamed { name: digest.to_string() });
             }
         };
         let mut clean = descriptor.clone();
         clean.set_annotations(None);
-        out.push(Imported {
-            name,
-            manifest: clean,
-        });
+        out.push(Imported { name, manifest: clean });
     }
     Ok(out)
 }
@@ -403,76 +296,48 @@ fn docker_images(
     rename: Option<&ImageRef>,
     added: &mut Vec<Digest>,
 ) -> Result<Vec<Imported>, ArchiveError> {
-    let invalid = |why: String| ArchiveError::Invalid {
-        path: PathBuf::new(),
-        why,
-    };
+    let invalid = |why: String| ArchiveError::Invalid { path: PathBuf::new(), why };
     let mut out = Vec::new();
     for manifest in manifests {
         let config_path = normalize(Path::new(&manifest.config));
         let config_bytes = match json.get(&config_path) {
             Some(bytes) => bytes.clone(),
             // Newer docker archives keep the config as a blob like any other.
-            None => store.read_blob(
-                &Digest::from_hex(config_path.trim_start_matches("blobs/sha256/"))
-                    .map_err(StoreError::from)?,
-            )?,
+            None => store.read_blob(&Digest::from_hex(config_path.trim_start_matches("blobs/sha256/")).map_err(StoreError::from)?)?,
         };
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
-            .map_err(|e| invalid(format!("{config_path}: {e}")))?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("{config_path}: {e}")))?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers.len() {
-            return Err(invalid(format!(
-                "{config_path} lists {} layers, manifest.json {}",
-                diff_ids.len(),
-                manifest.layers.len()
-            )));
+            return Err(invalid(format!("{config_path} lists {} layers, manifest.json {}", diff_ids.len(), manifest.layers.len())));
         }
         let mut infos = Vec::new();
         for (layer_path, diff_id) in manifest.layers.iter().zip(diff_ids) {
             let layer_path = normalize(Path::new(layer_path));
-            let info = match (
-                layers.get(&layer_path),
-                layer_path.strip_prefix("blobs/sha256/"),
-            ) {
+            let info = match (layers.get(&layer_path), layer_path.strip_prefix("blobs/sha256/")) {
                 (Some(info), _) => info.clone(),
                 // Newer docker archives store plain layer tars as blobs (verified
                 // on the way in): gzip them into proper layer blobs.
                 (None, Some(hex)) => {
                     let raw = store.blob_path(&Digest::from_hex(hex).map_err(StoreError::from)?);
-                    let mut file = File::open(&raw)
-                        .map_err(|_| invalid(format!("layer {layer_path} is missing")))?;
-                    let layer = gzip_layer(store, &mut file)
-                        .map_err(|e| invalid(format!("layer {layer_path}: {e}")))?;
+                    let mut file = File::open(&raw).map_err(|_| invalid(format!("layer {layer_path} is missing")))?;
+                    let layer = gzip_layer(store, &mut file).map_err(|e| invalid(format!("layer {layer_path}: {e}")))?;
                     added.push(layer.digest.0.clone());
                     layer
                 }
                 (None, None) => return Err(invalid(format!("layer {layer_path} is missing"))),
             };
             if info.diff_id.0.to_string() != *diff_id {
-                return Err(invalid(format!(
-                    "layer {layer_path} hashes to {}, the config says {diff_id}",
-                    info.diff_id
-                )));
+                return Err(invalid(format!("layer {layer_path} hashes to {}, the config says {diff_id}", info.diff_id)));
             }
             infos.push(info);
         }
         let name = match (rename, manifest.repo_tags.as_ref().and_then(|t| t.first())) {
             (Some(name), _) => name.clone(),
-            (None, Some(tag)) => tag
-                .trim_start_matches("docker.io/")
-                .trim_start_matches("library/")
-                .parse()?,
+            (None, Some(tag)) => tag.trim_start_matches("docker.io/").trim_start_matches("library/").parse()?,
             (None, None) => return Err(ArchiveError::Unnamed { name: config_path }),
         };
-        let config_digest = store_blob(
-            store,
-            &mut &config_bytes[..],
-            Some(&Digest::of(&config_bytes)),
-            added,
-        )?;
-        let manifest =
-            super::store::manifest_for(store, &config_digest, config_bytes.len() as u64, &infos)?;
+        let config_digest = store_blob(store, &mut &config_bytes[..], Some(&Digest::of(&config_bytes)), added)?;
+        let manifest = super::store::manifest_for(store, &config_digest, config_bytes.len() as u64, &infos)?;
         added.push(Digest::try_from(manifest.digest()).map_err(StoreError::from)?);
         out.push(Imported { name, manifest });
     }

@@ -20,14 +20,7 @@ impl BlobWriter {
     pub(super) fn new(blobs_dir: &Path) -> Result<BlobWriter, StoreError> {
         let tmp = atomic::temp_path_for(&blobs_dir.join("blob"));
         let file = File::create(&tmp).map_err(StoreError::io("create", &tmp))?;
-        Ok(BlobWriter {
-            blobs_dir: blobs_dir.to_owned(),
-            tmp,
-            out: Some(HashingWriter::new(io::BufWriter::with_capacity(
-                1 << 20,
-                file,
-            ))),
-        })
+        Ok(BlobWriter { blobs_dir: blobs_dir.to_owned(), tmp, out: Some(HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file))) })
     }
 
     /// Syncs and names the blob. Writing content the store already has
@@ -57,10 +50,7 @@ impl BlobWriter {
     pub fn finish_expecting(self, expected: &Digest) -> Result<u64, StoreError> {
         let got = self.out.as_ref().expect("not finished").digest();
         if got != *expected {
-            return Err(StoreError::DigestMismatch {
-                expected: expected.clone(),
-                got,
-            });
+            return Err(StoreError::DigestMismatch { expected: expected.clone(), got });
         }
         Ok(self.finish()?.1)
     }

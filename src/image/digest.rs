@@ -25,9 +25,7 @@ impl Digest {
     }
 
     fn from_hasher(hasher: Sha256) -> Digest {
-        Digest {
-            hex: hex::encode(hasher.finalize()),
-        }
+        Digest { hex: hex::encode(hasher.finalize()) }
     }
 
     pub fn hex(&self) -> &str {
@@ -42,18 +40,11 @@ impl Digest {
 impl FromStr for Digest {
     type Err = InvalidDigest;
     fn from_str(s: &str) -> Result<Digest, InvalidDigest> {
-        let hex = s.strip_prefix("sha256:").filter(|h| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
+        let hex =
+            s.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         match hex {
-            Some(hex) => Ok(Digest {
-                hex: hex.to_owned(),
-            }),
-            None => Err(InvalidDigest {
-                shown: format!("{s:?}"),
-            }),
+            Some(hex) => Ok(Digest { hex: hex.to_owned() }),
+            None => Err(InvalidDigest { shown: format!("{s:?}") }),
         }
     }
 }
@@ -66,9 +57,7 @@ impl fmt::Display for Digest {
 
 impl From<&Digest> for oci_spec::image::Digest {
     fn from(d: &Digest) -> Self {
-        d.to_string()
-            .parse()
-            .expect("a sha256 digest is an OCI digest")
+        d.to_string().parse().expect("a sha256 digest is an OCI digest")
     }
 }
 
@@ -109,11 +98,7 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
+        HashingWriter { inner, hasher: Sha256::new(), bytes: 0 }
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
@@ -147,11 +132,7 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
+        HashingReader { inner, hasher: Sha256::new(), bytes: 0 }
     }
 
     /// Reads what is left, so the digest covers the whole stream, and
@@ -178,17 +159,11 @@ mod tests {
     #[test]
     fn parses_and_prints() {
         let d = Digest::of(b"");
-        assert_eq!(
-            d.to_string(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
-        for bad in [
-            "sha256:abc",
-            "md5:e3b0",
-            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-            "sha256:../../etc/passwd",
-        ] {
+        for bad in
+            ["sha256:abc", "md5:e3b0", "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "sha256:../../etc/passwd"]
+        {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }

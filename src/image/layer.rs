@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -55,20 +55,13 @@ pub struct LayerOptions {
 impl LayerOptions {
     /// `SOURCE_DATE_EPOCH` when set (reproducible-builds.org), else 0.
     pub fn from_env() -> LayerOptions {
-        let mtime = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+        let mtime = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
         LayerOptions { mtime }
     }
 }
 
 /// Writes the whole tree under `dir` as one layer.
-pub fn write_tree(
-    store: &Store,
-    dir: &Path,
-    options: LayerOptions,
-) -> Result<LayerInfo, LayerError> {
+pub fn write_tree(store: &Store, dir: &Path, options: LayerOptions) -> Result<LayerInfo, LayerError> {
     let mut writer = LayerWriter::new(store, options)?;
     walk(dir, Path::new(""), &mut |rel, meta| {
         writer.add(dir, rel, meta)?;
@@ -80,12 +73,7 @@ pub fn write_tree(
 /// Writes what changed from `base` to `new` as one layer: entries that are
 /// new or differ (type, mode, owner, content, link target, xattrs), their
 /// parent directories, and a whiteout for everything `new` no longer has.
-pub fn write_diff(
-    store: &Store,
-    base: &Path,
-    new: &Path,
-    options: LayerOptions,
-) -> Result<LayerInfo, LayerError> {
+pub fn write_diff(store: &Store, base: &Path, new: &Path, options: LayerOptions) -> Result<LayerInfo, LayerError> {
     let mut writer = LayerWriter::new(store, options)?;
     walk(new, Path::new(""), &mut |rel, meta| {
         let old = fs::symlink_metadata(base.join(rel)).ok();
@@ -101,8 +89,7 @@ pub fn write_diff(
             for gone in removed_children(&base.join(rel), &new.join(rel))? {
                 // Parents of a child of `rel`: `rel` itself and everything above it.
                 writer.ensure_parents(new, &rel.join(&gone))?;
-                writer
-                    .whiteout(&rel.join(format!("{WHITEOUT_PREFIX}{}", gone.to_string_lossy())))?;
+                writer.whiteout(&rel.join(format!("{WHITEOUT_PREFIX}{}", gone.to_string_lossy())))?;
             }
         }
         Ok(true)
@@ -112,17 +99,10 @@ pub fn write_diff(
 
 /// Visits every entry below `dir` depth-first, each directory's children
 /// sorted by name bytes. `rel` is the path relative to the walk's root.
-fn walk(
-    root: &Path,
-    rel: &Path,
-    visit: &mut dyn FnMut(&Path, &Metadata) -> Result<bool, LayerError>,
-) -> Result<(), LayerError> {
+fn walk(root: &Path, rel: &Path, visit: &mut dyn FnMut(&Path, &Metadata) -> Result<bool, LayerError>) -> Result<(), LayerError> {
     let dir = root.join(rel);
-    let mut names: Vec<_> = fs::read_dir(&dir)
-        .map_err(read_err(&dir))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(read_err(&dir))?;
+    let mut names: Vec<_> =
+        fs::read_dir(&dir).map_err(read_err(&dir))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(read_err(&dir))?;
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     for name in names {
         let child = rel.join(&name);
@@ -135,10 +115,7 @@ fn walk(
     Ok(())
 }
 
-fn removed_children(
-    base_dir: &Path,
-    new_dir: &Path,
-) -> Result<Vec<std::ffi::OsString>, LayerError> {
+fn removed_children(base_dir: &Path, new_dir: &Path) -> Result<Vec<std::ffi::OsString>, LayerError> {
     let mut gone: Vec<_> = fs::read_dir(base_dir)
         .map_err(read_err(base_dir))?
         .filter_map(|e| e.ok().map(|e| e.file_name()))
@@ -148,12 +125,7 @@ fn removed_children(
     Ok(gone)
 }
 
-fn same_entry(
-    old_path: &Path,
-    old: &Metadata,
-    new_path: &Path,
-    new: &Metadata,
-) -> Result<bool, LayerError> {
+fn same_entry(old_path: &Path, old: &Metadata, new_path: &Path, new: &Metadata) -> Result<bool, LayerError> {
     if old.file_type() != new.file_type()
         || old.mode() != new.mode()
         || old.uid() != new.uid()
@@ -166,8 +138,7 @@ fn same_entry(
         return Ok(false);
     }
     if new.file_type().is_symlink() {
-        return Ok(fs::read_link(old_path).map_err(read_err(old_path))?
-            == fs::read_link(new_path).map_err(read_err(new_path))?);
+        return Ok(fs::read_link(old_path).map_err(read_err(old_path))? == fs::read_link(new_path).map_err(read_err(new_path))?);
     }
     if new.is_file() {
         return Ok(old.size() == new.size() && same_content(old_path, new_path)?);
@@ -213,7 +184,54 @@ fn xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>, LayerError> {
     Ok(out)
 }
 
-type Sink = HashingWriter<GzEncoder<BlobWriter>>;
+type Sink = HashingWriter<Gzip>;
+
+/// The compressor every layer goes through. zlib's output can depend on how
+/// its input is split into writes, so input reaches it in fixed 64 KiB
+/// chunks whatever the caller's write sizes: the tar builder here and the
+/// plain copy of a docker archive's layer produce the same blob.
+pub struct Gzip {
+    encoder: GzEncoder<BlobWriter>,
+    pending: Vec<u8>,
+}
+
+const GZIP_CHUNK: usize = 64 * 1024;
+
+impl Gzip {
+    pub fn new(blob: BlobWriter) -> Gzip {
+        Gzip {
+            encoder: flate2::GzBuilder::new().mtime(0).operating_system(255).write(blob, Compression::new(6)),
+            pending: Vec::with_capacity(GZIP_CHUNK),
+        }
+    }
+
+    pub fn finish(mut self) -> io::Result<BlobWriter> {
+        self.encoder.write_all(&self.pending)?;
+        self.encoder.finish()
+    }
+}
+
+impl Write for Gzip {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let total = buf.len();
+        while !buf.is_empty() {
+            let take = (GZIP_CHUNK - self.pending.len()).min(buf.len());
+            self.pending.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.pending.len() == GZIP_CHUNK {
+                self.encoder.write_all(&self.pending)?;
+                self.pending.clear();
+            }
+        }
+        Ok(total)
+    }
+
+    /// Compressed output only ever ends at `finish`: a flush here would
+    /// change the bytes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 struct LayerWriter {
     tar: tar::Builder<Sink>,
@@ -225,18 +243,9 @@ struct LayerWriter {
 
 impl LayerWriter {
     fn new(store: &Store, options: LayerOptions) -> Result<LayerWriter, LayerError> {
-        let gzip = flate2::GzBuilder::new()
-            .mtime(0)
-            .operating_system(255)
-            .write(store.blob_writer()?, Compression::new(6));
-        let mut tar = tar::Builder::new(HashingWriter::new(gzip));
+        let mut tar = tar::Builder::new(HashingWriter::new(Gzip::new(store.blob_writer()?)));
         tar.mode(tar::HeaderMode::Deterministic);
-        Ok(LayerWriter {
-            tar,
-            options,
-            links: HashMap::new(),
-            emitted_dirs: BTreeSet::new(),
-        })
+        Ok(LayerWriter { tar, options, links: HashMap::new(), emitted_dirs: BTreeSet::new() })
     }
 
     fn header(&self, meta: &Metadata, entry_type: EntryType) -> Header {
@@ -253,12 +262,7 @@ impl LayerWriter {
     /// Directories above `rel` that a diff has not written yet, so every
     /// entry's parents come before it with their own mode and owner.
     fn ensure_parents(&mut self, root: &Path, rel: &Path) -> Result<(), LayerError> {
-        let parents: Vec<PathBuf> = rel
-            .ancestors()
-            .skip(1)
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .collect();
+        let parents: Vec<PathBuf> = rel.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).collect();
         for parent in parents.into_iter().rev() {
             if !self.emitted_dirs.contains(&parent) {
                 let path = root.join(&parent);
@@ -274,10 +278,7 @@ impl LayerWriter {
         let kind = meta.file_type();
         if kind.is_char_device() && meta.rdev() == 0 {
             // overlayfs marks a deleted file with a 0:0 character device.
-            let name = format!(
-                "{WHITEOUT_PREFIX}{}",
-                rel.file_name().unwrap_or_default().to_string_lossy()
-            );
+            let name = format!("{WHITEOUT_PREFIX}{}", rel.file_name().unwrap_or_default().to_string_lossy());
             return self.whiteout(&rel.with_file_name(name));
         }
         if kind.is_socket() {
@@ -287,33 +288,21 @@ impl LayerWriter {
         let tar_err = LayerError::Write;
         if kind.is_dir() {
             let mut header = self.header(meta, EntryType::Directory);
-            self.tar
-                .append_data(&mut header, rel, io::empty())
-                .map_err(tar_err)?;
+            self.tar.append_data(&mut header, rel, io::empty()).map_err(tar_err)?;
             self.emitted_dirs.insert(rel.to_owned());
-            if xattr::get(&path, OVERLAY_OPAQUE_XATTR)
-                .ok()
-                .flatten()
-                .as_deref()
-                == Some(b"y")
-            {
+            if xattr::get(&path, OVERLAY_OPAQUE_XATTR).ok().flatten().as_deref() == Some(b"y") {
                 self.whiteout(&rel.join(OPAQUE_WHITEOUT))?;
             }
         } else if kind.is_symlink() {
             let target = fs::read_link(&path).map_err(read_err(&path))?;
             let mut header = self.header(meta, EntryType::Symlink);
-            self.tar
-                .append_link(&mut header, rel, target)
-                .map_err(tar_err)?;
+            self.tar.append_link(&mut header, rel, target).map_err(tar_err)?;
         } else if kind.is_file() {
             let key = (meta.dev(), meta.ino());
             if meta.nlink() > 1 {
                 if let Some(first) = self.links.get(&key).cloned() {
                     let mut header = self.header(meta, EntryType::Link);
-                    return self
-                        .tar
-                        .append_link(&mut header, rel, first)
-                        .map_err(tar_err);
+                    return self.tar.append_link(&mut header, rel, first).map_err(tar_err);
                 }
                 self.links.insert(key, rel.to_owned());
             }
@@ -323,9 +312,7 @@ impl LayerWriter {
             // A file that changes size while we read it would corrupt the
             // tar stream: read exactly the size the header announces.
             let mut limited = io::BufReader::with_capacity(256 * 1024, file).take(meta.size());
-            self.tar
-                .append_data(&mut header, rel, &mut limited)
-                .map_err(tar_err)?;
+            self.tar.append_data(&mut header, rel, &mut limited).map_err(tar_err)?;
         } else if kind.is_fifo() || kind.is_char_device() || kind.is_block_device() {
             let entry_type = if kind.is_fifo() {
                 EntryType::Fifo
@@ -336,15 +323,9 @@ impl LayerWriter {
             };
             let mut header = self.header(meta, entry_type);
             let rdev = meta.rdev();
-            header
-                .set_device_major(libc::major(rdev))
-                .map_err(tar_err)?;
-            header
-                .set_device_minor(libc::minor(rdev))
-                .map_err(tar_err)?;
-            self.tar
-                .append_data(&mut header, rel, io::empty())
-                .map_err(tar_err)?;
+            header.set_device_major(libc::major(rdev)).map_err(tar_err)?;
+            header.set_device_minor(libc::minor(rdev)).map_err(tar_err)?;
+            self.tar.append_data(&mut header, rel, io::empty()).map_err(tar_err)?;
         }
         Ok(())
     }
@@ -354,13 +335,8 @@ impl LayerWriter {
         if attrs.is_empty() {
             return Ok(());
         }
-        let records: Vec<(String, Vec<u8>)> = attrs
-            .into_iter()
-            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
-            .collect();
-        self.tar
-            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-            .map_err(LayerError::Write)
+        let records: Vec<(String, Vec<u8>)> = attrs.into_iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v)).collect();
+        self.tar.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(LayerError::Write)
     }
 
     /// An empty regular file named `.wh.<name>`, as the OCI spec marks deletions.
@@ -372,9 +348,7 @@ impl LayerWriter {
         header.set_gid(0);
         header.set_mtime(self.options.mtime);
         header.set_size(0);
-        self.tar
-            .append_data(&mut header, rel, io::empty())
-            .map_err(LayerError::Write)
+        self.tar.append_data(&mut header, rel, io::empty()).map_err(LayerError::Write)
     }
 
     fn finish(self) -> Result<LayerInfo, LayerError> {
@@ -382,11 +356,7 @@ impl LayerWriter {
         let (gzip, diff_id, _) = hashing.finish();
         let blob = gzip.finish().map_err(LayerError::Write)?;
         let (digest, size) = blob.finish()?;
-        Ok(LayerInfo {
-            digest: LayerDigest(digest),
-            diff_id: DiffId(diff_id),
-            size,
-        })
+        Ok(LayerInfo { digest: LayerDigest(digest), diff_id: DiffId(diff_id), size })
     }
 }
 
@@ -416,9 +386,7 @@ mod tests {
         fs::write(tree.path().join("app/hello.txt"), "meow\n").unwrap();
         let second = write_tree(&Store::open(b.path()).unwrap(), tree.path(), opts).unwrap();
         assert_eq!(first, second);
-        let blob = |root: &Path| {
-            fs::read(root.join("store/blobs/sha256").join(first.digest.0.hex())).unwrap()
-        };
+        let blob = |root: &Path| fs::read(root.join("store/blobs/sha256").join(first.digest.0.hex())).unwrap();
         assert_eq!(blob(a.path()), blob(b.path()));
     }
 
@@ -435,14 +403,7 @@ mod tests {
         let layer = write_diff(&store, base.path(), new.path(), LayerOptions { mtime: 0 }).unwrap();
         let blob = File::open(store.blob_path(&layer.digest.0)).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            names,
-            ["added", "app", "app/.wh.link", "app/hard", "app/hello.txt"]
-        );
+        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["added", "app", "app/.wh.link", "app/hard", "app/hello.txt"]);
     }
 }

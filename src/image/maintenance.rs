@@ -38,19 +38,11 @@ struct Reach {
 }
 
 fn reach(store: &Store) -> Result<Reach, StoreError> {
-    let mut reach = Reach {
-        blobs: BTreeMap::new(),
-        diff_ids: BTreeSet::new(),
-        missing: Vec::new(),
-    };
+    let mut reach = Reach { blobs: BTreeMap::new(), diff_ids: BTreeSet::new(), missing: Vec::new() };
     for (tag, descriptor) in store.tags()? {
         let manifest_digest = Digest::try_from(descriptor.digest())?;
         let add = |d: &Digest, reach: &mut Reach| {
-            reach
-                .blobs
-                .entry(d.clone())
-                .or_default()
-                .insert(tag.clone());
+            reach.blobs.entry(d.clone()).or_default().insert(tag.clone());
             if !store.has_blob(d) {
                 reach.missing.push((d.to_string(), tag.clone()));
             }
@@ -61,10 +53,7 @@ fn reach(store: &Store) -> Result<Reach, StoreError> {
             Err(StoreError::MissingBlob(_) | StoreError::DigestMismatch { .. }) => continue,
             Err(e) => return Err(e),
         };
-        add(
-            &Digest::try_from(image.manifest.config().digest())?,
-            &mut reach,
-        );
+        add(&Digest::try_from(image.manifest.config().digest())?, &mut reach);
         for layer in image.layers()? {
             add(&layer.digest.0, &mut reach);
             reach.diff_ids.insert(layer.diff_id.0.hex().to_owned());
@@ -80,14 +69,8 @@ fn blob_files(store: &Store) -> Result<Vec<(String, PathBuf, u64)>, StoreError> 
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
         let entry = entry.map_err(StoreError::io("list", &dir))?;
-        let meta = entry
-            .metadata()
-            .map_err(StoreError::io("stat", &entry.path()))?;
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            entry.path(),
-            meta.len(),
-        ));
+        let meta = entry.metadata().map_err(StoreError::io("stat", &entry.path()))?;
+        out.push((entry.file_name().to_string_lossy().into_owned(), entry.path(), meta.len()));
     }
     out.sort();
     Ok(out)
@@ -101,9 +84,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
         }
         report.blobs_checked += 1;
         let file = File::open(&path).map_err(StoreError::io("read", &path))?;
-        let (_, digest, _) = HashingReader::new(io::BufReader::with_capacity(1 << 20, file))
-            .finish()
-            .map_err(StoreError::io("read", &path))?;
+        let (_, digest, _) =
+            HashingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish().map_err(StoreError::io("read", &path))?;
         if digest.hex() != name {
             report.corrupted.push(format!("sha256:{name}"));
         }
@@ -164,10 +146,7 @@ fn make_writable(dir: &Path) {
     if let Ok(meta) = fs::symlink_metadata(dir)
         && meta.is_dir()
     {
-        let _ = fs::set_permissions(
-            dir,
-            fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
-        );
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(meta.permissions().mode() | 0o700));
         if let Ok(entries) = fs::read_dir(dir) {
             for entry in entries.flatten() {
                 make_writable(&entry.path());
@@ -183,9 +162,7 @@ fn tree_bytes(path: &Path) -> u64 {
     if !meta.is_dir() {
         return meta.len();
     }
-    fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum())
-        .unwrap_or(0)
+    fs::read_dir(path).map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum()).unwrap_or(0)
 }
 
 /// One repository's cost: everything its tags reach, what only it uses,
@@ -201,27 +178,13 @@ pub struct DuRow {
 
 pub fn du(store: &Store) -> Result<(Vec<DuRow>, u64), StoreError> {
     let reach = reach(store)?;
-    let size = |d: &Digest| {
-        fs::metadata(store.blob_path(d))
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
-    let repository = |tag: &str| {
-        tag.parse::<ImageRef>()
-            .map(|r| r.repository().to_owned())
-            .unwrap_or_else(|_| tag.to_owned())
-    };
+    let size = |d: &Digest| fs::metadata(store.blob_path(d)).map(|m| m.len()).unwrap_or(0);
+    let repository = |tag: &str| tag.parse::<ImageRef>().map(|r| r.repository().to_owned()).unwrap_or_else(|_| tag.to_owned());
     let mut rows: BTreeMap<String, DuRow> = BTreeMap::new();
     for (tag, _) in store.tags()? {
         let repo = repository(&tag);
         rows.entry(repo.clone())
-            .or_insert_with(|| DuRow {
-                repository: repo,
-                tags: Vec::new(),
-                total: 0,
-                own: 0,
-                shared: 0,
-            })
+            .or_insert_with(|| DuRow { repository: repo, tags: Vec::new(), total: 0, own: 0, shared: 0 })
             .tags
             .push(tag);
     }

@@ -4,9 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{shown} is not a valid image reference: use name[:tag] with a-z, 0-9, '.', '_', '-' and '/' in the name"
-)]
+#[error("{shown} is not a valid image reference: use name[:tag] with a-z, 0-9, '.', '_', '-' and '/' in the name")]
 pub struct InvalidRef {
     shown: String,
 }
@@ -38,9 +36,7 @@ fn valid_repository(s: &str) -> bool {
         && s.len() <= 255
         && s.split('/').all(|part| {
             !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && part.as_bytes()[0].is_ascii_alphanumeric()
         })
 }
@@ -50,8 +46,7 @@ fn valid_tag(s: &str) -> bool {
         && s.len() <= 128
         && s.as_bytes()[0] != b'.'
         && s.as_bytes()[0] != b'-'
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl FromStr for ImageRef {
@@ -65,14 +60,9 @@ impl FromStr for ImageRef {
             None => (s, "latest"),
         };
         if valid_repository(repository) && valid_tag(tag) {
-            Ok(ImageRef {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-            })
+            Ok(ImageRef { repository: repository.to_owned(), tag: tag.to_owned() })
         } else {
-            Err(InvalidRef {
-                shown: format!("{s:?}"),
-            })
+            Err(InvalidRef { shown: format!("{s:?}") })
         }
     }
 }
@@ -91,13 +81,8 @@ mod tests {
     fn parses_names_and_tags() {
         let r: ImageRef = "berth/stack-run:bookworm".parse().unwrap();
         assert_eq!((r.repository(), r.tag()), ("berth/stack-run", "bookworm"));
-        assert_eq!(
-            "catmeow".parse::<ImageRef>().unwrap().to_string(),
-            "catmeow:latest"
-        );
-        for bad in [
-            "", "Cat", "a//b", "/abs", "a:", "a:b:c", "../x", "a b", "a:$(id)", "a:-x",
-        ] {
+        assert_eq!("catmeow".parse::<ImageRef>().unwrap().to_string(), "catmeow:latest");
+        for bad in ["", "Cat", "a//b", "/abs", "a:", "a:b:c", "../x", "a b", "a:$(id)", "a:-x"] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
         }
     }

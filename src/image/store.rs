@@ -7,8 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
-    Descriptor, DescriptorBuilder, ImageConfiguration, ImageIndex, ImageIndexBuilder,
-    ImageManifest, ImageManifestBuilder, MediaType,
+    Descriptor, DescriptorBuilder, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType,
 };
 
 use super::blob::BlobWriter;
@@ -54,11 +53,7 @@ pub enum StoreError {
 impl StoreError {
     pub fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
         let path = path.to_owned();
-        move |source| StoreError::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| StoreError::Io { action, path, source }
     }
 }
 
@@ -112,10 +107,7 @@ pub struct Store {
 impl Store {
     /// Opens the layout under `berth_root`, creating an empty one if missing.
     pub fn open(berth_root: &Path) -> Result<Store, StoreError> {
-        let store = Store {
-            dir: berth_root.join("store"),
-            lock_path: berth_root.join("store.lock"),
-        };
+        let store = Store { dir: berth_root.join("store"), lock_path: berth_root.join("store.lock") };
         let blobs = store.blobs_dir();
         if !blobs.is_dir() {
             fs::create_dir_all(&blobs).map_err(StoreError::io("create", &blobs))?;
@@ -152,9 +144,7 @@ impl Store {
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64), StoreError> {
         use std::io::Write;
         let mut writer = self.blob_writer()?;
-        writer
-            .write_all(bytes)
-            .map_err(StoreError::io("write", &self.blobs_dir()))?;
+        writer.write_all(bytes).map_err(StoreError::io("write", &self.blobs_dir()))?;
         writer.finish()
     }
 
@@ -170,25 +160,14 @@ impl Store {
         };
         let got = Digest::of(&bytes);
         if got != *digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                got,
-            });
+            return Err(StoreError::DigestMismatch { expected: digest.clone(), got });
         }
         Ok(bytes)
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        what: &'static str,
-        digest: &Digest,
-    ) -> Result<T, StoreError> {
+    fn read_json<T: serde::de::DeserializeOwned>(&self, what: &'static str, digest: &Digest) -> Result<T, StoreError> {
         let bytes = self.read_blob(digest)?;
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
-            what,
-            digest: digest.to_string(),
-            source,
-        })
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json { what, digest: digest.to_string(), source })
     }
 
     /// Serialises `value` as the blob's exact bytes and stores it.
@@ -223,10 +202,7 @@ impl Store {
     pub fn index(&self) -> Result<ImageIndex, StoreError> {
         let path = self.index_path();
         let bytes = fs::read(&path).map_err(StoreError::io("read", &path))?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Index {
-            path,
-            why: e.to_string(),
-        })
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Index { path, why: e.to_string() })
     }
 
     fn write_index(&self, index: &ImageIndex) -> Result<(), StoreError> {
@@ -236,21 +212,12 @@ impl Store {
 
     /// Every tag with the manifest it names, in index order.
     pub fn tags(&self) -> Result<Vec<(String, Descriptor)>, StoreError> {
-        Ok(self
-            .index()?
-            .manifests()
-            .iter()
-            .filter_map(|d| Some((d.annotations().as_ref()?.get(REF_NAME)?.clone(), d.clone())))
-            .collect())
+        Ok(self.index()?.manifests().iter().filter_map(|d| Some((d.annotations().as_ref()?.get(REF_NAME)?.clone(), d.clone()))).collect())
     }
 
     pub fn resolve(&self, name: &ImageRef) -> Result<Descriptor, StoreError> {
         let wanted = name.to_string();
-        self.tags()?
-            .into_iter()
-            .find(|(n, _)| *n == wanted)
-            .map(|(_, d)| d)
-            .ok_or(StoreError::NoSuchTag(wanted))
+        self.tags()?.into_iter().find(|(n, _)| *n == wanted).map(|(_, d)| d).ok_or(StoreError::NoSuchTag(wanted))
     }
 
     /// Points `name` at `manifest`, replacing what it named before.
@@ -262,12 +229,7 @@ impl Store {
         let mut annotations = HashMap::new();
         annotations.insert(REF_NAME.to_owned(), text.clone());
         tagged.set_annotations(Some(annotations));
-        let mut manifests: Vec<Descriptor> = index
-            .manifests()
-            .iter()
-            .filter(|d| ref_name(d) != Some(&text))
-            .cloned()
-            .collect();
+        let mut manifests: Vec<Descriptor> = index.manifests().iter().filter(|d| ref_name(d) != Some(&text)).cloned().collect();
         manifests.push(tagged);
         index.set_manifests(manifests);
         self.write_index(&index)
@@ -279,12 +241,7 @@ impl Store {
         let mut index = self.index()?;
         let text = name.to_string();
         let before = index.manifests().len();
-        let manifests: Vec<Descriptor> = index
-            .manifests()
-            .iter()
-            .filter(|d| ref_name(d) != Some(&text))
-            .cloned()
-            .collect();
+        let manifests: Vec<Descriptor> = index.manifests().iter().filter(|d| ref_name(d) != Some(&text)).cloned().collect();
         if manifests.len() == before {
             return Err(StoreError::NoSuchTag(text));
         }
@@ -303,11 +260,7 @@ impl Store {
     pub fn image_by_digest(&self, manifest_digest: &Digest) -> Result<Image, StoreError> {
         let manifest = self.manifest(manifest_digest)?;
         let config = self.config(&Digest::try_from(manifest.config().digest())?)?;
-        Ok(Image {
-            manifest_digest: manifest_digest.clone(),
-            manifest,
-            config,
-        })
+        Ok(Image { manifest_digest: manifest_digest.clone(), manifest, config })
     }
 
     pub fn image(&self, name: &ImageRef) -> Result<Image, StoreError> {
@@ -317,12 +270,7 @@ impl Store {
 
     /// Stores `config` and a manifest over `layers` (already in the store)
     /// and tags it `name`. Returns the manifest's descriptor.
-    pub fn write_image(
-        &self,
-        name: &ImageRef,
-        layers: &[LayerInfo],
-        config: &ImageConfiguration,
-    ) -> Result<Descriptor, StoreError> {
+    pub fn write_image(&self, name: &ImageRef, layers: &[LayerInfo], config: &ImageConfiguration) -> Result<Descriptor, StoreError> {
         let (config_digest, config_size) = self.put_json(config)?;
         let manifest_descriptor = manifest_for(self, &config_digest, config_size, layers)?;
         self.set_tag(name, &manifest_descriptor)?;
@@ -331,24 +279,12 @@ impl Store {
 }
 
 /// Stores a manifest over a config and layers already in the store.
-pub fn manifest_for(
-    store: &Store,
-    config_digest: &Digest,
-    config_size: u64,
-    layers: &[LayerInfo],
-) -> Result<Descriptor, StoreError> {
-    let layer_descriptors = layers
-        .iter()
-        .map(|l| descriptor(MediaType::ImageLayerGzip, &l.digest.0, l.size))
-        .collect::<Vec<_>>();
+pub fn manifest_for(store: &Store, config_digest: &Digest, config_size: u64, layers: &[LayerInfo]) -> Result<Descriptor, StoreError> {
+    let layer_descriptors = layers.iter().map(|l| descriptor(MediaType::ImageLayerGzip, &l.digest.0, l.size)).collect::<Vec<_>>();
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(
-            MediaType::ImageConfig,
-            config_digest,
-            config_size,
-        ))
+        .config(descriptor(MediaType::ImageConfig, config_digest, config_size))
         .layers(layer_descriptors)
         .build()
         .expect("manifest has every required field");

@@ -48,10 +48,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UnpackError + use<> {
 }
 
 fn refused(entry: &Path, why: &'static str) -> UnpackError {
-    UnpackError::Refused {
-        entry: entry.to_string_lossy().into_owned(),
-        why,
-    }
+    UnpackError::Refused { entry: entry.to_string_lossy().into_owned(), why }
 }
 
 pub fn layers_dir(berth_root: &Path) -> PathBuf {
@@ -59,11 +56,7 @@ pub fn layers_dir(berth_root: &Path) -> PathBuf {
 }
 
 /// The unpacked directory of `layer`, unpacking it first if needed.
-pub fn unpacked(
-    berth_root: &Path,
-    store: &Store,
-    layer: &LayerInfo,
-) -> Result<PathBuf, UnpackError> {
+pub fn unpacked(berth_root: &Path, store: &Store, layer: &LayerInfo) -> Result<PathBuf, UnpackError> {
     let dir = layers_dir(berth_root);
     let target = dir.join(layer.diff_id.0.hex());
     if target.is_dir() {
@@ -72,16 +65,12 @@ pub fn unpacked(
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let tmp = atomic::temp_path_for(&target);
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    let result =
-        unpack_verified(store, layer, &tmp).and_then(|()| match fs::rename(&tmp, &target) {
-            Ok(()) => Ok(()),
-            // Another process unpacked the same layer first: theirs is as good.
-            Err(_) if target.is_dir() => Err(UnpackError::Io {
-                path: target.clone(),
-                source: io::Error::from(io::ErrorKind::AlreadyExists),
-            }),
-            Err(e) => Err(io_err(&target)(e)),
-        });
+    let result = unpack_verified(store, layer, &tmp).and_then(|()| match fs::rename(&tmp, &target) {
+        Ok(()) => Ok(()),
+        // Another process unpacked the same layer first: theirs is as good.
+        Err(_) if target.is_dir() => Err(UnpackError::Io { path: target.clone(), source: io::Error::from(io::ErrorKind::AlreadyExists) }),
+        Err(e) => Err(io_err(&target)(e)),
+    });
     match result {
         Ok(()) => Ok(target),
         Err(UnpackError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
@@ -98,39 +87,21 @@ pub fn unpacked(
 fn unpack_verified(store: &Store, layer: &LayerInfo, dest: &Path) -> Result<(), UnpackError> {
     let path = store.blob_path(&layer.digest.0);
     let file = File::open(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => {
-            UnpackError::Store(StoreError::MissingBlob(layer.digest.0.clone()))
-        }
+        io::ErrorKind::NotFound => UnpackError::Store(StoreError::MissingBlob(layer.digest.0.clone())),
         _ => io_err(&path)(e),
     })?;
     let compressed = HashingReader::new(BufReader::with_capacity(1 << 20, file));
     let tar_stream = HashingReader::new(MultiGzDecoder::new(compressed));
-    let mut archive = tar::Archive::new(EndPadding {
-        inner: tar_stream,
-        zeros_left: 1536,
-    });
+    let mut archive = tar::Archive::new(EndPadding { inner: tar_stream, zeros_left: 1536 });
     unpack_entries(&mut archive, dest, &layer.digest.to_string())?;
-    let corrupt = |why: String| UnpackError::Corrupt {
-        layer: layer.digest.to_string(),
-        why,
-    };
-    let (gzip, diff_id, _) = archive
-        .into_inner()
-        .inner
-        .finish()
-        .map_err(|e| corrupt(e.to_string()))?;
-    let (_, digest, _) = gzip
-        .into_inner()
-        .finish()
-        .map_err(|e| corrupt(e.to_string()))?;
+    let corrupt = |why: String| UnpackError::Corrupt { layer: layer.digest.to_string(), why };
+    let (gzip, diff_id, _) = archive.into_inner().inner.finish().map_err(|e| corrupt(e.to_string()))?;
+    let (_, digest, _) = gzip.into_inner().finish().map_err(|e| corrupt(e.to_string()))?;
     if digest != layer.digest.0 {
         return Err(corrupt(format!("the blob hashes to {digest}")));
     }
     if diff_id != layer.diff_id.0 {
-        return Err(corrupt(format!(
-            "its tar hashes to {diff_id}, not the diff_id {}",
-            layer.diff_id
-        )));
+        return Err(corrupt(format!("its tar hashes to {diff_id}, not the diff_id {}", layer.diff_id)));
     }
     Ok(())
 }
@@ -158,22 +129,12 @@ impl<R: io::Read> io::Read for EndPadding<R> {
     }
 }
 
-fn unpack_entries<R: io::Read>(
-    archive: &mut tar::Archive<R>,
-    dest: &Path,
-    layer: &str,
-) -> Result<(), UnpackError> {
+fn unpack_entries<R: io::Read>(archive: &mut tar::Archive<R>, dest: &Path, layer: &str) -> Result<(), UnpackError> {
     let is_root = is_root();
     let mut dir_modes = Vec::new();
-    let entries = archive.entries().map_err(|e| UnpackError::Corrupt {
-        layer: layer.to_owned(),
-        why: e.to_string(),
-    })?;
+    let entries = archive.entries().map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: e.to_string() })?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| UnpackError::Corrupt {
-            layer: layer.to_owned(),
-            why: e.to_string(),
-        })?;
+        let mut entry = entry.map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: e.to_string() })?;
         let raw = entry.path_bytes().into_owned();
         let shown = Path::new(OsStr::from_bytes(&raw)).to_owned();
         let Some(rel) = contained(&shown)? else {
@@ -182,14 +143,8 @@ fn unpack_entries<R: io::Read>(
         let header = entry.header();
         let entry_type = header.entry_type();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (
-            header.uid().unwrap_or(0) as u32,
-            header.gid().unwrap_or(0) as u32,
-        );
-        let name = rel
-            .file_name()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or_default();
+        let (uid, gid) = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
+        let name = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
         let target = dest.join(&rel);
         make_parents(dest, &rel)?;
 
@@ -218,8 +173,7 @@ fn unpack_entries<R: io::Read>(
                 }
                 apply_xattrs(&mut entry, &target)?;
                 if is_root {
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
-                        .map_err(io_err(&target))?;
+                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
                 }
                 // Modes last: a read-only directory must still take its children.
                 dir_modes.push((target, mode));
@@ -234,45 +188,30 @@ fn unpack_entries<R: io::Read>(
                     .mode(0o600)
                     .open(&target)
                     .map_err(io_err(&target))?;
-                let copied = io::copy(&mut entry, &mut file).map_err(|e| UnpackError::Corrupt {
-                    layer: layer.to_owned(),
-                    why: format!("{}: {e}", shown.display()),
-                })?;
+                let copied = io::copy(&mut entry, &mut file)
+                    .map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: format!("{}: {e}", shown.display()) })?;
                 if copied != size {
                     return Err(UnpackError::Corrupt {
                         layer: layer.to_owned(),
-                        why: format!(
-                            "{} claims {size} bytes but the archive holds {copied}",
-                            shown.display()
-                        ),
+                        why: format!("{} claims {size} bytes but the archive holds {copied}", shown.display()),
                     });
                 }
                 apply_xattrs(&mut entry, &target)?;
                 if is_root {
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
-                        .map_err(io_err(&target))?;
+                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
                 }
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                    .map_err(io_err(&target))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
             }
             EntryType::Symlink => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refused(&shown, "symlink without a target"))?
-                    .into_owned();
+                let link = entry.link_name_bytes().ok_or_else(|| refused(&shown, "symlink without a target"))?.into_owned();
                 remove_existing(&target)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target)
-                    .map_err(io_err(&target))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target).map_err(io_err(&target))?;
                 if is_root {
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
-                        .map_err(io_err(&target))?;
+                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
                 }
             }
             EntryType::Link => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refused(&shown, "hard link without a target"))?
-                    .into_owned();
+                let link = entry.link_name_bytes().ok_or_else(|| refused(&shown, "hard link without a target"))?.into_owned();
                 let Some(link_rel) = contained(Path::new(OsStr::from_bytes(&link)))? else {
                     return Err(refused(&shown, "hard link to the layer root"));
                 };
@@ -281,10 +220,7 @@ fn unpack_entries<R: io::Read>(
                 match fs::symlink_metadata(&source) {
                     Ok(m) if m.is_file() => {}
                     _ => {
-                        return Err(refused(
-                            &shown,
-                            "hard link to something that is not a file in this layer",
-                        ));
+                        return Err(refused(&shown, "hard link to something that is not a file in this layer"));
                     }
                 }
                 remove_existing(&target)?;
@@ -323,20 +259,13 @@ fn contained(path: &Path) -> Result<Option<PathBuf>, UnpackError> {
             }
         }
     }
-    Ok(if rel.as_os_str().is_empty() {
-        None
-    } else {
-        Some(rel)
-    })
+    Ok(if rel.as_os_str().is_empty() { None } else { Some(rel) })
 }
 
 /// Creates missing parents of `rel`; refuses to go through a symlink or file.
 fn make_parents(dest: &Path, rel: &Path) -> Result<(), UnpackError> {
     let mut dir = dest.to_path_buf();
-    let parents: Vec<_> = rel
-        .parent()
-        .map(|p| p.components().collect())
-        .unwrap_or_default();
+    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
     for part in parents {
         dir.push(part);
         match fs::symlink_metadata(&dir) {
@@ -350,11 +279,7 @@ fn make_parents(dest: &Path, rel: &Path) -> Result<(), UnpackError> {
 
 fn check_no_symlink_parents(dest: &Path, rel: &Path, shown: &Path) -> Result<(), UnpackError> {
     let mut dir = dest.to_path_buf();
-    for part in rel
-        .parent()
-        .map(|p| p.components().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
+    for part in rel.parent().map(|p| p.components().collect::<Vec<_>>()).unwrap_or_default() {
         dir.push(part);
         if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
             return Err(refused(shown, "hard link through a symlink"));
@@ -398,8 +323,7 @@ fn is_root() -> bool {
 
 #[allow(unsafe_code)]
 fn mknod_whiteout(path: &Path) -> Result<(), UnpackError> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| refused(path, "NUL in path"))?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| refused(path, "NUL in path"))?;
     // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
     let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
     if rc != 0 {
@@ -410,8 +334,7 @@ fn mknod_whiteout(path: &Path) -> Result<(), UnpackError> {
 
 #[allow(unsafe_code)]
 fn mkfifo(path: &Path, mode: u32) -> Result<(), UnpackError> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| refused(path, "NUL in path"))?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| refused(path, "NUL in path"))?;
     // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
     let rc = unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) };
     if rc != 0 {
@@ -430,14 +353,7 @@ mod tests {
 
     /// A tar entry with raw bytes for the name: the tar crate's own builder
     /// refuses `..`, which is exactly what these tests need to write.
-    fn raw_entry(
-        tar: &mut Vec<u8>,
-        name: &[u8],
-        kind: EntryType,
-        data: &[u8],
-        link: &[u8],
-        claimed_size: Option<u64>,
-    ) {
+    fn raw_entry(tar: &mut Vec<u8>, name: &[u8], kind: EntryType, data: &[u8], link: &[u8], claimed_size: Option<u64>) {
         let mut header = tar::Header::new_gnu();
         header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
         header.as_gnu_mut().unwrap().linkname[..link.len()].copy_from_slice(link);
@@ -455,11 +371,7 @@ mod tests {
         gz.write_all(tar).unwrap();
         let compressed = gz.finish().unwrap();
         let (digest, size) = store.put_bytes(&compressed).unwrap();
-        LayerInfo {
-            digest: LayerDigest(digest),
-            diff_id: DiffId(Digest::of(tar)),
-            size,
-        }
+        LayerInfo { digest: LayerDigest(digest), diff_id: DiffId(Digest::of(tar)), size }
     }
 
     fn setup() -> (tempfile::TempDir, Store) {
@@ -484,29 +396,16 @@ mod tests {
         let tree = tempfile::tempdir().unwrap();
         fs::create_dir_all(tree.path().join("a/b")).unwrap();
         fs::write(tree.path().join("a/b/file"), "content").unwrap();
-        fs::set_permissions(
-            tree.path().join("a/b/file"),
-            fs::Permissions::from_mode(0o751),
-        )
-        .unwrap();
+        fs::set_permissions(tree.path().join("a/b/file"), fs::Permissions::from_mode(0o751)).unwrap();
         std::os::unix::fs::symlink("b/file", tree.path().join("a/link")).unwrap();
         fs::hard_link(tree.path().join("a/b/file"), tree.path().join("a/hard")).unwrap();
         let layer = write_tree(&store, tree.path(), LayerOptions { mtime: 0 }).unwrap();
         let dir = unpacked(root.path(), &store, &layer).unwrap();
         assert_eq!(dir, layers_dir(root.path()).join(layer.diff_id.0.hex()));
         assert_eq!(fs::read_to_string(dir.join("a/b/file")).unwrap(), "content");
-        assert_eq!(
-            fs::metadata(dir.join("a/b/file")).unwrap().mode() & 0o7777,
-            0o751
-        );
-        assert_eq!(
-            fs::read_link(dir.join("a/link")).unwrap(),
-            Path::new("b/file")
-        );
-        assert_eq!(
-            fs::metadata(dir.join("a/hard")).unwrap().ino(),
-            fs::metadata(dir.join("a/b/file")).unwrap().ino()
-        );
+        assert_eq!(fs::metadata(dir.join("a/b/file")).unwrap().mode() & 0o7777, 0o751);
+        assert_eq!(fs::read_link(dir.join("a/link")).unwrap(), Path::new("b/file"));
+        assert_eq!(fs::metadata(dir.join("a/hard")).unwrap().ino(), fs::metadata(dir.join("a/b/file")).unwrap().ino());
         // A second call finds it unpacked.
         assert_eq!(unpacked(root.path(), &store, &layer).unwrap(), dir);
     }
@@ -515,11 +414,7 @@ mod tests {
     fn refuses_entries_that_climb_out() {
         let (root, store) = setup();
         let outside = root.path().join("outside");
-        for name in [
-            &b"../outside"[..],
-            b"a/../../outside",
-            b"/tmp/berth-absolute-test",
-        ] {
+        for name in [&b"../outside"[..], b"a/../../outside", b"/tmp/berth-absolute-test"] {
             let mut tar = Vec::new();
             raw_entry(&mut tar, name, EntryType::Regular, b"pwned", b"", None);
             let err = refused_and_clean(root.path(), &store, tar);
@@ -534,22 +429,8 @@ mod tests {
         let (root, store) = setup();
         let target = tempfile::tempdir().unwrap();
         let mut tar = Vec::new();
-        raw_entry(
-            &mut tar,
-            b"escape",
-            EntryType::Symlink,
-            b"",
-            target.path().as_os_str().as_bytes(),
-            None,
-        );
-        raw_entry(
-            &mut tar,
-            b"escape/pwned",
-            EntryType::Regular,
-            b"pwned",
-            b"",
-            None,
-        );
+        raw_entry(&mut tar, b"escape", EntryType::Symlink, b"", target.path().as_os_str().as_bytes(), None);
+        raw_entry(&mut tar, b"escape/pwned", EntryType::Regular, b"pwned", b"", None);
         let err = refused_and_clean(root.path(), &store, tar);
         assert!(err.contains("symlink"), "{err}");
         assert!(!target.path().join("pwned").exists());
@@ -565,14 +446,7 @@ mod tests {
         }
         // A hard link to a symlink that points out is refused too.
         let mut tar = Vec::new();
-        raw_entry(
-            &mut tar,
-            b"sym",
-            EntryType::Symlink,
-            b"",
-            b"/etc/passwd",
-            None,
-        );
+        raw_entry(&mut tar, b"sym", EntryType::Symlink, b"", b"/etc/passwd", None);
         raw_entry(&mut tar, b"hard", EntryType::Link, b"", b"sym", None);
         refused_and_clean(root.path(), &store, tar);
     }
@@ -581,22 +455,12 @@ mod tests {
     fn refuses_a_ten_gib_claim() {
         let (root, store) = setup();
         let mut tar = Vec::new();
-        raw_entry(
-            &mut tar,
-            b"huge",
-            EntryType::Regular,
-            b"tiny",
-            b"",
-            Some(10 << 30),
-        );
+        raw_entry(&mut tar, b"huge", EntryType::Regular, b"tiny", b"", Some(10 << 30));
         let err = refused_and_clean(root.path(), &store, tar);
         assert!(err.contains("corrupt"), "{err}");
         // A real 10 GiB sparse file as GNU tar writes it.
         let src = tempfile::tempdir().unwrap();
-        File::create(src.path().join("sparse"))
-            .unwrap()
-            .set_len(10 << 30)
-            .unwrap();
+        File::create(src.path().join("sparse")).unwrap().set_len(10 << 30).unwrap();
         let out = std::process::Command::new("tar")
             .args(["--sparse", "--format=gnu", "-cf", "-", "-C"])
             .arg(src.path())
@@ -618,9 +482,7 @@ mod tests {
         tar.extend_from_slice(&[0u8; 1024]);
         let mut layer = store_layer(&store, &tar);
         layer.diff_id = DiffId(Digest::of(b"something else"));
-        let err = unpacked(root.path(), &store, &layer)
-            .unwrap_err()
-            .to_string();
+        let err = unpacked(root.path(), &store, &layer).unwrap_err().to_string();
         assert!(err.contains("diff_id"), "{err}");
     }
 
@@ -633,14 +495,7 @@ mod tests {
         let (root, store) = setup();
         let mut tar = Vec::new();
         raw_entry(&mut tar, b"dir/", EntryType::Directory, b"", b"", None);
-        raw_entry(
-            &mut tar,
-            b"dir/.wh..wh..opq",
-            EntryType::Regular,
-            b"",
-            b"",
-            None,
-        );
+        raw_entry(&mut tar, b"dir/.wh..wh..opq", EntryType::Regular, b"", b"", None);
         raw_entry(&mut tar, b".wh.gone", EntryType::Regular, b"", b"", None);
         tar.extend_from_slice(&[0u8; 1024]);
         let layer = store_layer(&store, &tar);
@@ -648,11 +503,6 @@ mod tests {
         let gone = fs::symlink_metadata(dir.join("gone")).unwrap();
         use std::os::unix::fs::FileTypeExt;
         assert!(gone.file_type().is_char_device() && gone.rdev() == 0);
-        assert_eq!(
-            xattr::get(dir.join("dir"), OVERLAY_OPAQUE_XATTR)
-                .unwrap()
-                .as_deref(),
-            Some(&b"y"[..])
-        );
+        assert_eq!(xattr::get(dir.join("dir"), OVERLAY_OPAQUE_XATTR).unwrap().as_deref(), Some(&b"y"[..]));
     }
 }

@@ -8,9 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use oci_spec::image::{
-    ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, RootFsBuilder,
-};
+use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, RootFsBuilder};
 
 use super::StackName;
 use super::recipe::Recipe;
@@ -24,11 +22,7 @@ pub const RECIPE_LABEL: &str = "io.berth.stack.recipe";
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("mmdebstrap failed building the {which} tree ({status}):\n{tail}")]
-    Mmdebstrap {
-        which: &'static str,
-        status: String,
-        tail: String,
-    },
+    Mmdebstrap { which: &'static str, status: String, tail: String },
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: &'static str,
@@ -36,14 +30,8 @@ pub enum StackError {
         source: io::Error,
     },
     #[error("{what} failed in the {which} tree: {status}")]
-    Customize {
-        what: &'static str,
-        which: &'static str,
-        status: String,
-    },
-    #[error(
-        "this host has no apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d) to build a stack from"
-    )]
+    Customize { what: &'static str, which: &'static str, status: String },
+    #[error("this host has no apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d) to build a stack from")]
     NoSources,
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -62,11 +50,7 @@ pub enum StackError {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StackError + use<> {
     let path = path.to_owned();
-    move |source| StackError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| StackError::Io { action, path, source }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -96,10 +80,7 @@ pub fn build(
         return Ok(Outcome::UpToDate);
     }
     let _writing = store.writing()?;
-    if let Some(file) = cache
-        .map(|c| cache_file(c, name, recipe))
-        .filter(|f| f.is_file())
-    {
+    if let Some(file) = cache.map(|c| cache_file(c, name, recipe)).filter(|f| f.is_file()) {
         say(&format!("Importing cached stack {}", file.display()));
         archive::import(store, &file, None)?;
         if up_to_date(store, recipe, name) {
@@ -117,8 +98,7 @@ pub fn build(
     if let Some(cache) = cache {
         fs::create_dir_all(cache).map_err(io_err("create", cache))?;
         let file = cache_file(cache, name, recipe);
-        let images =
-            [name.run_image(), name.build_image()].map(|r| store.resolve(&r).map(|d| (r, d)));
+        let images = [name.run_image(), name.build_image()].map(|r| store.resolve(&r).map(|d| (r, d)));
         let images = images.into_iter().collect::<Result<Vec<_>, _>>()?;
         archive::export_oci(store, &images, &file)?;
         say(&format!("Cached the stack in {}", file.display()));
@@ -129,24 +109,12 @@ pub fn build(
 fn up_to_date(store: &Store, recipe: &Recipe, name: &StackName) -> bool {
     [name.run_image(), name.build_image()].iter().all(|r| {
         store.image(r).is_ok_and(|image| {
-            image
-                .config
-                .config()
-                .as_ref()
-                .and_then(|c| c.labels().as_ref())
-                .and_then(|l| l.get(RECIPE_LABEL))
-                == Some(&recipe.hash)
+            image.config.config().as_ref().and_then(|c| c.labels().as_ref()).and_then(|l| l.get(RECIPE_LABEL)) == Some(&recipe.hash)
         })
     })
 }
 
-fn build_in(
-    store: &Store,
-    recipe: &Recipe,
-    name: &StackName,
-    work: &Path,
-    say: &mut dyn FnMut(&str),
-) -> Result<(), StackError> {
+fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: &mut dyn FnMut(&str)) -> Result<(), StackError> {
     let sources = host_sources()?;
     let (run_tree, build_tree) = (work.join("run"), work.join("build"));
     let mut build_packages = recipe.run_packages.clone();
@@ -157,20 +125,8 @@ fn build_in(
         recipe.build_packages.len()
     ));
     // Both trees at once: the downloads overlap and two cores are used.
-    let run = spawn_mmdebstrap(
-        recipe,
-        &recipe.run_packages,
-        &run_tree,
-        &sources,
-        &work.join("run.log"),
-    )?;
-    let build = spawn_mmdebstrap(
-        recipe,
-        &build_packages,
-        &build_tree,
-        &sources,
-        &work.join("build.log"),
-    )?;
+    let run = spawn_mmdebstrap(recipe, &recipe.run_packages, &run_tree, &sources, &work.join("run.log"))?;
+    let build = spawn_mmdebstrap(recipe, &build_packages, &build_tree, &sources, &work.join("build.log"))?;
     let run_result = wait_mmdebstrap(run, "run", &work.join("run.log"));
     let build_result = wait_mmdebstrap(build, "build", &work.join("build.log"));
     run_result?;
@@ -188,16 +144,8 @@ fn build_in(
     let created = created_time(options.mtime);
     let run_config = image_config(recipe, name, "run", &[&run_layer], &created);
     let build_config = image_config(recipe, name, "build", &[&run_layer, &build_layer], &created);
-    store.write_image(
-        &name.build_image(),
-        &[run_layer.clone(), build_layer.clone()],
-        &build_config,
-    )?;
-    store.write_image(
-        &name.run_image(),
-        std::slice::from_ref(&run_layer),
-        &run_config,
-    )?;
+    store.write_image(&name.build_image(), &[run_layer.clone(), build_layer.clone()], &build_config)?;
+    store.write_image(&name.run_image(), std::slice::from_ref(&run_layer), &run_config)?;
     say(&format!(
         "Stack {name}: run layer {} ({} bytes), build layer {} ({} bytes)",
         run_layer.digest, run_layer.size, build_layer.digest, build_layer.size
@@ -210,33 +158,19 @@ fn build_in(
 fn host_sources() -> Result<Vec<PathBuf>, StackError> {
     let mut files = Vec::new();
     let main = Path::new("/etc/apt/sources.list");
-    if fs::read_to_string(main).is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("deb")))
-    {
+    if fs::read_to_string(main).is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("deb"))) {
         files.push(main.to_path_buf());
     }
     if let Ok(entries) = fs::read_dir("/etc/apt/sources.list.d") {
-        let mut listed: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources"))
-            .collect();
+        let mut listed: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources")).collect();
         listed.sort();
         files.extend(listed);
     }
-    if files.is_empty() {
-        Err(StackError::NoSources)
-    } else {
-        Ok(files)
-    }
+    if files.is_empty() { Err(StackError::NoSources) } else { Ok(files) }
 }
 
-fn spawn_mmdebstrap(
-    recipe: &Recipe,
-    packages: &[String],
-    tree: &Path,
-    sources: &[PathBuf],
-    log: &Path,
-) -> Result<Child, StackError> {
+fn spawn_mmdebstrap(recipe: &Recipe, packages: &[String], tree: &Path, sources: &[PathBuf], log: &Path) -> Result<Child, StackError> {
     let log_file = fs::File::create(log).map_err(io_err("create", log))?;
     let log_err = log_file.try_clone().map_err(io_err("open", log))?;
     Command::new("mmdebstrap")
@@ -251,28 +185,18 @@ fn spawn_mmdebstrap(
         .stdout(log_file)
         .stderr(log_err)
         .spawn()
-        .map_err(|source| StackError::Spawn {
-            program: "mmdebstrap",
-            source,
-        })
+        .map_err(|source| StackError::Spawn { program: "mmdebstrap", source })
 }
 
 fn wait_mmdebstrap(mut child: Child, which: &'static str, log: &Path) -> Result<(), StackError> {
-    let status = child.wait().map_err(|source| StackError::Spawn {
-        program: "mmdebstrap",
-        source,
-    })?;
+    let status = child.wait().map_err(|source| StackError::Spawn { program: "mmdebstrap", source })?;
     if status.success() {
         return Ok(());
     }
     let text = fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(12)..].join("\n");
-    Err(StackError::Mmdebstrap {
-        which,
-        status: status.to_string(),
-        tail,
-    })
+    Err(StackError::Mmdebstrap { which, status: status.to_string(), tail })
 }
 
 /// The same finishing touches on both trees, so the build layer holds only
@@ -281,23 +205,9 @@ fn wait_mmdebstrap(mut child: Child, which: &'static str, log: &Path) -> Result<
 fn customize(tree: &Path, recipe: &Recipe, which: &'static str) -> Result<(), StackError> {
     let uid = recipe.user.uid.to_string();
     let chroot = |what: &'static str, args: &[&str]| -> Result<(), StackError> {
-        let status = Command::new("chroot")
-            .arg(tree)
-            .args(args)
-            .status()
-            .map_err(|source| StackError::Spawn {
-                program: "chroot",
-                source,
-            })?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(StackError::Customize {
-                what,
-                which,
-                status: status.to_string(),
-            })
-        }
+        let status =
+            Command::new("chroot").arg(tree).args(args).status().map_err(|source| StackError::Spawn { program: "chroot", source })?;
+        if status.success() { Ok(()) } else { Err(StackError::Customize { what, which, status: status.to_string() }) }
     };
     chroot("groupadd", &["groupadd", "--gid", &uid, &recipe.user.name])?;
     chroot(
@@ -318,16 +228,11 @@ fn customize(tree: &Path, recipe: &Recipe, which: &'static str) -> Result<(), St
     )?;
     let app = tree.join("app");
     fs::create_dir_all(&app).map_err(io_err("create", &app))?;
-    std::os::unix::fs::chown(&app, Some(recipe.user.uid), Some(recipe.user.uid))
-        .map_err(io_err("chown", &app))?;
+    std::os::unix::fs::chown(&app, Some(recipe.user.uid), Some(recipe.user.uid)).map_err(io_err("chown", &app))?;
     let dev = tree.join("dev");
     for entry in fs::read_dir(&dev).map_err(io_err("list", &dev))?.flatten() {
         let path = entry.path();
-        let removed = if path.is_dir() && !path.is_symlink() {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
+        let removed = if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
         removed.map_err(io_err("remove", &path))?;
     }
     for file in ["etc/hostname", "etc/resolv.conf"] {
@@ -341,18 +246,10 @@ fn customize(tree: &Path, recipe: &Recipe, which: &'static str) -> Result<(), St
 }
 
 fn created_time(epoch: u64) -> String {
-    chrono::DateTime::from_timestamp(epoch as i64, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::DateTime::from_timestamp(epoch as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn image_config(
-    recipe: &Recipe,
-    name: &StackName,
-    kind: &str,
-    layers: &[&LayerInfo],
-    created: &str,
-) -> ImageConfiguration {
+fn image_config(recipe: &Recipe, name: &StackName, kind: &str, layers: &[&LayerInfo], created: &str) -> ImageConfiguration {
     let labels = HashMap::from([
         ("io.berth.stack".to_owned(), name.to_string()),
         ("io.berth.stack.kind".to_owned(), kind.to_owned()),
@@ -374,11 +271,7 @@ fn image_config(
         .iter()
         .enumerate()
         .map(|(i, _)| {
-            let what = if i == 0 {
-                "run packages"
-            } else {
-                "build packages"
-            };
+            let what = if i == 0 { "run packages" } else { "build packages" };
             HistoryBuilder::default()
                 .created(created.to_owned())
                 .created_by(format!("berth stacks:build {name}: {what}"))
@@ -394,12 +287,7 @@ fn image_config(
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
-                .diff_ids(
-                    layers
-                        .iter()
-                        .map(|l| l.diff_id.to_string())
-                        .collect::<Vec<_>>(),
-                )
+                .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
                 .build()
                 .expect("rootfs has its fields"),
         )

@@ -20,14 +20,8 @@ impl StackName {
     pub fn parse(raw: &str) -> Result<StackName, InvalidStackName> {
         let ok = raw.len() <= 64
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
-            Ok(StackName(raw.to_owned()))
-        } else {
-            Err(InvalidStackName(raw.to_owned()))
-        }
+            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok { Ok(StackName(raw.to_owned())) } else { Err(InvalidStackName(raw.to_owned())) }
     }
 
     pub fn run_image(&self) -> ImageRef {

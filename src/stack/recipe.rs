@@ -53,31 +53,19 @@ fn is_package_name(p: &str) -> bool {
     // Debian policy: lowercase letters, digits, + - . ; at least two characters.
     p.len() >= 2
         && p.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && p.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+        && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
 fn is_word(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 impl Recipe {
     pub fn load(dir: &Path) -> Result<Recipe, RecipeError> {
         let path = dir.join("recipe.toml");
-        let text = std::fs::read_to_string(&path).map_err(|source| RecipeError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let mut recipe: Recipe = toml::from_str(&text).map_err(|source| RecipeError::Parse {
-            path: path.clone(),
-            source,
-        })?;
-        let invalid = |why: String| RecipeError::Invalid {
-            path: path.clone(),
-            why,
-        };
+        let text = std::fs::read_to_string(&path).map_err(|source| RecipeError::Read { path: path.clone(), source })?;
+        let mut recipe: Recipe = toml::from_str(&text).map_err(|source| RecipeError::Parse { path: path.clone(), source })?;
+        let invalid = |why: String| RecipeError::Invalid { path: path.clone(), why };
         // Names end up as mmdebstrap and useradd arguments: check their shape here.
         for p in recipe.run_packages.iter().chain(&recipe.build_packages) {
             if !is_package_name(p) {
@@ -85,17 +73,10 @@ impl Recipe {
             }
         }
         if !is_word(&recipe.suite) || !is_word(&recipe.variant) || !is_word(&recipe.user.name) {
-            return Err(invalid(
-                "suite, variant and user name must be lowercase words".into(),
-            ));
+            return Err(invalid("suite, variant and user name must be lowercase words".into()));
         }
-        if !recipe.user.home.starts_with('/')
-            || recipe.user.home.contains("..")
-            || recipe.user.uid == 0
-        {
-            return Err(invalid(
-                "the user needs an absolute home and a uid other than 0".into(),
-            ));
+        if !recipe.user.home.starts_with('/') || recipe.user.home.contains("..") || recipe.user.uid == 0 {
+            return Err(invalid("the user needs an absolute home and a uid other than 0".into()));
         }
         let mut keyed = BUILDER_VERSION.as_bytes().to_vec();
         keyed.extend_from_slice(text.as_bytes());
@@ -110,8 +91,7 @@ mod tests {
 
     #[test]
     fn the_shipped_recipe_loads() {
-        let recipe =
-            Recipe::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/bookworm")).unwrap();
+        let recipe = Recipe::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/bookworm")).unwrap();
         assert_eq!(recipe.suite, "bookworm");
         assert_eq!(recipe.user.uid, 1000);
         assert_eq!(recipe.hash.len(), 64);
@@ -122,11 +102,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = "suite = \"bookworm\"\nvariant = \"minbase\"\nrun_packages = [\"--hook=x\"]\nbuild_packages = []\n[user]\nname = \"app\"\nuid = 1000\nhome = \"/home/app\"\n";
         std::fs::write(dir.path().join("recipe.toml"), text).unwrap();
-        assert!(
-            Recipe::load(dir.path())
-                .unwrap_err()
-                .to_string()
-                .contains("not a Debian package name")
-        );
+        assert!(Recipe::load(dir.path()).unwrap_err().to_string().contains("not a Debian package name"));
     }
 }

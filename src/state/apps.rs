@@ -43,11 +43,7 @@ pub enum AppsError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AppsError + 'a {
-    move |source| AppsError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| AppsError::Io { action, path: path.to_owned(), source }
 }
 
 /// What berth records about an app besides its config vars.
@@ -85,11 +81,7 @@ pub fn exists(root: &Path, name: &AppName) -> bool {
 
 /// The app, or `NotFound`.
 pub fn open(root: &Path, name: &AppName) -> Result<App, AppsError> {
-    if exists(root, name) {
-        Ok(App::new(root, name.clone()))
-    } else {
-        Err(AppsError::NotFound(name.clone()))
-    }
+    if exists(root, name) { Ok(App::new(root, name.clone())) } else { Err(AppsError::NotFound(name.clone())) }
 }
 
 /// Waits for the app's lock. A rename or destroy that won the race makes
@@ -113,9 +105,7 @@ pub fn create(root: &Path, name: &AppName) -> Result<App, AppsError> {
     }
     let tmp = atomic::temp_path_for(&app.dir);
     fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
-    let meta = AppMeta {
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
+    let meta = AppMeta { created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) };
     let filled = (|| {
         let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
         atomic::write_atomic(&tmp.join("meta.json"), &json)?;

@@ -18,20 +18,14 @@ pub struct WriteError {
 pub fn temp_path_for(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Writes `bytes` to a temp file, fsyncs it, renames it over `path` and
 /// fsyncs the directory so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let err = |source| WriteError {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| WriteError { path: path.to_owned(), source };
     let tmp = temp_path_for(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;

@@ -35,19 +35,11 @@ pub struct ConfigKey(String);
 
 impl ConfigKey {
     pub fn parse(raw: &OsStr) -> Result<Self, ConfigError> {
-        let invalid = || ConfigError::InvalidKey {
-            shown: format!("{:?}", raw.to_string_lossy()),
-        };
+        let invalid = || ConfigError::InvalidKey { shown: format!("{:?}", raw.to_string_lossy()) };
         let key = raw.to_str().ok_or_else(invalid)?;
         let mut chars = key.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            Ok(ConfigKey(key.to_owned()))
-        } else {
-            Err(invalid())
-        }
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') { Ok(ConfigKey(key.to_owned())) } else { Err(invalid()) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -65,19 +57,11 @@ impl fmt::Display for ConfigKey {
 /// value is base64, as `config:set --encoded` takes it.
 pub fn parse_pair(raw: &OsStr, encoded: bool) -> Result<(ConfigKey, Vec<u8>), ConfigError> {
     let bytes = raw.as_bytes();
-    let eq = bytes
-        .iter()
-        .position(|&b| b == b'=')
-        .ok_or_else(|| ConfigError::NotAPair {
-            shown: format!("{:?}", raw.to_string_lossy()),
-        })?;
+    let eq =
+        bytes.iter().position(|&b| b == b'=').ok_or_else(|| ConfigError::NotAPair { shown: format!("{:?}", raw.to_string_lossy()) })?;
     let key = ConfigKey::parse(OsStr::from_bytes(&bytes[..eq]))?;
     let value = &bytes[eq + 1..];
-    let value = if encoded {
-        decode_base64(value).ok_or_else(|| ConfigError::NotBase64 { key: key.0.clone() })?
-    } else {
-        value.to_vec()
-    };
+    let value = if encoded { decode_base64(value).ok_or_else(|| ConfigError::NotBase64 { key: key.0.clone() })? } else { value.to_vec() };
     Ok((key, value))
 }
 
@@ -88,15 +72,9 @@ pub struct ConfigVars(pub BTreeMap<ConfigKey, Vec<u8>>);
 impl ConfigVars {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         match std::fs::read(path) {
-            Ok(bytes) => Self::decode(&bytes).map_err(|why| ConfigError::Corrupt {
-                path: path.to_owned(),
-                why,
-            }),
+            Ok(bytes) => Self::decode(&bytes).map_err(|why| ConfigError::Corrupt { path: path.to_owned(), why }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
         }
     }
 
@@ -114,19 +92,11 @@ impl ConfigVars {
     fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
         let mut vars = BTreeMap::new();
         let Some(body) = bytes.strip_suffix(&[0]) else {
-            return if bytes.is_empty() {
-                Ok(Self::default())
-            } else {
-                Err("last record is not terminated")
-            };
+            return if bytes.is_empty() { Ok(Self::default()) } else { Err("last record is not terminated") };
         };
         for record in body.split(|&b| b == 0) {
-            let eq = record
-                .iter()
-                .position(|&b| b == b'=')
-                .ok_or("record without =")?;
-            let key =
-                ConfigKey::parse(OsStr::from_bytes(&record[..eq])).map_err(|_| "invalid key")?;
+            let eq = record.iter().position(|&b| b == b'=').ok_or("record without =")?;
+            let key = ConfigKey::parse(OsStr::from_bytes(&record[..eq])).map_err(|_| "invalid key")?;
             vars.insert(key, record[eq + 1..].to_vec());
         }
         Ok(ConfigVars(vars))
@@ -163,15 +133,8 @@ fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let trimmed: Vec<u8> = input
-        .iter()
-        .copied()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let data = trimmed
-        .strip_suffix(b"==")
-        .or_else(|| trimmed.strip_suffix(b"="))
-        .unwrap_or(&trimmed);
+    let trimmed: Vec<u8> = input.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    let data = trimmed.strip_suffix(b"==").or_else(|| trimmed.strip_suffix(b"=")).unwrap_or(&trimmed);
     if data.len() % 4 == 1 {
         return None;
     }

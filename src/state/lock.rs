@@ -39,25 +39,13 @@ impl FileLock {
     }
 
     fn acquire_mode(path: &Path, mode: libc::c_int) -> Result<FileLock, LockError> {
-        let io_err = |source| LockError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io_err)?;
+        let io_err = |source| LockError::Io { path: path.to_owned(), source };
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err)?;
         flock(&file, mode).map_err(io_err)?;
         let held = file.metadata().map_err(io_err)?;
         match std::fs::metadata(path) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
-                Ok(FileLock { _file: file })
-            }
-            _ => Err(LockError::Gone {
-                path: path.to_owned(),
-            }),
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => Ok(FileLock { _file: file }),
+            _ => Err(LockError::Gone { path: path.to_owned() }),
         }
     }
 }

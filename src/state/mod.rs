@@ -9,8 +9,5 @@ use std::path::PathBuf;
 
 /// `$BERTH_ROOT`, default `/var/lib/berth`.
 pub fn root_from_env() -> PathBuf {
-    std::env::var_os("BERTH_ROOT")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
+    std::env::var_os("BERTH_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
 }

@@ -26,12 +26,7 @@ impl Run {
 
 impl Host {
     pub fn new() -> Host {
-        Host {
-            root: tempfile::Builder::new()
-                .prefix("berth-test-")
-                .tempdir()
-                .unwrap(),
-        }
+        Host { root: tempfile::Builder::new().prefix("berth-test-").tempdir().unwrap() }
     }
 
     pub fn path(&self) -> &Path {
@@ -62,24 +57,10 @@ impl Host {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("berth runs");
+        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("berth runs");
         child.stdin.take().unwrap().write_all(input).unwrap();
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child.wait_with_output().unwrap();
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        }
+        let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+        Run { code: status.code().unwrap_or(-1), stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() }
     }
 
     /// Runs berth and fails the test unless it exits 0.
@@ -90,13 +71,7 @@ impl Host {
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let run = self.run(&args);
-        assert_eq!(
-            run.code,
-            0,
-            "berth {args:?} failed: {}{}",
-            run.out(),
-            run.stderr
-        );
+        assert_eq!(run.code, 0, "berth {args:?} failed: {}{}", run.out(), run.stderr);
         run
     }
 
@@ -126,18 +101,8 @@ fn walk(base: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
 
 /// Asserts a failed run: exit 1 or 2 and one `berth: ...` line on stderr.
 pub fn assert_clear_failure(run: &Run, what: &str) {
-    assert!(
-        run.code == 1 || run.code == 2,
-        "{what}: exit {} ({})",
-        run.code,
-        run.stderr
-    );
+    assert!(run.code == 1 || run.code == 2, "{what}: exit {} ({})", run.code, run.stderr);
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: expected one error line, got {:?}",
-        run.stderr
-    );
+    assert_eq!(lines.len(), 1, "{what}: expected one error line, got {:?}", run.stderr);
     assert!(lines[0].starts_with("berth: "), "{what}: {:?}", lines[0]);
 }
