@@ -13,7 +13,7 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run me as root (sudo ./install.sh)"
 
 # Debian packages berth uses at run time and to build itself.
-packages=(ca-certificates git gcc libc6-dev pkg-config mmdebstrap skopeo umoci tar gzip uidmap)
+packages=(ca-certificates git gcc libc6-dev pkg-config libseccomp-dev mmdebstrap skopeo umoci tar gzip uidmap iproute2 iptables curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

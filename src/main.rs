@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod image;
+mod runtime;
 mod stack;
 mod state;
 

@@ -17,7 +17,7 @@ pub struct Args {
     usage: &'static str,
     positional: Vec<OsString>,
     switches: Vec<&'static str>,
-    options: HashMap<&'static str, OsString>,
+    options: HashMap<&'static str, Vec<OsString>>,
 }
 
 impl Args {
@@ -49,7 +49,7 @@ impl Args {
                 args.switches.push(s);
             } else if let Some(&o) = command.options.iter().find(|&&o| o == flag) {
                 let value = inline.or_else(|| rest.next()).ok_or_else(|| args.usage_error(&format!("{flag} needs a value")))?;
-                args.options.insert(o, value);
+                args.options.entry(o).or_default().push(value);
             } else {
                 return Err(args.usage_error(&format!("unknown flag {flag:?}")));
             }
@@ -65,8 +65,14 @@ impl Args {
         self.switches.contains(&name)
     }
 
+    /// The option's last value.
     pub fn option(&self, name: &str) -> Option<&OsStr> {
-        self.options.get(name).map(|v| v.as_os_str())
+        self.options.get(name).and_then(|v| v.last()).map(|v| v.as_os_str())
+    }
+
+    /// Every value of a repeatable option (`--env A=1 --env B=2`), in order.
+    pub fn option_all(&self, name: &str) -> Vec<&OsStr> {
+        self.options.get(name).map(|v| v.iter().map(|s| s.as_os_str()).collect()).unwrap_or_default()
     }
 
     /// Checks the number of positionals is within `min..=max`.

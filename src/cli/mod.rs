@@ -7,6 +7,7 @@
 mod apps;
 mod args;
 mod config;
+mod containers;
 mod images;
 mod stacks;
 mod store;
@@ -37,8 +38,8 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 5] {
-    [apps::COMMANDS, config::COMMANDS, images::COMMANDS, stacks::COMMANDS, store::COMMANDS]
+fn tables() -> [&'static [Command]; 6] {
+    [apps::COMMANDS, config::COMMANDS, containers::COMMANDS, images::COMMANDS, stacks::COMMANDS, store::COMMANDS]
 }
 
 fn find(name: &str) -> Option<&'static Command> {
@@ -73,6 +74,12 @@ fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
     };
     match name {
         "help" | "--help" | "-h" => help(argv.first().and_then(|a| a.to_str())),
+        // Internal: the monitor of one container, started by containers:start.
+        "shim" => {
+            let id = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+            let id = crate::runtime::ContainerId::parse(&id)?;
+            std::process::exit(crate::runtime::shim::main(&ctx.root, &id));
+        }
         "version" | "--version" => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,0 +1,345 @@
+//! `containers:*`: run images as containers directly. Operators and tests
+//! use these; app processes will be containers started the same way.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, Write};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use super::images::image_ref;
+use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
+use crate::image::Store;
+use crate::runtime::control::{self, current_state};
+use crate::runtime::store::{self as containers, ContainerDir};
+use crate::runtime::{ContainerConfig, ContainerId, Limits, NetworkMode, RestartPolicy, cgroup, spec};
+
+const CREATE_OPTIONS: &[&str] = &[
+    "--id",
+    "--name",
+    "--network",
+    "--memory",
+    "--cpus",
+    "--pids",
+    "--restart",
+    "--stop-timeout",
+    "--env",
+    "--label",
+    "--user",
+    "--workdir",
+];
+const CREATE_USAGE: &str = "IMAGE [--id ID] [--name NAME] [--network bridge|host|none] [--memory 64m] [--cpus 0.5] [--pids N] [--restart no|on-failure[:N]|always] [--stop-timeout SECS] [--env K=V]... [--label K=V]... [--user UID:GID] [--workdir DIR] [-- CMD ARGS...]";
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "containers:create",
+        usage: CREATE_USAGE,
+        about: "Create a container from an image (not started)",
+        switches: &[],
+        options: CREATE_OPTIONS,
+        run: create,
+    },
+    Command {
+        name: "containers:run",
+        usage: CREATE_USAGE,
+        about: "Create and start a container; prints its id",
+        switches: &[],
+        options: CREATE_OPTIONS,
+        run,
+    },
+    Command {
+        name: "containers:start",
+        usage: "ID",
+        about: "Start a container under its own monitor",
+        switches: &[],
+        options: &[],
+        run: start,
+    },
+    Command {
+        name: "containers:stop",
+        usage: "ID",
+        about: "Stop: SIGTERM, the stop timeout, then SIGKILL",
+        switches: &[],
+        options: &[],
+        run: stop,
+    },
+    Command {
+        name: "containers:kill",
+        usage: "ID [SIGNAL]",
+        about: "Send a signal to the container's process (default SIGKILL)",
+        switches: &[],
+        options: &[],
+        run: kill,
+    },
+    Command {
+        name: "containers:rm",
+        usage: "ID [--force]",
+        about: "Remove a container and everything it held",
+        switches: &["--force"],
+        options: &[],
+        run: rm,
+    },
+    Command {
+        name: "containers:list",
+        usage: "[--format json]",
+        about: "List containers with state, pid, address, restarts and uptime",
+        switches: &[],
+        options: &["--format"],
+        run: list,
+    },
+    Command {
+        name: "containers:logs",
+        usage: "ID [-f|--follow]",
+        about: "Print a container's log",
+        switches: &["-f", "--follow"],
+        options: &[],
+        run: logs,
+    },
+];
+
+fn container_id(args: &Args, i: usize) -> anyhow::Result<ContainerId> {
+    let raw = args.get(i).ok_or_else(|| args.usage_error("missing ID"))?;
+    Ok(ContainerId::parse(&raw.to_string_lossy())?)
+}
+
+/// `64m`, `1g`, `512k` or plain bytes.
+fn parse_bytes(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&lower[..i], c),
+        _ => (lower.trim_end_matches('b'), ' '),
+    };
+    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
+    let scale = match unit {
+        ' ' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+fn text_option(args: &Args, name: &str) -> Option<String> {
+    args.option(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
+    let image_name = image_ref(args, 0)?;
+    let store = Store::open(&ctx.root)?;
+    let image = store.image(&image_name)?;
+    let defaults = image.config.config().clone().unwrap_or_default();
+    let id = match text_option(args, "--id") {
+        Some(id) => ContainerId::parse(&id)?,
+        None => ContainerId::random(),
+    };
+    let usage = |why: String| -> anyhow::Error { UsageError(why).into() };
+    let mut env: Vec<String> = defaults.env().clone().unwrap_or_default();
+    for pair in args.option_all("--env") {
+        let pair = pair.to_str().context("--env values must be UTF-8")?;
+        let (key, _) = pair.split_once('=').ok_or_else(|| usage(format!("--env {pair:?} is not KEY=VALUE")))?;
+        crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(key))?;
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(pair.to_owned());
+    }
+    let mut labels = BTreeMap::new();
+    for pair in args.option_all("--label") {
+        let pair = pair.to_string_lossy();
+        let (k, v) = pair.split_once('=').ok_or_else(|| usage(format!("--label {pair:?} is not KEY=VALUE")))?;
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let user = text_option(args, "--user").or_else(|| defaults.user().clone()).unwrap_or_else(|| "0:0".into());
+    let (uid, gid) = match user.split_once(':') {
+        Some((u, g)) => (u.parse().ok(), g.parse().ok()),
+        None => (user.parse().ok(), user.parse().ok()),
+    };
+    let (Some(uid), Some(gid)) = (uid, gid) else { bail!("user {user:?} is not numeric UID[:GID]") };
+    let command: Vec<String> = args.positional()[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let command = if command.is_empty() { defaults.cmd().clone().unwrap_or_default() } else { command };
+    if command.is_empty() {
+        return Err(usage("no command given and the image has none".into()));
+    }
+    let limits = Limits {
+        memory_bytes: text_option(args, "--memory")
+            .map(|m| parse_bytes(&m).ok_or_else(|| usage(format!("--memory {m:?} is not a size like 64m"))))
+            .transpose()?,
+        cpus: text_option(args, "--cpus")
+            .map(|c| c.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(|| usage(format!("--cpus {c:?} is not a positive number"))))
+            .transpose()?,
+        pids: text_option(args, "--pids")
+            .map(|p| p.parse::<i64>().ok().filter(|p| *p > 0).ok_or_else(|| usage(format!("--pids {p:?} is not a positive number"))))
+            .transpose()?,
+    };
+    Ok(ContainerConfig {
+        name: text_option(args, "--name").unwrap_or_else(|| id.to_string()),
+        id,
+        image: image_name.to_string(),
+        image_digest: image.manifest_digest.to_string(),
+        args: command,
+        env,
+        cwd: text_option(args, "--workdir").or_else(|| defaults.working_dir().clone()).unwrap_or_else(|| "/".into()),
+        uid,
+        gid,
+        network: text_option(args, "--network")
+            .map(|n| n.parse::<NetworkMode>().map_err(usage))
+            .transpose()?
+            .unwrap_or(NetworkMode::Bridge),
+        limits,
+        restart: text_option(args, "--restart").map(|r| r.parse::<RestartPolicy>().map_err(usage)).transpose()?.unwrap_or_default(),
+        stop_timeout_secs: text_option(args, "--stop-timeout")
+            .map(|s| s.parse().map_err(|_| usage(format!("--stop-timeout {s:?} is not seconds"))))
+            .transpose()?
+            .unwrap_or(30),
+        labels,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let config = config_from(ctx, &args)?;
+    control::create(&ctx.root, &config)?;
+    println!("{}", config.id);
+    Ok(())
+}
+
+fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let config = config_from(ctx, &args)?;
+    control::create(&ctx.root, &config)?;
+    if let Err(e) = control::start(&ctx.root, &config.id) {
+        let _ = control::remove(&ctx.root, &config.id, true);
+        return Err(e.into());
+    }
+    println!("{}", config.id);
+    Ok(())
+}
+
+fn start(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let id = container_id(&args, 0)?;
+    let pid = control::start(&ctx.root, &id)?;
+    println!("-----> Started {id} (pid {pid})");
+    Ok(())
+}
+
+fn stop(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let id = container_id(&args, 0)?;
+    control::stop(&ctx.root, &id)?;
+    println!("-----> Stopped {id}");
+    Ok(())
+}
+
+fn kill(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 2)?;
+    let id = container_id(&args, 0)?;
+    let signal = args.get(1).map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "SIGKILL".into());
+    control::signal(&ctx.root, &id, &signal)?;
+    Ok(())
+}
+
+fn rm(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let id = container_id(&args, 0)?;
+    control::remove(&ctx.root, &id, args.switch("--force"))?;
+    println!("-----> Removed {id}");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    name: String,
+    image: String,
+    status: String,
+    pid: Option<i32>,
+    address: Option<String>,
+    restarts: u32,
+    last_exit_code: Option<i32>,
+    oom_kills: u32,
+    uptime_secs: Option<i64>,
+    memory_bytes: Option<u64>,
+    labels: BTreeMap<String, String>,
+    error: Option<String>,
+}
+
+fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let mut rows = Vec::new();
+    for id in containers::list(&ctx.root) {
+        let paths = ContainerDir::new(&ctx.root, &id);
+        let (Ok(config), Ok(state)) = (paths.config(), current_state(&paths)) else { continue };
+        let uptime = state
+            .started_at
+            .as_deref()
+            .filter(|_| state.pid.is_some())
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds());
+        rows.push(Row {
+            id: id.to_string(),
+            name: config.name.clone(),
+            image: config.image.clone(),
+            status: serde_json::to_value(state.status)?.as_str().unwrap_or("?").to_owned(),
+            pid: state.pid,
+            address: state.address.clone(),
+            restarts: state.restarts,
+            last_exit_code: state.last_exit_code,
+            oom_kills: state.oom_kills,
+            uptime_secs: uptime,
+            memory_bytes: state.pid.and_then(|_| cgroup::memory_bytes(&spec::cgroup_path(&config))),
+            labels: config.labels.clone(),
+            error: state.error.clone(),
+        });
+    }
+    if wants_json(&args)? {
+        return print_json(&rows);
+    }
+    println!("{:<14} {:<12} {:<10} {:>8} {:<15} {:>8} {:>4} {:>8}", "ID", "NAME", "STATUS", "PID", "ADDRESS", "RESTARTS", "OOM", "UPTIME");
+    for r in rows {
+        let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let uptime = r.uptime_secs.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<14} {:<12} {:<10} {:>8} {:<15} {:>8} {:>4} {:>8}",
+            r.id,
+            r.name,
+            r.status,
+            pid,
+            r.address.as_deref().unwrap_or("-"),
+            r.restarts,
+            r.oom_kills,
+            uptime
+        );
+    }
+    Ok(())
+}
+
+fn logs(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let id = container_id(&args, 0)?;
+    let paths = ContainerDir::open(&ctx.root, &id)?;
+    let path = paths.log_file();
+    let mut file = std::fs::File::open(&path).with_context(|| format!("container {id} has no log yet"))?;
+    let mut out = std::io::stdout();
+    std::io::copy(&mut file, &mut out)?;
+    if !(args.switch("-f") || args.switch("--follow")) {
+        return Ok(());
+    }
+    // Follow: print what is appended until the container ends for good.
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        file.read_to_end(&mut buf)?;
+        out.write_all(&buf)?;
+        out.flush()?;
+        if buf.is_empty() {
+            if current_state(&paths)?.shim_pid.is_none() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // A rotation replaced the file: start over on the new one.
+        if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < file.stream_position()? {
+            file = std::fs::File::open(&path)?;
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Container networking with iproute2 and iptables: a bridge, one network
+//! namespace per container with a veth pair, addresses from a file-locked
+//! allocator, and outbound NAT for the subnet.
+//!
+//! Every command is built with argv lists; names are derived from a
+//! validated container id and validated settings, never from free text.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::ContainerId;
+use crate::state::atomic;
+use crate::state::lock::{FileLock, LockError};
+use crate::state::settings::{Settings, Subnet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{command} failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no free address left in {0}")]
+    Exhausted(Subnet),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// How a container reaches the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own namespace on the berth bridge, with an address and NAT.
+    Bridge,
+    /// The host's namespace.
+    Host,
+    /// Its own namespace with only loopback.
+    None,
+}
+
+impl std::str::FromStr for NetworkMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bridge" => Ok(NetworkMode::Bridge),
+            "host" => Ok(NetworkMode::Host),
+            "none" => Ok(NetworkMode::None),
+            _ => Err(format!("network mode {s:?} is not bridge, host or none")),
+        }
+    }
+}
+
+pub fn netns_name(id: &ContainerId) -> String {
+    format!("berth-{id}")
+}
+
+pub fn netns_path(id: &ContainerId) -> PathBuf {
+    Path::new("/run/netns").join(netns_name(id))
+}
+
+/// Host-side veth name: short (IFNAMSIZ is 16) and unique per container.
+fn veth_names(id: &ContainerId) -> (String, String) {
+    let hash = crate::image::Digest::of(id.as_str().as_bytes());
+    let short = &hash.hex()[..10];
+    (format!("vb{short}"), format!("vc{short}"))
+}
+
+fn run(program: &'static str, args: &[&str]) -> Result<String, NetworkError> {
+    let out = Command::new(program).args(args).output().map_err(|source| NetworkError::Spawn { program, source })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(NetworkError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Creates the bridge with the gateway address, turns on forwarding and
+/// adds the NAT rule for the subnet, each only if missing.
+pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
+    let bridge = settings.network.bridge.as_str();
+    let subnet = settings.subnet();
+    if !link_exists(bridge) {
+        // Two creators racing: the loser's "exists" error is fine if the link is there.
+        if let Err(e) = run("ip", &["link", "add", bridge, "type", "bridge"])
+            && !link_exists(bridge)
+        {
+            return Err(e);
+        }
+    }
+    let gateway = format!("{}/{}", subnet.gateway(), subnet.prefix);
+    let addresses = run("ip", &["-o", "-4", "addr", "show", "dev", bridge])?;
+    if !addresses.contains(&format!(" {gateway} ")) {
+        let _ = run("ip", &["addr", "add", &gateway, "dev", bridge]);
+    }
+    run("ip", &["link", "set", bridge, "up"])?;
+    let forward = Path::new("/proc/sys/net/ipv4/ip_forward");
+    if fs::read_to_string(forward).map(|v| v.trim() != "1").unwrap_or(true) {
+        fs::write(forward, "1").map_err(|source| NetworkError::Io { action: "enable", path: forward.to_owned(), source })?;
+    }
+    let subnet_text = subnet.to_string();
+    let rule = ["-t", "nat", "POSTROUTING", "-s", &subnet_text, "!", "-o", bridge, "-j", "MASQUERADE"];
+    let with = |op: &'static str| {
+        let mut args = vec![rule[0], rule[1], op];
+        args.extend_from_slice(&rule[2..]);
+        args
+    };
+    if run("iptables", &with("-C")).is_err() {
+        run("iptables", &with("-A"))?;
+    }
+    Ok(())
+}
+
+/// The address book: address -> container, under a file lock.
+struct Addresses {
+    path: PathBuf,
+    _lock: FileLock,
+    taken: BTreeMap<Ipv4Addr, String>,
+}
+
+impl Addresses {
+    fn open(root: &Path) -> Result<Addresses, NetworkError> {
+        let dir = root.join("network");
+        fs::create_dir_all(&dir).map_err(|source| NetworkError::Io { action: "create", path: dir.clone(), source })?;
+        let lock = FileLock::acquire(&dir.join("addresses.lock"))?;
+        let path = dir.join("addresses.json");
+        let taken = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        Ok(Addresses { path, _lock: lock, taken })
+    }
+
+    fn save(&self) -> Result<(), NetworkError> {
+        let json = serde_json::to_vec_pretty(&self.taken).expect("map serialises");
+        atomic::write_atomic(&self.path, &json).map_err(|e| NetworkError::Io { action: "write", path: self.path.clone(), source: e.source })
+    }
+}
+
+/// Gives `id` an address (the same one again if it has one).
+pub fn allocate(root: &Path, subnet: Subnet, id: &ContainerId) -> Result<Ipv4Addr, NetworkError> {
+    let mut book = Addresses::open(root)?;
+    if let Some((addr, _)) = book.taken.iter().find(|(_, owner)| *owner == id.as_str()) {
+        return Ok(*addr);
+    }
+    let free = subnet.hosts().find(|a| !book.taken.contains_key(a)).ok_or(NetworkError::Exhausted(subnet))?;
+    book.taken.insert(free, id.to_string());
+    book.save()?;
+    Ok(free)
+}
+
+pub fn release(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
+    let mut book = Addresses::open(root)?;
+    let before = book.taken.len();
+    book.taken.retain(|_, owner| owner != id.as_str());
+    if book.taken.len() != before {
+        book.save()?;
+    }
+    Ok(())
+}
+
+/// Creates the container's namespace. Bridged: a veth pair, eth0 with its
+/// address, a default route via the bridge. `none`: loopback only.
+/// Returns the container's address when bridged.
+pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkMode) -> Result<Option<Ipv4Addr>, NetworkError> {
+    if mode == NetworkMode::Host {
+        return Ok(None);
+    }
+    let netns = netns_name(id);
+    if !netns_path(id).exists() {
+        run("ip", &["netns", "add", &netns])?;
+    }
+    run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
+    if mode == NetworkMode::None {
+        return Ok(None);
+    }
+    ensure_bridge(settings)?;
+    let subnet = settings.subnet();
+    let address = allocate(root, subnet, id)?;
+    let (host_veth, peer) = veth_names(id);
+    if !link_exists(&host_veth) {
+        run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &peer, "netns", &netns])?;
+        run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0"])?;
+        run("ip", &["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix), "dev", "eth0"])?;
+        run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &netns, "route", "add", "default", "via", &subnet.gateway().to_string()])?;
+        run("ip", &["link", "set", &host_veth, "master", &settings.network.bridge, "up"])?;
+    }
+    Ok(Some(address))
+}
+
+/// Removes whatever of the container's network exists: safe to repeat, and
+/// safe after a crash half-way through `attach`.
+pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
+    let (host_veth, _) = veth_names(id);
+    if link_exists(&host_veth) {
+        let _ = run("ip", &["link", "del", &host_veth]);
+    }
+    if netns_path(id).exists() {
+        run("ip", &["netns", "del", &netns_name(id)])?;
+    }
+    release(root, id)
+}

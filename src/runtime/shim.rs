@@ -1,0 +1,314 @@
+//! `berth shim ID`: the monitor of one container. It detaches from the CLI
+//! (fork, setsid, fork), becomes a child subreaper, prepares the root and
+//! the network, launches the container so its init is our child, writes its
+//! output to the log, records exits and OOM kills, restarts it by policy
+//! with exponential backoff, and on SIGTERM stops it: SIGTERM to the init,
+//! the stop timeout, then SIGKILL to everything left. When it ends for good
+//! it unmounts the root and frees the network.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, setsid};
+
+use super::logs::{self, LogWriter};
+use super::store::{ContainerConfig, ContainerDir, ContainerState, Status};
+use super::{ContainerId, cgroup, launch, network, rootfs, spec};
+use crate::image::unpack;
+use crate::image::{Digest, Store};
+use crate::state::settings::Settings;
+
+/// The first line the monitor writes to the CLI: `started <pid>` or `error: <why>`.
+pub const READY_PREFIX: &str = "started ";
+
+/// Entry point of the internal `shim` command. Returns the exit code of
+/// the process the CLI waits for (the first fork's parent).
+#[allow(unsafe_code)]
+pub fn main(root: &Path, id: &ContainerId) -> i32 {
+    // SAFETY: the shim has just been exec'd and has one thread, so fork is sound.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            println!("error: cannot fork the shim: {e}");
+            return 1;
+        }
+    }
+    let _ = setsid();
+    // SAFETY: still one thread in this process.
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => std::process::exit(0),
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            println!("error: cannot fork the shim: {e}");
+            std::process::exit(1);
+        }
+    }
+    let code = match Monitor::new(root, id) {
+        Ok(mut monitor) => monitor.run(),
+        Err(why) => {
+            ready(&format!("error: {why}"));
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Tells the waiting CLI how the first start went, then lets go of its pipe.
+fn ready(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 2);
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot make a pipe: {e}"))
+}
+
+struct Monitor {
+    root: PathBuf,
+    paths: ContainerDir,
+    config: ContainerConfig,
+    state: ContainerState,
+    log: Arc<Mutex<LogWriter>>,
+    /// Readable when SIGCHLD arrived.
+    child_signals: File,
+    /// Readable when SIGTERM or SIGINT arrived.
+    stop_signals: File,
+    stopping: Option<Instant>,
+}
+
+impl Monitor {
+    fn new(root: &Path, id: &ContainerId) -> Result<Monitor, String> {
+        let paths = ContainerDir::open(root, id).map_err(|e| e.to_string())?;
+        let config = paths.config().map_err(|e| e.to_string())?;
+        // PR_SET_CHILD_SUBREAPER: orphans of the container come to us, not to pid 1.
+        set_subreaper().map_err(|e| format!("cannot become a subreaper: {e}"))?;
+        let log = LogWriter::open(&paths.log_file(), logs::MAX_LOG_BYTES).map_err(|e| format!("cannot open the log: {e}"))?;
+        let (child_r, child_w) = pipe()?;
+        let (stop_r, stop_w) = pipe()?;
+        for (signal, fd) in [(libc::SIGCHLD, &child_w), (libc::SIGTERM, &stop_w), (libc::SIGINT, &stop_w)] {
+            let copy = fd.try_clone().map_err(|e| e.to_string())?;
+            signal_hook::low_level::pipe::register(signal, File::from(copy)).map_err(|e| format!("cannot watch signals: {e}"))?;
+        }
+        for fd in [&child_r, &stop_r] {
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(|e| e.to_string())?;
+        }
+        let state = ContainerState { shim_pid: Some(std::process::id() as i32), ..paths.state().unwrap_or_default() };
+        Ok(Monitor {
+            root: root.to_owned(),
+            paths,
+            config,
+            state,
+            log: Arc::new(Mutex::new(log)),
+            child_signals: File::from(child_r),
+            stop_signals: File::from(stop_r),
+            stopping: None,
+        })
+    }
+
+    fn save(&self) {
+        let _ = self.paths.write_state(&self.state);
+    }
+
+    fn note(&self, text: &str) {
+        if let Ok(mut log) = self.log.lock() {
+            let _ = log.line("berth", "shim", text.as_bytes());
+        }
+    }
+
+    /// Root, network and bundle: made once, kept across restarts.
+    fn prepare(&mut self) -> Result<(), String> {
+        let settings = Settings::load(&self.root).map_err(|e| e.to_string())?;
+        let store = Store::open(&self.root).map_err(|e| e.to_string())?;
+        let digest: Digest = self.config.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| e.to_string())?;
+        let image = store.image_by_digest(&digest).map_err(|e| e.to_string())?;
+        let mut layers = Vec::new();
+        for layer in image.layers().map_err(|e| e.to_string())? {
+            layers.push(unpack::unpacked(&self.root, &store, &layer).map_err(|e| e.to_string())?);
+        }
+        let attachment = network::attach(&self.root, &settings, &self.config.id, self.config.network).map_err(|e| e.to_string())?;
+        let address = attachment.map(|a| a.to_string());
+        rootfs::write_etc(&self.paths, self.config.id.as_str(), address.as_deref()).map_err(|e| e.to_string())?;
+        rootfs::mount(&self.paths, &layers).map_err(|e| e.to_string())?;
+        let spec = spec::build(&self.config, &self.paths);
+        spec.save(self.paths.bundle().join("config.json")).map_err(|e| e.to_string())?;
+        self.state.address = address;
+        Ok(())
+    }
+
+    fn release(&self) {
+        let _ = launch::delete(&self.root, &self.config.id);
+        let _ = rootfs::unmount(&self.paths);
+        let _ = network::detach(&self.root, &self.config.id);
+    }
+
+    fn start_once(&mut self) -> Result<i32, String> {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        // A previous run's leftovers (a crash between start and delete) would make "exists".
+        let _ = launch::delete(&self.root, &self.config.id);
+        let pid = launch::start(&self.root, &self.config.id, &self.paths.bundle(), out_w, err_w).map_err(|e| format!("{e:#}"))?;
+        logs::pump(File::from(out_r), self.log.clone(), self.config.name.clone(), "stdout");
+        logs::pump(File::from(err_r), self.log.clone(), self.config.name.clone(), "stderr");
+        Ok(pid)
+    }
+
+    fn run(&mut self) -> i32 {
+        if let Err(why) = self.prepare() {
+            self.release();
+            self.state = ContainerState { status: Status::Exited, error: Some(why.clone()), ..self.state.clone() };
+            self.state.shim_pid = None;
+            self.save();
+            ready(&format!("error: {why}"));
+            return 1;
+        }
+        let mut first = true;
+        loop {
+            let pid = match self.start_once() {
+                Ok(pid) => pid,
+                Err(why) if first => {
+                    self.release();
+                    self.state = ContainerState { status: Status::Exited, error: Some(why.clone()), shim_pid: None, ..self.state.clone() };
+                    self.save();
+                    ready(&format!("error: {why}"));
+                    return 1;
+                }
+                Err(why) => {
+                    self.note(&format!("restart failed: {why}"));
+                    self.state.error = Some(why);
+                    break;
+                }
+            };
+            self.state.status = Status::Running;
+            self.state.pid = Some(pid);
+            self.state.error = None;
+            self.state.started_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            self.save();
+            if first {
+                ready(&format!("{READY_PREFIX}{pid}"));
+                first = false;
+            }
+            let code = self.wait_for(pid);
+            let cgroup = spec::cgroup_path(&self.config);
+            if cgroup::oom_kills(&cgroup) > 0 {
+                self.state.oom_kills += 1;
+                self.note("the process was killed for running out of memory (OOM)");
+            }
+            let _ = launch::delete(&self.root, &self.config.id);
+            self.state.pid = None;
+            self.state.last_exit_code = Some(code);
+            self.note(&format!("process exited with code {code}"));
+            if self.stopping.is_some() || !self.config.restart.restarts(code, self.state.restarts) {
+                break;
+            }
+            self.state.restarts += 1;
+            self.state.status = Status::Restarting;
+            self.save();
+            // 100 ms, 200 ms, 400 ms ... at most 30 s between attempts.
+            let backoff = Duration::from_millis(100u64.saturating_mul(1 << (self.state.restarts - 1).min(9))).min(Duration::from_secs(30));
+            self.note(&format!("restarting in {} ms (restart {})", backoff.as_millis(), self.state.restarts));
+            if self.sleep_unless_stopped(backoff) {
+                break;
+            }
+        }
+        self.release();
+        self.state.status = Status::Exited;
+        self.state.shim_pid = None;
+        self.save();
+        0
+    }
+
+    /// Sleeps, returning early (true) if asked to stop.
+    fn sleep_unless_stopped(&mut self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if self.poll(Some(left)).1 {
+                self.stopping = Some(Instant::now());
+                return true;
+            }
+            self.reap_others(None);
+        }
+        false
+    }
+
+    /// Waits until `signals` are readable or `timeout`; returns (child, stop).
+    fn poll(&mut self, timeout: Option<Duration>) -> (bool, bool) {
+        let ms = timeout.map(|t| t.as_millis().min(i32::MAX as u128) as i32).unwrap_or(-1);
+        let mut fds =
+            [PollFd::new(self.child_signals.as_fd(), PollFlags::POLLIN), PollFd::new(self.stop_signals.as_fd(), PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::NONE));
+        let readable = |fd: &PollFd| fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let (child, stop) = (readable(&fds[0]), readable(&fds[1]));
+        let mut sink = [0u8; 64];
+        if child {
+            let _ = self.child_signals.read(&mut sink);
+        }
+        if stop {
+            let _ = self.stop_signals.read(&mut sink);
+        }
+        (child, stop)
+    }
+
+    /// Reaps exited children; returns the exit code if `init` was among them.
+    fn reap_others(&mut self, init: Option<i32>) -> Option<i32> {
+        let mut init_code = None;
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if Some(pid.as_raw()) == init => init_code = Some(code),
+                Ok(WaitStatus::Signaled(pid, signal, _)) if Some(pid.as_raw()) == init => init_code = Some(128 + signal as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => return init_code,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Waits for the init to exit, handling stop requests meanwhile.
+    fn wait_for(&mut self, pid: i32) -> i32 {
+        loop {
+            if let Some(code) = self.reap_others(Some(pid)) {
+                return code;
+            }
+            let timeout = match self.stopping {
+                Some(since) => {
+                    let deadline = since + Duration::from_secs(self.config.stop_timeout_secs);
+                    match deadline.checked_duration_since(Instant::now()) {
+                        Some(left) => left.min(Duration::from_secs(1)),
+                        None => {
+                            self.note("stop timeout reached; sending SIGKILL");
+                            let _ = launch::kill(&self.root, &self.config.id, "SIGKILL");
+                            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                            Duration::from_secs(1)
+                        }
+                    }
+                }
+                None => Duration::from_secs(1),
+            };
+            let (_, stop) = self.poll(Some(timeout));
+            if stop && self.stopping.is_none() {
+                self.stopping = Some(Instant::now());
+                self.note("stopping: sending SIGTERM");
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn set_subreaper() -> std::io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}

@@ -1,0 +1,160 @@
+//! The OCI runtime spec (`config.json`) of a container: namespaces, mounts,
+//! limits and the hardening berth applies to every process.
+
+use oci_spec::runtime::Spec;
+
+use super::network::{self, NetworkMode};
+use super::store::{ContainerConfig, ContainerDir};
+
+/// Capabilities a process keeps (Docker's default set minus the raw and
+/// audit ones). Never CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE or
+/// CAP_SYS_MODULE. An unprivileged user (the default) holds none of these
+/// in its effective set anyway; the bounding set caps what setuid binaries get.
+const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+];
+
+/// Syscalls the default seccomp profile refuses with EPERM: mounting,
+/// kernel modules, rebooting, kexec, swap, clock changes, BPF, keyrings,
+/// namespace games and raw I/O ports. Everything else an app needs is allowed.
+const DENIED_SYSCALLS: &[&str] = &[
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "bpf",
+    "add_key",
+    "request_key",
+    "keyctl",
+    "unshare",
+    "setns",
+    "iopl",
+    "ioperm",
+    "acct",
+    "quotactl",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "lookup_dcookie",
+    "perf_event_open",
+    "userfaultfd",
+    "syslog",
+    "vhangup",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// The cgroup every container lives under (one parent for all of berth).
+pub fn cgroup_path(config: &ContainerConfig) -> String {
+    format!("/berth/{}", config.id)
+}
+
+pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
+    let caps: Vec<&str> = CAPABILITIES.to_vec();
+    let mut namespaces = vec![
+        serde_json::json!({"type": "pid"}),
+        serde_json::json!({"type": "mount"}),
+        serde_json::json!({"type": "uts"}),
+        serde_json::json!({"type": "ipc"}),
+        serde_json::json!({"type": "cgroup"}),
+    ];
+    match config.network {
+        NetworkMode::Host => {}
+        NetworkMode::Bridge | NetworkMode::None => {
+            namespaces.push(serde_json::json!({"type": "network", "path": network::netns_path(&config.id)}));
+        }
+    }
+    let mut resources = serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if let Some(bytes) = config.limits.memory_bytes {
+        // Swap equal to memory: the limit is a real limit.
+        resources["memory"] = serde_json::json!({"limit": bytes, "swap": bytes});
+    }
+    if let Some(cpus) = config.limits.cpus {
+        let period = 100_000u64;
+        resources["cpu"] = serde_json::json!({"quota": (cpus * period as f64) as i64, "period": period});
+    }
+    if let Some(pids) = config.limits.pids {
+        resources["pids"] = serde_json::json!({"limit": pids});
+    }
+    let bind = |source: std::path::PathBuf, destination: &str| serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]});
+    let etc = paths.etc_dir();
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "hostname": config.id.as_str(),
+        "root": {"path": paths.rootfs(), "readonly": false},
+        "process": {
+            "terminal": false,
+            "user": {"uid": config.uid, "gid": config.gid},
+            "args": config.args,
+            "env": config.env,
+            "cwd": config.cwd,
+            "noNewPrivileges": true,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        },
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
+            bind(etc.join("hosts"), "/etc/hosts"),
+            bind(etc.join("hostname"), "/etc/hostname"),
+            bind(etc.join("resolv.conf"), "/etc/resolv.conf"),
+        ],
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": cgroup_path(config),
+            "resources": resources,
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+                "syscalls": [{"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+            },
+        },
+    });
+    serde_json::from_value(spec).expect("the spec above matches the OCI runtime schema")
+}

@@ -1,0 +1,247 @@
+//! A container's files under `$BERTH_ROOT/containers/<id>/`: what to run
+//! (`container.json`, written once) and how it is doing (`state.json`,
+//! written by its shim), both written atomically.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerId, NetworkMode};
+use crate::state::atomic::{self, WriteError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerStoreError {
+    #[error("container {0} does not exist")]
+    NotFound(ContainerId),
+    #[error("container {0} already exists")]
+    Exists(ContainerId),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// `no`, `on-failure[:N]` or `always` (`unless-stopped` is `always`: a stop
+/// by the operator always holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    OnFailure { max_retries: u32 },
+    Always,
+}
+
+impl Default for RestartPolicy {
+    /// Dokku's default.
+    fn default() -> Self {
+        RestartPolicy::OnFailure { max_retries: 10 }
+    }
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "no" => Ok(RestartPolicy::No),
+            "always" | "unless-stopped" => Ok(RestartPolicy::Always),
+            "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: 10 }),
+            _ => match s.strip_prefix("on-failure:").and_then(|n| n.parse().ok()) {
+                Some(max_retries) => Ok(RestartPolicy::OnFailure { max_retries }),
+                None => Err(format!("restart policy {s:?} is not no, on-failure[:N], always or unless-stopped")),
+            },
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Whether a process that ended with `exit_code` after `restarts`
+    /// restarts should be started again.
+    pub fn restarts(&self, exit_code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure { max_retries } => exit_code != 0 && restarts < *max_retries,
+        }
+    }
+}
+
+/// cgroup limits; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+}
+
+/// What to run: written once by `containers:create`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub id: ContainerId,
+    /// Name used in log lines (`web.1`); the id when not given.
+    pub name: String,
+    pub image: String,
+    pub image_digest: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub network: NetworkMode,
+    pub limits: Limits,
+    pub restart: RestartPolicy,
+    pub stop_timeout_secs: u64,
+    pub labels: BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    /// Exited and waiting out its backoff before the next start.
+    Restarting,
+    /// Ended for good: stopped, or the restart policy gave up.
+    Exited,
+}
+
+/// How it is doing: written by its shim.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub status: Status,
+    pub shim_pid: Option<i32>,
+    pub pid: Option<i32>,
+    pub address: Option<String>,
+    pub restarts: u32,
+    pub last_exit_code: Option<i32>,
+    pub oom_kills: u32,
+    pub started_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Paths of one container.
+#[derive(Debug, Clone)]
+pub struct ContainerDir {
+    pub id: ContainerId,
+    pub dir: PathBuf,
+}
+
+pub fn containers_dir(root: &Path) -> PathBuf {
+    root.join("containers")
+}
+
+impl ContainerDir {
+    pub fn new(root: &Path, id: &ContainerId) -> ContainerDir {
+        ContainerDir { id: id.clone(), dir: containers_dir(root).join(id.as_str()) }
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("container.json")
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("container.log")
+    }
+    pub fn etc_dir(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    pub fn exists(&self) -> bool {
+        self.config_file().is_file()
+    }
+
+    /// Creates the directory with its config; refuses an id already in use.
+    pub fn create(root: &Path, config: &ContainerConfig) -> Result<ContainerDir, ContainerStoreError> {
+        let paths = ContainerDir::new(root, &config.id);
+        let parent = containers_dir(root);
+        fs::create_dir_all(&parent).map_err(|source| ContainerStoreError::Io { action: "create", path: parent.clone(), source })?;
+        match fs::create_dir(&paths.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(ContainerStoreError::Exists(config.id.clone())),
+            Err(source) => return Err(ContainerStoreError::Io { action: "create", path: paths.dir.clone(), source }),
+        }
+        for dir in [paths.upper(), paths.work(), paths.rootfs(), paths.etc_dir()] {
+            fs::create_dir_all(&dir).map_err(|source| ContainerStoreError::Io { action: "create", path: dir.clone(), source })?;
+        }
+        paths.write_state(&ContainerState::default())?;
+        atomic::write_atomic(&paths.config_file(), &serde_json::to_vec_pretty(config).expect("config serialises"))?;
+        Ok(paths)
+    }
+
+    pub fn open(root: &Path, id: &ContainerId) -> Result<ContainerDir, ContainerStoreError> {
+        let paths = ContainerDir::new(root, id);
+        if paths.exists() { Ok(paths) } else { Err(ContainerStoreError::NotFound(id.clone())) }
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ContainerStoreError> {
+        let bytes = fs::read(path).map_err(|source| ContainerStoreError::Io { action: "read", path: path.to_owned(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| ContainerStoreError::Corrupt { path: path.to_owned(), source })
+    }
+
+    pub fn config(&self) -> Result<ContainerConfig, ContainerStoreError> {
+        Self::read_json(&self.config_file())
+    }
+
+    pub fn state(&self) -> Result<ContainerState, ContainerStoreError> {
+        Self::read_json(&self.state_file())
+    }
+
+    pub fn write_state(&self, state: &ContainerState) -> Result<(), ContainerStoreError> {
+        Ok(atomic::write_atomic(&self.state_file(), &serde_json::to_vec_pretty(state).expect("state serialises"))?)
+    }
+}
+
+/// Every container id on this host, sorted.
+pub fn list(root: &Path) -> Vec<ContainerId> {
+    let mut ids: Vec<ContainerId> = fs::read_dir(containers_dir(root))
+        .map(|entries| entries.flatten().filter_map(|e| ContainerId::parse(&e.file_name().to_string_lossy()).ok()).collect())
+        .unwrap_or_default();
+    ids.retain(|id| ContainerDir::new(root, id).exists());
+    ids.sort();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!("on-failure:3".parse::<RestartPolicy>().unwrap(), RestartPolicy::OnFailure { max_retries: 3 });
+        assert_eq!("unless-stopped".parse::<RestartPolicy>().unwrap(), RestartPolicy::Always);
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        let p = RestartPolicy::OnFailure { max_retries: 2 };
+        assert!(p.restarts(1, 1) && !p.restarts(1, 2) && !p.restarts(0, 0));
+        assert!(RestartPolicy::Always.restarts(0, 100));
+        assert!(!RestartPolicy::No.restarts(1, 0));
+    }
+}

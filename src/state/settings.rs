@@ -1,0 +1,129 @@
+//! Host settings in `$BERTH_ROOT/config.toml`. Every field has a default,
+//! so a missing file or section means "use the defaults".
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{path} is invalid: {why}")]
+    Invalid { path: PathBuf, why: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub network: NetworkSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// The bridge every bridged container's veth joins.
+    pub bridge: String,
+    /// The containers' subnet in CIDR form; the bridge takes its first address.
+    pub subnet: String,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings { bridge: "berth0".into(), subnet: "10.88.0.0/16".into() }
+    }
+}
+
+/// A parsed IPv4 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(text: &str) -> Option<Subnet> {
+        let (addr, prefix) = text.split_once('/')?;
+        let network: Ipv4Addr = addr.parse().ok()?;
+        let prefix: u8 = prefix.parse().ok()?;
+        if !(8..=30).contains(&prefix) || u32::from(network) & !Self::mask(prefix) != 0 {
+            return None;
+        }
+        Some(Subnet { network, prefix })
+    }
+
+    fn mask(prefix: u8) -> u32 {
+        u32::MAX << (32 - prefix)
+    }
+
+    /// The bridge's own address: the subnet's first host.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// Host addresses containers may take, in order: all but network,
+    /// gateway and broadcast.
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let base = u32::from(self.network);
+        let size = 1u32 << (32 - self.prefix);
+        (2..size - 1).map(move |i| Ipv4Addr::from(base + i))
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl Settings {
+    pub fn load(root: &Path) -> Result<Settings, SettingsError> {
+        let path = root.join("config.toml");
+        let settings: Settings = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|source| SettingsError::Parse { path: path.clone(), source })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+            Err(source) => return Err(SettingsError::Read { path, source }),
+        };
+        let invalid = |why: String| SettingsError::Invalid { path: path.clone(), why };
+        let bridge = &settings.network.bridge;
+        // Interface names: at most 15 bytes, nothing ip(8) could read as syntax.
+        if bridge.is_empty() || bridge.len() > 15 || !bridge.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(invalid(format!("network.bridge {bridge:?} is not an interface name (a-z, 0-9, - and _, at most 15)")));
+        }
+        if Subnet::parse(&settings.network.subnet).is_none() {
+            return Err(invalid(format!("network.subnet {:?} is not an IPv4 network like 10.88.0.0/16", settings.network.subnet)));
+        }
+        Ok(settings)
+    }
+
+    pub fn subnet(&self) -> Subnet {
+        Subnet::parse(&self.network.subnet).expect("checked on load")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        let s = Subnet::parse("10.88.0.0/16").unwrap();
+        assert_eq!(s.gateway(), Ipv4Addr::new(10, 88, 0, 1));
+        assert_eq!(s.hosts().next(), Some(Ipv4Addr::new(10, 88, 0, 2)));
+        assert_eq!(Subnet::parse("10.0.0.0/30").unwrap().hosts().count(), 1);
+        for bad in ["10.88.0.1/16", "10.88.0.0", "10.88.0.0/33", "x/16", "10.0.0.0/31"] {
+            assert!(Subnet::parse(bad).is_none(), "{bad}");
+        }
+    }
+}
