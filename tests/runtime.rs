@@ -248,9 +248,11 @@ fn survives_its_cli_and_cleans_up_after_a_killed_shim() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !site.host.path().join("containers/orphan-web/state.json").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
+    // "Right after start": as soon as the shim has recorded itself.
+    let state_file = site.host.path().join("containers/orphan-web/state.json");
+    while !fs::read_to_string(&state_file).is_ok_and(|s| s.contains("\"shim_pid\": ") && !s.contains("\"shim_pid\": null")) {
+        assert!(Instant::now() < deadline, "the container never started");
+        std::thread::sleep(Duration::from_millis(2));
     }
     let _ = cli.kill();
     let _ = cli.wait();
