@@ -47,6 +47,14 @@ for recipe in "$here"/stacks/*/recipe.toml; do
   cmp -s "$recipe" "$target" || install -D -m 0644 "$recipe" "$target"
 done
 
+# Built-in buildpacks, where builds look for them.
+if ! diff -rq "$here/buildpacks" /usr/local/share/berth/buildpacks >/dev/null 2>&1; then
+  rm -rf /usr/local/share/berth/buildpacks
+  mkdir -p /usr/local/share/berth
+  cp -a "$here/buildpacks" /usr/local/share/berth/buildpacks
+  say "Installed the built-in buildpacks"
+fi
+
 # The stack: built once with mmdebstrap (a few minutes), then kept in the
 # stack cache keyed by the recipe's hash; later runs find it up to date.
 BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build bookworm --cache /var/cache/berth/stacks

@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod app;
+mod build;
 mod cli;
 mod image;
 mod runtime;

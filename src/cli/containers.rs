@@ -193,6 +193,8 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
             .unwrap_or(30),
         labels,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        mounts: Vec::new(),
+        readonly_root: false,
     })
 }
 

@@ -6,6 +6,7 @@
 
 mod apps;
 mod args;
+mod builds;
 mod config;
 mod containers;
 mod images;
@@ -38,8 +39,8 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 6] {
-    [apps::COMMANDS, config::COMMANDS, containers::COMMANDS, images::COMMANDS, stacks::COMMANDS, store::COMMANDS]
+fn tables() -> [&'static [Command]; 7] {
+    [apps::COMMANDS, builds::COMMANDS, config::COMMANDS, containers::COMMANDS, images::COMMANDS, stacks::COMMANDS, store::COMMANDS]
 }
 
 fn find(name: &str) -> Option<&'static Command> {

@@ -70,6 +70,33 @@ pub fn write_tree(store: &Store, dir: &Path, options: LayerOptions) -> Result<La
     writer.finish()
 }
 
+/// Writes `dir` as the directory `prefix` of the layer (`app` for /app),
+/// taking only the entries `keep` accepts; a directory it rejects is
+/// skipped with everything below it.
+pub fn write_subtree(
+    store: &Store,
+    dir: &Path,
+    prefix: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+    options: LayerOptions,
+) -> Result<LayerInfo, LayerError> {
+    let mut writer = LayerWriter::new(store, options)?;
+    let meta = fs::symlink_metadata(dir).map_err(read_err(dir))?;
+    let mut name = PathBuf::new();
+    for part in prefix.components() {
+        name.push(part);
+        writer.add_entry(dir, &name, &meta)?;
+    }
+    walk(dir, Path::new(""), &mut |rel, meta| {
+        if !keep(rel) {
+            return Ok(false);
+        }
+        writer.add_entry(&dir.join(rel), &prefix.join(rel), meta)?;
+        Ok(true)
+    })?;
+    writer.finish()
+}
+
 /// Writes what changed from `base` to `new` as one layer: entries that are
 /// new or differ (type, mode, owner, content, link target, xattrs), their
 /// parent directories, and a whiteout for everything `new` no longer has.
@@ -274,7 +301,12 @@ impl LayerWriter {
     }
 
     fn add(&mut self, root: &Path, rel: &Path, meta: &Metadata) -> Result<(), LayerError> {
-        let path = root.join(rel);
+        self.add_entry(&root.join(rel), rel, meta)
+    }
+
+    /// Writes the file at `path` as the entry `rel`.
+    fn add_entry(&mut self, path: &Path, rel: &Path, meta: &Metadata) -> Result<(), LayerError> {
+        let path = path.to_path_buf();
         let kind = meta.file_type();
         if kind.is_char_device() && meta.rdev() == 0 {
             // overlayfs marks a deleted file with a 0:0 character device.

@@ -6,6 +6,7 @@ pub mod control;
 pub mod launch;
 pub mod logs;
 pub mod network;
+pub mod oneshot;
 pub mod rootfs;
 pub mod shim;
 pub mod spec;

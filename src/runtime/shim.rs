@@ -131,38 +131,18 @@ impl Monitor {
 
     /// Root, network and bundle: made once, kept across restarts.
     fn prepare(&mut self) -> Result<(), String> {
-        let settings = Settings::load(&self.root).map_err(|e| e.to_string())?;
-        let store = Store::open(&self.root).map_err(|e| e.to_string())?;
-        let digest: Digest = self.config.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| e.to_string())?;
-        let image = store.image_by_digest(&digest).map_err(|e| e.to_string())?;
-        let mut layers = Vec::new();
-        for layer in image.layers().map_err(|e| e.to_string())? {
-            layers.push(unpack::unpacked(&self.root, &store, &layer).map_err(|e| e.to_string())?);
-        }
-        let attachment = network::attach(&self.root, &settings, &self.config.id, self.config.network).map_err(|e| e.to_string())?;
-        let address = attachment.map(|a| a.to_string());
-        rootfs::write_etc(&self.paths, self.config.id.as_str(), address.as_deref()).map_err(|e| e.to_string())?;
-        rootfs::mount(&self.paths, &layers).map_err(|e| e.to_string())?;
-        let spec = spec::build(&self.config, &self.paths);
-        spec.save(self.paths.bundle().join("config.json")).map_err(|e| e.to_string())?;
-        self.state.address = address;
+        self.state.address = prepare(&self.root, &self.paths, &self.config)?;
         Ok(())
     }
 
     fn release(&self) {
-        let _ = launch::delete(&self.root, &self.config.id);
-        let _ = rootfs::unmount(&self.paths);
-        let _ = network::detach(&self.root, &self.config.id);
+        release(&self.root, &self.paths);
     }
 
     fn start_once(&mut self) -> Result<i32, String> {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        // A previous run's leftovers (a crash between start and delete) would make "exists".
-        let _ = launch::delete(&self.root, &self.config.id);
-        let pid = launch::start(&self.root, &self.config.id, &self.paths.bundle(), out_w, err_w).map_err(|e| format!("{e:#}"))?;
-        logs::pump(File::from(out_r), self.log.clone(), self.config.name.clone(), "stdout");
-        logs::pump(File::from(err_r), self.log.clone(), self.config.name.clone(), "stderr");
+        let (pid, out_r, err_r) = start_once(&self.root, &self.paths)?;
+        logs::pump(out_r, self.log.clone(), self.config.name.clone(), "stdout");
+        logs::pump(err_r, self.log.clone(), self.config.name.clone(), "stderr");
         Ok(pid)
     }
 
@@ -304,6 +284,43 @@ impl Monitor {
             }
         }
     }
+}
+
+/// Unpacks the image, makes the network, /etc files and overlay root, and
+/// writes the bundle. Returns the container's address when bridged.
+pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> Result<Option<String>, String> {
+    let settings = Settings::load(root).map_err(|e| e.to_string())?;
+    let store = Store::open(root).map_err(|e| e.to_string())?;
+    let digest: Digest = config.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| e.to_string())?;
+    let image = store.image_by_digest(&digest).map_err(|e| e.to_string())?;
+    let mut layers = Vec::new();
+    for layer in image.layers().map_err(|e| e.to_string())? {
+        layers.push(unpack::unpacked(root, &store, &layer).map_err(|e| e.to_string())?);
+    }
+    let address = network::attach(root, &settings, &config.id, config.network).map_err(|e| e.to_string())?.map(|a| a.to_string());
+    rootfs::write_etc(paths, config.id.as_str(), address.as_deref()).map_err(|e| e.to_string())?;
+    rootfs::mount(paths, &layers).map_err(|e| e.to_string())?;
+    let spec = spec::build(config, paths);
+    spec.save(paths.bundle().join("config.json")).map_err(|e| e.to_string())?;
+    Ok(address)
+}
+
+/// Undoes `prepare` and deletes the libcontainer container; safe to repeat.
+pub fn release(root: &Path, paths: &ContainerDir) {
+    let _ = launch::delete(root, &paths.id);
+    let _ = rootfs::unmount(paths);
+    let _ = network::detach(root, &paths.id);
+}
+
+/// Launches the prepared container; returns its init pid and the read ends
+/// of its stdout and stderr.
+pub fn start_once(root: &Path, paths: &ContainerDir) -> Result<(i32, File, File), String> {
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    // A previous run's leftovers (a crash between start and delete) would make "exists".
+    let _ = launch::delete(root, &paths.id);
+    let pid = launch::start(root, &paths.id, &paths.bundle(), out_w, err_w).map_err(|e| format!("{e:#}"))?;
+    Ok((pid, File::from(out_r), File::from(err_r)))
 }
 
 #[allow(unsafe_code)]

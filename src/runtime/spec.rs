@@ -118,10 +118,19 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
     }
     let bind = |source: std::path::PathBuf, destination: &str| serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]});
     let etc = paths.etc_dir();
+    let extra: Vec<serde_json::Value> = config
+        .mounts
+        .iter()
+        .map(|m| {
+            let mut options = vec!["rbind", "nosuid", "nodev"];
+            options.push(if m.readonly { "ro" } else { "rw" });
+            serde_json::json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options})
+        })
+        .collect();
     let spec = serde_json::json!({
         "ociVersion": "1.0.2",
         "hostname": config.id.as_str(),
-        "root": {"path": paths.rootfs(), "readonly": false},
+        "root": {"path": paths.rootfs(), "readonly": config.readonly_root},
         "process": {
             "terminal": false,
             "user": {"uid": config.uid, "gid": config.gid},
@@ -156,5 +165,7 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
             },
         },
     });
+    let mut spec = spec;
+    spec["mounts"].as_array_mut().expect("mounts is a list").extend(extra);
     serde_json::from_value(spec).expect("the spec above matches the OCI runtime schema")
 }

@@ -87,6 +87,14 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
+/// A host directory bound into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
 /// What to run: written once by `containers:create`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerConfig {
@@ -106,6 +114,11 @@ pub struct ContainerConfig {
     pub stop_timeout_secs: u64,
     pub labels: BTreeMap<String, String>,
     pub created_at: String,
+    #[serde(default)]
+    pub mounts: Vec<BindMount>,
+    /// The image's files are read only (build sandboxes): only mounts and /tmp take writes.
+    #[serde(default)]
+    pub readonly_root: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -1,0 +1,391 @@
+//! Builds: a source tree + config vars -> buildpacks in a sandbox container
+//! from the stack's build image -> an app image of the run image's layers
+//! plus a dependency layer and an app layer.
+
+pub mod buildpacks;
+pub mod procfile;
+pub mod records;
+pub mod release;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use buildpacks::{BUILT_IN, Source};
+use records::{BuildRecord, BuildStatus};
+use settings::BuildSettings;
+
+use crate::app::App;
+use crate::image::layer::{self, LayerOptions};
+use crate::image::{ImageRef, Store};
+use crate::runtime::oneshot::{self, Stream};
+use crate::runtime::store::BindMount;
+use crate::runtime::{ContainerConfig, ContainerId, Limits, RestartPolicy};
+use crate::state::config::ConfigVars;
+
+const DRIVER: &str = include_str!("driver.sh");
+const LAUNCHER: &str = include_str!("launcher.sh");
+const STACK: &str = "bookworm";
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Paths inside /app that always go to the dependency layer when present.
+const DEFAULT_DEPENDENCY_PATHS: &[&str] = &[".venv", "node_modules"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("no buildpack detected this app: add a requirements.txt, package.json, index.html or Procfile, or set one with buildpacks:set")]
+    NoBuildpack,
+    #[error("the {0} buildpack failed; see the output above (builds:output)")]
+    CompileFailed(String),
+    #[error("the build ran past its limit of {0} s and was stopped")]
+    TimedOut(u64),
+    #[error("the build sandbox exited with code {0}")]
+    Sandbox(i32),
+    #[error("this app declares no process types: add a Procfile such as `web: python app.py`")]
+    NoProcesses,
+    #[error("no stack: run `berth stacks:build` first ({0})")]
+    NoStack(String),
+    #[error("{0}")]
+    Procfile(#[from] procfile::ProcfileError),
+    #[error(transparent)]
+    Buildpack(#[from] buildpacks::BuildpackError),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + use<> {
+    let path = path.to_owned();
+    move |source| BuildError::Io { action, path, source }
+}
+
+/// What a successful build made.
+#[derive(Debug)]
+pub struct Built {
+    pub id: u64,
+    pub image: ImageRef,
+    pub process_types: BTreeMap<String, String>,
+}
+
+/// Output to the user and into the build's log file.
+struct Output<'a> {
+    log: fs::File,
+    say: &'a mut dyn FnMut(&str),
+}
+
+impl Output<'_> {
+    fn line(&mut self, text: &str) {
+        let _ = writeln!(self.log, "{text}");
+        (self.say)(text);
+    }
+}
+
+/// Builds `source` for `app`. The caller holds the app's lock.
+pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<Built, BuildError> {
+    let id = records::next_id(&app.dir);
+    let container = format!("build-{}-{id}", app.name);
+    let mut record = BuildRecord {
+        id,
+        status: BuildStatus::Running,
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        finished_at: None,
+        revision: revision.map(str::to_owned),
+        image: None,
+        image_digest: None,
+        buildpacks: Vec::new(),
+        error: None,
+        phases: Vec::new(),
+        container: container.clone(),
+    };
+    records::save(&app.dir, &record).map_err(io_err("record", &app.dir))?;
+    let log_path = records::log_path(&app.dir, id);
+    let log = fs::File::create(&log_path).map_err(io_err("create", &log_path))?;
+    let mut out = Output { log, say };
+    let work = root.join("tmp").join(format!("build-{}-{id}", app.name));
+    let result = run_build(root, app, source, &work, &container, &mut record, &mut out);
+    let _ = make_removable(&work);
+    let _ = fs::remove_dir_all(&work);
+    record.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    match &result {
+        Ok(built) => {
+            record.status = BuildStatus::Succeeded;
+            record.image = Some(built.image.to_string());
+        }
+        Err(e) => {
+            record.status = BuildStatus::Failed;
+            record.error = Some(e.to_string());
+            out.line(&format!(" !     Build failed: {e}"));
+        }
+    }
+    let _ = records::save(&app.dir, &record);
+    records::prune(&app.dir);
+    result
+}
+
+/// The build tree may hold read-only directories (pip, npm): make them
+/// writable so the work dir can be removed.
+fn make_removable(dir: &Path) -> std::io::Result<()> {
+    Command::new("chmod").args(["-R", "u+w"]).arg(dir).status().map(|_| ())
+}
+
+fn chown_app_user(path: &Path) -> Result<(), BuildError> {
+    let status = Command::new("chown").args(["-R", "1000:1000"]).arg(path).status().map_err(io_err("chown", path))?;
+    if status.success() { Ok(()) } else { Err(BuildError::Other(format!("chown of {} failed", path.display()))) }
+}
+
+/// Which buildpacks, and whether they were named (explicit) or are to be detected.
+fn choose_buildpacks(app: &App, vars: &ConfigVars, app_dir: &Path) -> Result<(Vec<Source>, bool), BuildError> {
+    if let Ok(text) = fs::read_to_string(settings::buildpacks_file(&app.dir)) {
+        let list = buildpacks::parse_list(&text)?;
+        if !list.is_empty() {
+            return Ok((list, true));
+        }
+    }
+    let url_key = crate::state::config::ConfigKey::parse(std::ffi::OsStr::new("BUILDPACK_URL")).expect("valid key");
+    if let Some(url) = vars.0.get(&url_key) {
+        return Ok((vec![Source::parse(&String::from_utf8_lossy(url))?], true));
+    }
+    if let Ok(text) = fs::read_to_string(app_dir.join(".buildpacks")) {
+        let list = buildpacks::parse_list(&text)?;
+        if !list.is_empty() {
+            return Ok((list, true));
+        }
+    }
+    Ok((BUILT_IN.iter().map(|n| Source::BuiltIn((*n).to_owned())).collect(), false))
+}
+
+fn run_build(
+    root: &Path,
+    app: &App,
+    source: &Path,
+    work: &Path,
+    container: &str,
+    record: &mut BuildRecord,
+    out: &mut Output,
+) -> Result<Built, BuildError> {
+    let started = Instant::now();
+    let store = Store::open(root).map_err(|e| BuildError::Other(e.to_string()))?;
+    let build_image_ref = ImageRef::new("berth/stack-build", STACK).expect("valid");
+    let run_image_ref = ImageRef::new("berth/stack-run", STACK).expect("valid");
+    let build_image = store.image(&build_image_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
+    let run_image = store.image(&run_image_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
+    let settings = BuildSettings::load(&app.dir);
+    let vars = ConfigVars::load(&app.env_file()).map_err(|e| BuildError::Other(e.to_string()))?;
+
+    // The work tree: a copy of the source owned by the build user, the
+    // config vars as files, the driver, and an output dir.
+    let (app_dir, env_dir, driver_dir, out_dir) = (work.join("app"), work.join("env"), work.join("driver"), work.join("out"));
+    for dir in [&app_dir, &env_dir, &driver_dir, &out_dir] {
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    }
+    let mut source_arg = source.as_os_str().to_owned();
+    source_arg.push("/.");
+    let copied = Command::new("cp").arg("-a").arg(&source_arg).arg(&app_dir).status().map_err(io_err("copy", source))?;
+    if !copied.success() {
+        return Err(BuildError::Other(format!("cannot copy the source from {}", source.display())));
+    }
+    let _ = fs::remove_dir_all(app_dir.join(".git"));
+    for (key, value) in &vars.0 {
+        fs::write(env_dir.join(key.as_str()), value).map_err(io_err("write", &env_dir))?;
+    }
+    fs::write(driver_dir.join("driver.sh"), DRIVER).map_err(io_err("write", &driver_dir))?;
+    let cache = app.dir.join("cache");
+    fs::create_dir_all(&cache).map_err(io_err("create", &cache))?;
+    for dir in [&app_dir, &out_dir, &cache] {
+        chown_app_user(dir)?;
+    }
+
+    let (sources, explicit) = choose_buildpacks(app, &vars, &app_dir)?;
+    let mut mounts = vec![
+        BindMount { source: app_dir.clone(), destination: "/app".into(), readonly: false },
+        BindMount { source: cache.clone(), destination: "/cache".into(), readonly: false },
+        BindMount { source: env_dir.clone(), destination: "/env".into(), readonly: true },
+        BindMount { source: driver_dir.clone(), destination: "/berth/driver".into(), readonly: true },
+        BindMount { source: out_dir.clone(), destination: "/berth/out".into(), readonly: false },
+    ];
+    // Builds trust the certificate authorities this host trusts: behind a
+    // TLS-inspecting proxy (common in companies) the stack's own bundle
+    // would refuse every package registry.
+    let host_bundle = Path::new(HOST_CA_BUNDLE);
+    if host_bundle.is_file() {
+        mounts.push(BindMount { source: host_bundle.to_owned(), destination: HOST_CA_BUNDLE.into(), readonly: true });
+    }
+    let mut args =
+        vec!["/bin/bash".to_owned(), "/berth/driver/driver.sh".to_owned(), if explicit { "explicit" } else { "detect" }.to_owned()];
+    for (n, source) in sources.iter().enumerate() {
+        let dir = source.resolve(root, &mut |line| out.line(&format!("-----> {line}")))?;
+        let destination =
+            format!("/buildpacks/{}-{}", n + 1, dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+        mounts.push(BindMount { source: dir, destination: destination.clone(), readonly: true });
+        args.push(destination);
+    }
+
+    let defaults = build_image.config.config().clone().unwrap_or_default();
+    let mut env = defaults.env().clone().unwrap_or_default();
+    env.retain(|e| !e.starts_with("HOME="));
+    env.extend(["HOME=/app".to_owned(), format!("STACK={STACK}"), "CI=true".to_owned()]);
+    for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
+        env.push(format!("{var}={HOST_CA_BUNDLE}"));
+    }
+    let config = ContainerConfig {
+        id: ContainerId::parse(container).map_err(|e| BuildError::Other(e.to_string()))?,
+        name: container.to_owned(),
+        image: build_image_ref.to_string(),
+        image_digest: build_image.manifest_digest.to_string(),
+        args,
+        env,
+        cwd: "/app".into(),
+        uid: 1000,
+        gid: 1000,
+        network: settings.network,
+        limits: Limits { memory_bytes: Some(settings.memory_bytes), cpus: None, pids: Some(settings.pids) },
+        restart: RestartPolicy::No,
+        stop_timeout_secs: 1,
+        labels: BTreeMap::from([("io.berth.app".to_owned(), app.name.to_string()), ("io.berth.build".to_owned(), record.id.to_string())]),
+        created_at: record.started_at.clone(),
+        mounts,
+        readonly_root: true,
+    };
+    out.line(&format!("-----> Building {} (build {}) with the {STACK} stack", app.name, record.id));
+    let mut phase_started = Instant::now();
+    let mut phases: Vec<(String, f64)> = Vec::new();
+    let mut current = "sandbox".to_owned();
+    let mut failed_buildpack = None;
+    let mut no_buildpack = false;
+    let finished = oneshot::run(root, &config, Some(Duration::from_secs(settings.timeout_secs)), &mut |stream, line| {
+        let text = String::from_utf8_lossy(line);
+        if let Some(mark) = text.strip_prefix("::berth:: ") {
+            let now = Instant::now();
+            phases.push((current.clone(), (now - phase_started).as_secs_f64()));
+            phase_started = now;
+            match mark.split_once(' ') {
+                Some(("phase", name)) => current = name.to_owned(),
+                Some(("compile-failed", name)) => failed_buildpack = Some(name.to_owned()),
+                _ if mark == "no-buildpack" => no_buildpack = true,
+                _ => current = "done".to_owned(),
+            }
+            return;
+        }
+        match stream {
+            Stream::Stdout => out.line(&text),
+            Stream::Stderr => out.line(&text),
+        }
+    })
+    .map_err(|e| BuildError::Other(e.to_string()))?;
+    if finished.timed_out {
+        return Err(BuildError::TimedOut(settings.timeout_secs));
+    }
+    match finished.exit_code {
+        0 => {}
+        3 if no_buildpack => return Err(BuildError::NoBuildpack),
+        4 => return Err(BuildError::CompileFailed(failed_buildpack.unwrap_or_else(|| "?".into()))),
+        code => return Err(BuildError::Sandbox(code)),
+    }
+    record.buildpacks = fs::read_to_string(out_dir.join("buildpacks")).unwrap_or_default().lines().map(str::to_owned).collect();
+
+    // Process types: the Procfile wins over the buildpack's defaults.
+    let release = release::parse(&fs::read_to_string(out_dir.join("release.yml")).unwrap_or_default());
+    let mut process_types = release.default_process_types.clone();
+    if let Ok(bytes) = fs::read(app_dir.join("Procfile")) {
+        process_types.extend(procfile::parse(&bytes)?);
+    }
+    process_types.retain(|name, _| procfile::is_process_name(name));
+    if process_types.is_empty() {
+        return Err(BuildError::NoProcesses);
+    }
+    let berth_dir = app_dir.join(".berth");
+    let _ = fs::remove_dir_all(&berth_dir);
+    fs::create_dir_all(&berth_dir).map_err(io_err("create", &berth_dir))?;
+    let processes: String = process_types.iter().map(|(n, c)| format!("{n}\t{}\n", c.replace('\n', " "))).collect();
+    fs::write(berth_dir.join("processes"), processes).map_err(io_err("write", &berth_dir))?;
+    fs::write(berth_dir.join("launcher"), LAUNCHER).map_err(io_err("write", &berth_dir))?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(berth_dir.join("launcher"), fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &berth_dir))?;
+
+    // Layers: dependencies (paths buildpacks named, plus the usual ones), then the rest.
+    out.line("-----> Writing image layers");
+    let layers_started = Instant::now();
+    let mut dependency_paths: Vec<PathBuf> = fs::read_to_string(out_dir.join("layers"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.trim().trim_start_matches("/app/").trim_matches('/'))
+        .filter(|l| !l.is_empty() && !l.split('/').any(|p| p == ".." || p == "."))
+        .map(PathBuf::from)
+        .collect();
+    dependency_paths.extend(DEFAULT_DEPENDENCY_PATHS.iter().map(PathBuf::from));
+    dependency_paths.retain(|p| app_dir.join(p).exists());
+    dependency_paths.sort();
+    dependency_paths.dedup();
+    let in_dependency = |rel: &Path| dependency_paths.iter().any(|d| rel.starts_with(d));
+    let above_dependency = |rel: &Path| dependency_paths.iter().any(|d| d.starts_with(rel) && d != rel);
+    let options = LayerOptions::from_env();
+    let _writing = store.writing().map_err(|e| BuildError::Other(e.to_string()))?;
+    let dependency_layer =
+        layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)
+            .map_err(|e| BuildError::Other(e.to_string()))?;
+    let app_layer = layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| !in_dependency(rel), options)
+        .map_err(|e| BuildError::Other(e.to_string()))?;
+    phases.push(("layers".to_owned(), layers_started.elapsed().as_secs_f64()));
+
+    let mut config = run_image.config.clone();
+    let mut rootfs = config.rootfs().clone();
+    let mut diff_ids = rootfs.diff_ids().clone();
+    diff_ids.push(dependency_layer.diff_id.to_string());
+    diff_ids.push(app_layer.diff_id.to_string());
+    rootfs.set_diff_ids(diff_ids);
+    config.set_rootfs(rootfs);
+    let mut inner = config.config().clone().unwrap_or_default();
+    let mut env = inner.env().clone().unwrap_or_default();
+    env.extend(release.config_vars.iter().map(|(k, v)| format!("{k}={v}")));
+    inner.set_env(Some(env));
+    inner.set_working_dir(Some("/app".into()));
+    inner.set_cmd(Some(vec!["/app/.berth/launcher".to_owned(), "web".to_owned()]));
+    let mut labels = inner.labels().clone().unwrap_or_default();
+    labels.insert("io.berth.app".into(), app.name.to_string());
+    labels.insert("io.berth.process-types".into(), serde_json::to_string(&process_types).expect("map serialises"));
+    labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));
+    labels.insert("io.berth.stack".into(), run_image.manifest_digest.to_string());
+    labels.insert("io.berth.build-time".into(), record.started_at.clone());
+    if let Some(rev) = &record.revision {
+        labels.insert("io.berth.git-revision".into(), rev.clone());
+    }
+    inner.set_labels(Some(labels));
+    config.set_config(Some(inner));
+    let mut history = config.history().clone().unwrap_or_default();
+    for what in ["dependencies", "app"] {
+        history.push(
+            serde_json::from_value(serde_json::json!({"created_by": format!("berth build {} {}: {what}", app.name, record.id)}))
+                .expect("history"),
+        );
+    }
+    config.set_history(Some(history));
+    let mut layers = run_image.layers().map_err(|e| BuildError::Other(e.to_string()))?;
+    layers.push(dependency_layer.clone());
+    layers.push(app_layer.clone());
+    let image = ImageRef::new(&format!("berth/app-{}", app.name), &format!("b{}", record.id)).expect("valid tag");
+    let manifest = store.write_image(&image, &layers, &config).map_err(|e| BuildError::Other(e.to_string()))?;
+    store
+        .set_tag(&ImageRef::new(&format!("berth/app-{}", app.name), "latest").expect("valid"), &manifest)
+        .map_err(|e| BuildError::Other(e.to_string()))?;
+    record.image_digest = Some(manifest.digest().to_string());
+    phases.push(("total".to_owned(), started.elapsed().as_secs_f64()));
+    let summary: Vec<String> = phases.iter().map(|(name, secs)| format!("{name} {secs:.2} s")).collect();
+    out.line(&format!("-----> Build phases: {}", summary.join(", ")));
+    out.line(&format!(
+        "-----> Dependency layer {} ({} bytes), app layer {} ({} bytes)",
+        dependency_layer.digest, dependency_layer.size, app_layer.digest, app_layer.size
+    ));
+    out.line(&format!("=====> Built {image}"));
+    record.phases = phases;
+    Ok(Built { id: record.id, image, process_types })
+}

@@ -1,0 +1,42 @@
+//! Per-app build settings (`apps/<app>/build.json`) and buildpack list
+//! (`apps/<app>/buildpacks`, one reference per line).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::NetworkMode;
+use crate::state::atomic::{self, WriteError};
+
+/// Default wall-clock limit of a build: 25 minutes.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 25 * 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildSettings {
+    /// `host` (dependencies come from registries) or `none` (air-gapped).
+    pub network: NetworkMode,
+    pub timeout_secs: u64,
+    pub memory_bytes: i64,
+    pub pids: i64,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        BuildSettings { network: NetworkMode::Host, timeout_secs: DEFAULT_TIMEOUT_SECS, memory_bytes: 4 << 30, pids: 4096 }
+    }
+}
+
+impl BuildSettings {
+    pub fn load(app_dir: &Path) -> BuildSettings {
+        std::fs::read(app_dir.join("build.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    pub fn save(&self, app_dir: &Path) -> Result<(), WriteError> {
+        atomic::write_atomic(&app_dir.join("build.json"), &serde_json::to_vec_pretty(self).expect("settings serialise"))
+    }
+}
+
+pub fn buildpacks_file(app_dir: &Path) -> std::path::PathBuf {
+    app_dir.join("buildpacks")
+}

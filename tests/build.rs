@@ -1,0 +1,296 @@
+//! Builds as a user meets them: the example apps through the built-in
+//! buildpacks in the sandbox, into images whose containers answer; the
+//! dependency cache; buildpacks from git; offline builds; and failures.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Host, Run};
+
+const STACK_CACHE: &str = "/var/cache/berth/stacks";
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A host with the stack, the repo's buildpacks, its own bridge and subnet.
+struct Site {
+    host: Host,
+    bridge: String,
+    subnet: String,
+}
+
+impl Site {
+    fn new(bridge: &str, third_octet: u8) -> Site {
+        let host = Host::new();
+        let subnet = format!("10.215.{third_octet}.0/24");
+        fs::write(host.path().join("config.toml"), format!("[network]\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n")).unwrap();
+        let run =
+            host.command(["stacks:build", "bookworm", "--cache", STACK_CACHE]).env("BERTH_STACKS", repo().join("stacks")).output().unwrap();
+        assert!(run.status.success(), "stacks:build: {}", String::from_utf8_lossy(&run.stderr));
+        Site { host, bridge: bridge.to_owned(), subnet }
+    }
+
+    fn berth(&self, args: &[&str]) -> Run {
+        let out = self.host.command(args).env("BERTH_BUILDPACKS", repo().join("buildpacks")).output().unwrap();
+        Run { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    }
+
+    fn build(&self, app: &str, dir: &Path) -> Run {
+        if self.host.run(["apps:exists", app]).code != 0 {
+            self.host.ok(["apps:create", app]);
+        }
+        self.berth(&["builds:create", app, dir.to_str().unwrap()])
+    }
+
+    fn build_ok(&self, app: &str, dir: &Path) -> String {
+        let run = self.build(app, dir);
+        assert_eq!(run.code, 0, "build of {app} failed: {}{}", run.out(), run.stderr);
+        run.out()
+    }
+
+    fn layers(&self, image: &str) -> Vec<String> {
+        let inspect: serde_json::Value = serde_json::from_str(&self.host.ok(["images:inspect", image]).out()).unwrap();
+        inspect["manifest"]["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Runs the app image's web process and returns what GET / answers.
+    fn answer(&self, image: &str, id: &str) -> String {
+        self.host.ok(["containers:run", image, "--id", id, "--env", "PORT=5000"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list: serde_json::Value = serde_json::from_str(&self.host.ok(["containers:list", "--format", "json"]).out()).unwrap();
+            let address = list.as_array().unwrap().iter().find(|c| c["id"] == id).and_then(|c| c["address"].as_str().map(str::to_owned));
+            if let Some(address) = address {
+                let out = Command::new("curl").args(["-s", "-f", "-m", "2", &format!("http://{address}:5000/")]).output().unwrap();
+                if out.status.success() {
+                    self.host.ok(["containers:rm", id, "--force"]);
+                    return String::from_utf8_lossy(&out.stdout).into_owned();
+                }
+            }
+            assert!(Instant::now() < deadline, "{image} never answered: {}", self.host.run(["containers:logs", id]).out());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        for id in fs::read_dir(self.host.path().join("containers")).into_iter().flatten().flatten() {
+            let _ = self.host.run(["containers:rm", &id.file_name().to_string_lossy(), "--force"]);
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        let _ = Command::new("iptables")
+            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
+            .output();
+    }
+}
+
+fn copy_example(name: &str, to: &Path) -> PathBuf {
+    let dir = to.join(name);
+    assert!(Command::new("cp").arg("-a").arg(repo().join("examples").join(name)).arg(&dir).status().unwrap().success());
+    dir
+}
+
+fn write_buildpack(dir: &Path, detect: &str, compile: &str) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    for (name, body) in [("detect", detect), ("compile", compile), ("release", "echo '--- {}'")] {
+        let path = dir.join("bin").join(name);
+        fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    }
+}
+
+#[test]
+fn catmeow_builds_answers_and_rebuilds_with_the_cached_dependencies() {
+    if !is_root() {
+        eprintln!("skipped: builds need root");
+        return;
+    }
+    let site = Site::new("bt-cat", 1);
+    let work = tempfile::tempdir().unwrap();
+    let app = copy_example("catmeow", work.path());
+    let first = site.build_ok("catmeow", &app);
+    assert!(first.contains("-----> Python app detected"), "{first}");
+    assert!(first.contains("Installing requirements with pip"), "{first}");
+    assert_eq!(site.answer("berth/app-catmeow:latest", "cat-web-1"), "Cat dreams meow..\n");
+    let before = site.layers("berth/app-catmeow:b1");
+
+    // A code-only change: pip does not run, the dependency layer is the same blob.
+    let code = fs::read_to_string(app.join("catmeow.py")).unwrap().replace("Cat dreams meow..", "Cat dreams purr..");
+    fs::write(app.join("catmeow.py"), code).unwrap();
+    let second = site.build_ok("catmeow", &app);
+    assert!(second.contains("Requirements unchanged: using the cached virtualenv (pip not run)"), "{second}");
+    assert!(!second.contains("Installing requirements with pip"), "{second}");
+    let after = site.layers("berth/app-catmeow:b2");
+    assert_eq!(after.len(), before.len());
+    let n = before.len();
+    assert_eq!(after[..n - 1], before[..n - 1], "stack and dependency layers must be unchanged");
+    assert_ne!(after[n - 1], before[n - 1], "the app layer must be new");
+    assert_eq!(site.answer("berth/app-catmeow:b2", "cat-web-2"), "Cat dreams purr..\n");
+
+    let list: serde_json::Value = serde_json::from_str(&site.host.ok(["builds:list", "catmeow", "--format", "json"]).out()).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(site.host.ok(["builds:output", "catmeow", "1"]).out().contains("Installing requirements with pip"));
+}
+
+#[test]
+fn node_and_static_examples_build_and_answer() {
+    if !is_root() {
+        eprintln!("skipped: builds need root");
+        return;
+    }
+    let site = Site::new("bt-node", 2);
+    let work = tempfile::tempdir().unwrap();
+    let node = copy_example("node-hello", work.path());
+    let out = site.build_ok("node-hello", &node);
+    assert!(out.contains("Node.js app detected") && out.contains("npm ci"), "{out}");
+    assert_eq!(site.answer("berth/app-node-hello:latest", "node-web-1"), "Hello from Node.js\n");
+    let static_site = copy_example("static-site", work.path());
+    let out = site.build_ok("static-site", &static_site);
+    assert!(out.contains("Static app detected"), "{out}");
+    assert!(site.answer("berth/app-static-site:latest", "static-web-1").contains("A static site served by berth"));
+}
+
+#[test]
+fn buildpacks_from_git_and_dot_buildpacks_run_in_order() {
+    if !is_root() {
+        eprintln!("skipped: builds need root");
+        return;
+    }
+    let site = Site::new("bt-git", 3);
+    let work = tempfile::tempdir().unwrap();
+    // Two buildpacks in local git repositories: the first exports a variable
+    // the second must see.
+    let mut urls = Vec::new();
+    for (name, compile) in [
+        (
+            "first",
+            "echo '-----> first buildpack compiling'; echo 'export FROM_FIRST=hello-from-first' > \"$(dirname \"$0\")/../export\"; echo one > \"$1/first.txt\"",
+        ),
+        ("second", "echo \"-----> second buildpack sees FROM_FIRST=$FROM_FIRST\"; test -f \"$1/first.txt\""),
+    ] {
+        let src = work.path().join(format!("{name}-src"));
+        write_buildpack(&src, &format!("echo {name}"), compile);
+        let git = |args: &[&str]| assert!(Command::new("git").args(args).current_dir(&src).status().unwrap().success());
+        git(&["init", "-q", "-b", "main"]);
+        git(&["add", "."]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "buildpack"]);
+        let bare = work.path().join(format!("{name}.git"));
+        assert!(Command::new("git").args(["clone", "-q", "--bare"]).arg(&src).arg(&bare).status().unwrap().success());
+        urls.push(format!("file://{}", bare.display()));
+    }
+    let app = work.path().join("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
+    fs::write(app.join(".buildpacks"), format!("{}\n{}\n", urls[0], urls[1])).unwrap();
+    let out = site.build_ok("multi", &app);
+    let first = out.find("first buildpack compiling").expect(&out);
+    let second = out.find("second buildpack sees FROM_FIRST=hello-from-first").expect(&out);
+    assert!(first < second, "{out}");
+    assert!(out.contains(&format!("Fetching buildpack {}", urls[0])), "{out}");
+    // The second build uses the cached clone.
+    let again = site.build_ok("multi", &app);
+    assert!(again.contains(&format!("Using cached buildpack {}", urls[0])), "{again}");
+}
+
+#[test]
+fn an_offline_build_uses_vendored_wheels_with_no_network() {
+    if !is_root() {
+        eprintln!("skipped: builds need root");
+        return;
+    }
+    let site = Site::new("bt-offline", 4);
+    let work = tempfile::tempdir().unwrap();
+    let app = copy_example("catmeow", work.path());
+    let wheels = app.join("vendor/wheels");
+    // Wheels for the stack's Python (3.11, manylinux x86_64), fetched on the host.
+    let download = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--platform",
+            "manylinux2014_x86_64",
+            "-d",
+        ])
+        .arg(&wheels)
+        .arg("flask")
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .unwrap();
+    assert!(download.status.success(), "pip download: {}", String::from_utf8_lossy(&download.stderr));
+    site.host.ok(["apps:create", "offline"]);
+    site.host.ok(["builds:set", "offline", "network", "none"]);
+    let out = site.build_ok("offline", &app);
+    assert!(out.contains("Installing from vendor/wheels (offline)"), "{out}");
+    assert_eq!(site.answer("berth/app-offline:latest", "offline-web-1"), "Cat dreams meow..\n");
+}
+
+#[test]
+fn failed_builds_say_why_keep_their_log_and_make_no_image() {
+    if !is_root() {
+        eprintln!("skipped: builds need root");
+        return;
+    }
+    let site = Site::new("bt-fail", 5);
+    let work = tempfile::tempdir().unwrap();
+    let check = |app: &str, dir: &Path, message: &str| {
+        let run = site.build(app, dir);
+        assert_eq!(run.code, 1, "{app}: {}{}", run.out(), run.stderr);
+        assert!(run.stderr.contains(message), "{app}: expected {message:?} in {}", run.stderr);
+        let output = site.host.ok(["builds:output", app]).out();
+        assert!(output.contains("Build failed"), "{app}: log not kept: {output}");
+        let images = site.host.ok(["images:list"]).out();
+        assert!(!images.contains(&format!("berth/app-{app}")), "{app} made an image: {images}");
+    };
+
+    let nothing = work.path().join("nothing");
+    fs::create_dir_all(&nothing).unwrap();
+    fs::write(nothing.join("README"), "no app here").unwrap();
+    check("nothing", &nothing, "no buildpack detected this app");
+
+    let bp = work.path().join("bp-fails");
+    write_buildpack(&bp, "echo Failing", "echo 'compile breaks'; exit 1");
+    site.host.ok(["apps:create", "fails"]);
+    site.berth(&["buildpacks:set", "fails", bp.to_str().unwrap()]);
+    check("fails", &nothing, "the Failing buildpack failed");
+
+    let hangs = work.path().join("bp-hangs");
+    write_buildpack(&hangs, "echo Hanging", "echo 'about to hang'; sleep 600");
+    site.host.ok(["apps:create", "hangs"]);
+    site.berth(&["buildpacks:set", "hangs", hangs.to_str().unwrap()]);
+    site.host.ok(["builds:set", "hangs", "timeout", "3"]);
+    check("hangs", &nothing, "ran past its limit of 3 s");
+
+    let garbage = work.path().join("garbage");
+    fs::create_dir_all(&garbage).unwrap();
+    fs::write(garbage.join("Procfile"), "web: ok\nthis line is garbage\n").unwrap();
+    check("garbage", &garbage, "Procfile line 2");
+
+    // A buildpack that writes outside /app, /cache and /tmp finds them read only.
+    let writer = work.path().join("bp-writer");
+    write_buildpack(
+        &writer,
+        "echo Writer",
+        "for p in /usr/local/pwned /etc/pwned /home/app/pwned /buildpacks/pwned /env/pwned; do if touch \"$p\" 2>/dev/null; then echo \"WROTE $p\"; exit 1; fi; done; touch /app/ok /cache/ok /tmp/ok && echo 'outside is read only'",
+    );
+    site.host.ok(["apps:create", "writer"]);
+    site.berth(&["buildpacks:set", "writer", writer.to_str().unwrap()]);
+    fs::write(nothing.join("Procfile"), "web: true\n").unwrap();
+    let run = site.build("writer", &nothing);
+    assert_eq!(run.code, 0, "{}{}", run.out(), run.stderr);
+    assert!(run.out().contains("outside is read only"), "{}", run.out());
+}
