@@ -4,6 +4,8 @@
 mod app;
 mod build;
 mod cli;
+mod deploy;
+mod git;
 mod image;
 mod runtime;
 mod stack;

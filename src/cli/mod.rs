@@ -9,6 +9,7 @@ mod args;
 mod builds;
 mod config;
 mod containers;
+mod git;
 mod images;
 mod stacks;
 mod store;
@@ -39,8 +40,17 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 7] {
-    [apps::COMMANDS, builds::COMMANDS, config::COMMANDS, containers::COMMANDS, images::COMMANDS, stacks::COMMANDS, store::COMMANDS]
+fn tables() -> [&'static [Command]; 8] {
+    [
+        apps::COMMANDS,
+        builds::COMMANDS,
+        config::COMMANDS,
+        containers::COMMANDS,
+        git::COMMANDS,
+        images::COMMANDS,
+        stacks::COMMANDS,
+        store::COMMANDS,
+    ]
 }
 
 fn find(name: &str) -> Option<&'static Command> {
@@ -64,7 +74,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
     if argv.is_empty() {
         print!("{}", help_all());
         return Ok(());
@@ -81,6 +91,10 @@ fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             let id = crate::runtime::ContainerId::parse(&id)?;
             std::process::exit(crate::runtime::shim::main(&ctx.root, &id));
         }
+        // Internal: sshd runs this for every authorized key.
+        "ssh-command" => std::process::exit(git::ssh_command(ctx, argv)?),
+        // Internal: the pre-receive hook of every app repository.
+        "git-hook" => git::git_hook(ctx, argv),
         "version" | "--version" => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod atomic;
 pub mod config;
 pub mod lock;
+pub mod releases;
 pub mod settings;
 
 use std::path::PathBuf;

@@ -28,6 +28,40 @@ pub enum SettingsError {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub network: NetworkSettings,
+    pub proxy: ProxySettings,
+    pub ssh: SshSettings,
+}
+
+/// How berth drives nginx. The defaults fit Debian's nginx package; tests
+/// point these at a private nginx.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySettings {
+    pub nginx: String,
+    /// The main config nginx runs with (for `nginx -t -c` and reload).
+    pub nginx_conf: String,
+    pub listen_port: u16,
+    /// Apps are served at APP.<global_domain>; empty: this host's name.
+    pub global_domain: String,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings { nginx: "nginx".into(), nginx_conf: "/etc/nginx/nginx.conf".into(), listen_port: 80, global_domain: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SshSettings {
+    /// The authorized_keys file of the user pushes arrive as.
+    pub authorized_keys: String,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings { authorized_keys: "/home/berth/.ssh/authorized_keys".into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +139,14 @@ impl Settings {
             return Err(invalid(format!("network.subnet {:?} is not an IPv4 network like 10.88.0.0/16", settings.network.subnet)));
         }
         Ok(settings)
+    }
+
+    /// The domain apps live under: the setting, else the host's name.
+    pub fn global_domain(&self) -> String {
+        if !self.proxy.global_domain.is_empty() {
+            return self.proxy.global_domain.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
     }
 
     pub fn subnet(&self) -> Subnet {

@@ -1,0 +1,49 @@
+//! Releases: every deploy of an app is a numbered record
+//! `apps/<app>/releases/<n>.json` (image, digest, process types, git
+//! revision, time, why), written atomically.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::{self, WriteError};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Release {
+    pub version: u64,
+    pub description: String,
+    pub image: String,
+    pub image_digest: String,
+    pub process_types: BTreeMap<String, String>,
+    pub git_revision: Option<String>,
+    pub created_at: String,
+}
+
+fn dir(app_dir: &Path) -> PathBuf {
+    app_dir.join("releases")
+}
+
+/// Every release, oldest first.
+pub fn list(app_dir: &Path) -> Vec<Release> {
+    let mut all: Vec<Release> = fs::read_dir(dir(app_dir))
+        .map(|entries| entries.flatten().filter_map(|e| serde_json::from_slice(&fs::read(e.path()).ok()?).ok()).collect())
+        .unwrap_or_default();
+    all.sort_by_key(|r: &Release| r.version);
+    all
+}
+
+pub fn latest(app_dir: &Path) -> Option<Release> {
+    list(app_dir).pop()
+}
+
+pub fn next_version(app_dir: &Path) -> u64 {
+    latest(app_dir).map_or(1, |r| r.version + 1)
+}
+
+pub fn record(app_dir: &Path, release: &Release) -> Result<(), WriteError> {
+    let d = dir(app_dir);
+    let _ = fs::create_dir_all(&d);
+    atomic::write_atomic(&d.join(format!("{}.json", release.version)), &serde_json::to_vec_pretty(release).expect("release serialises"))
+}
