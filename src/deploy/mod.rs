@@ -23,6 +23,8 @@ use crate::state::settings::Settings;
 pub const WEB_PORT: u16 = 5000;
 /// How long a new web container has to accept connections.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest the old release keeps running after the switch.
+pub const RETIRE_WAIT: Duration = Duration::from_secs(60);
 
 pub const APP_LABEL: &str = "io.berth.app";
 pub const RELEASE_LABEL: &str = "io.berth.release";
@@ -150,10 +152,16 @@ pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&st
     say(&format!("web.1 answers on {address}:{WEB_PORT}"));
     let domain = settings.global_domain();
     let text = nginx::render(&app.name, &domain, settings.proxy.listen_port, &[(address, WEB_PORT)]);
-    if let Err(e) = nginx::apply(root, &settings, &app.name, &text) {
-        let _ = control::remove(root, &id, true);
-        return Err(e.into());
-    }
+    let old_workers = match nginx::apply(root, &settings, &app.name, &text) {
+        Ok(workers) => workers,
+        Err(e) => {
+            let _ = control::remove(root, &id, true);
+            return Err(e.into());
+        }
+    };
+    // Old nginx workers may still route requests to the old containers:
+    // retire those only when the workers are gone (Dokku's wait-to-retire).
+    nginx::wait_for_old_workers(&settings, &old_workers, RETIRE_WAIT);
     for old_id in old.into_iter().filter(|o| *o != id) {
         say(&format!("Retiring {old_id}"));
         let _ = control::stop(root, &old_id);

@@ -63,7 +63,8 @@ fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), String> {
 
 /// Installs `text` as the app's server block: written atomically, tested
 /// with `nginx -t`, reloaded; on a failed test the old file comes back.
-pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Result<(), NginxError> {
+/// Returns the pids of the workers that served the old configuration.
+pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Result<Vec<u32>, NginxError> {
     let dir = conf_dir(root);
     fs::create_dir_all(&dir).map_err(|source| NginxError::Write { path: dir.clone(), source })?;
     let path = conf_file(root, app);
@@ -80,7 +81,42 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
         }
         return Err(NginxError::Invalid(why));
     }
-    nginx(settings, &["-s", "reload"]).map_err(NginxError::Reload)
+    let before = workers(settings);
+    nginx(settings, &["-s", "reload"]).map_err(NginxError::Reload)?;
+    // nginx answers a reload signal at once and applies it later; a config
+    // it cannot apply (a port it cannot bind) only shows as no new workers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let now = workers(settings);
+        if now.iter().any(|w| !before.contains(w)) {
+            return Ok(before);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(NginxError::Reload(format!("no new nginx workers after the reload; see nginx's error log ({})", settings.proxy.nginx_conf)))
+}
+
+/// Waits (at most `limit`) until the old workers have finished their
+/// requests and exited: until then they may still route to old upstreams.
+pub fn wait_for_old_workers(settings: &Settings, old: &[u32], limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let now = workers(settings);
+        if !old.iter().any(|w| now.contains(w)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The pids of nginx's worker processes (children of the master).
+fn workers(settings: &Settings) -> Vec<u32> {
+    let Some(master) = fs::read_to_string(&settings.proxy.pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok()) else {
+        return Vec::new();
+    };
+    fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .map(|text| text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -41,13 +41,21 @@ pub struct ProxySettings {
     /// The main config nginx runs with (for `nginx -t -c` and reload).
     pub nginx_conf: String,
     pub listen_port: u16,
+    /// nginx's pid file, to see its new workers take over after a reload.
+    pub pid_file: String,
     /// Apps are served at APP.<global_domain>; empty: this host's name.
     pub global_domain: String,
 }
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        ProxySettings { nginx: "nginx".into(), nginx_conf: "/etc/nginx/nginx.conf".into(), listen_port: 80, global_domain: String::new() }
+        ProxySettings {
+            nginx: "nginx".into(),
+            nginx_conf: "/etc/nginx/nginx.conf".into(),
+            listen_port: 80,
+            pid_file: "/run/nginx.pid".into(),
+            global_domain: String::new(),
+        }
     }
 }
 
@@ -134,6 +142,17 @@ impl Settings {
         // Interface names: at most 15 bytes, nothing ip(8) could read as syntax.
         if bridge.is_empty() || bridge.len() > 15 || !bridge.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(invalid(format!("network.bridge {bridge:?} is not an interface name (a-z, 0-9, - and _, at most 15)")));
+        }
+        let domain = &settings.proxy.global_domain;
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if !domain.is_empty() && (domain.len() > 253 || !domain.split('.').all(label_ok)) {
+            return Err(invalid(format!("proxy.global_domain {domain:?} is not a host name")));
         }
         if Subnet::parse(&settings.network.subnet).is_none() {
             return Err(invalid(format!("network.subnet {:?} is not an IPv4 network like 10.88.0.0/16", settings.network.subnet)));

@@ -1,0 +1,228 @@
+//! The whole user story: `git push` over a real OpenSSH sshd to a forced
+//! `berth ssh-command`, the build, the release, the deploy, and a real
+//! nginx routing the app's host name to it.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::Host;
+
+const STACK_CACHE: &str = "/var/cache/berth/stacks";
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A berth host of its own: private sshd and nginx on free loopback ports.
+struct PushHost {
+    host: Host,
+    ssh_port: u16,
+    http_port: u16,
+    key: PathBuf,
+    bridge: String,
+    subnet: String,
+}
+
+impl PushHost {
+    fn new(bridge: &str, third_octet: u8) -> PushHost {
+        let host = Host::new();
+        let root = host.path().to_owned();
+        let (ssh_port, http_port) = (free_port(), free_port());
+        let subnet = format!("10.217.{third_octet}.0/24");
+        fs::create_dir_all(root.join("nginx-tmp")).unwrap();
+        fs::create_dir_all(root.join("nginx")).unwrap();
+        let r = root.display();
+        fs::write(
+            root.join("nginx.conf"),
+            format!(
+                "daemon on;\npid {r}/nginx.pid;\nerror_log {r}/nginx-error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/nginx-tmp/body;\n  proxy_temp_path {r}/nginx-tmp/proxy;\n  fastcgi_temp_path {r}/nginx-tmp/fastcgi;\n  uwsgi_temp_path {r}/nginx-tmp/uwsgi;\n  scgi_temp_path {r}/nginx-tmp/scgi;\n  server_names_hash_bucket_size 128;\n  include {r}/nginx/*.conf;\n  server {{ listen {http_port} default_server; return 404; }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            root.join("config.toml"),
+            format!(
+                "[network]\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n"
+            ),
+        )
+        .unwrap();
+        run(Command::new("nginx").args(["-c", &format!("{r}/nginx.conf")]));
+        let stack =
+            host.command(["stacks:build", "bookworm", "--cache", STACK_CACHE]).env("BERTH_STACKS", repo().join("stacks")).output().unwrap();
+        assert!(stack.status.success(), "{}", String::from_utf8_lossy(&stack.stderr));
+
+        // Keys: the server's host key and the pushing user's key.
+        let key = root.join("client_key");
+        for file in [root.join("host_key"), key.clone()] {
+            run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&file));
+        }
+        host.ok(["ssh-keys:add".as_ref(), "tester".as_ref(), root.join("client_key.pub").as_os_str()]);
+        fs::create_dir_all("/run/sshd").unwrap();
+        fs::write(
+            root.join("sshd_config"),
+            format!(
+                "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {r}/host_key\nPidFile {r}/sshd.pid\nAuthorizedKeysFile {r}/authorized_keys\nPermitRootLogin forced-commands-only\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSetEnv BERTH_ROOT={r} BERTH_BUILDPACKS={}\n",
+                repo().join("buildpacks").display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("/usr/sbin/sshd").arg("-f").arg(root.join("sshd_config")));
+        PushHost { host, ssh_port, http_port, key, bridge: bridge.to_owned(), subnet }
+    }
+
+    fn ssh_command(&self) -> String {
+        format!(
+            "ssh -i {} -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR",
+            self.key.display(),
+            self.ssh_port
+        )
+    }
+
+    fn ssh(&self, command: &[&str]) -> Output {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-i", self.key.to_str().unwrap(), "-p", &self.ssh_port.to_string()]);
+        cmd.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+        ]);
+        cmd.args(command).output().unwrap()
+    }
+
+    fn push(&self, checkout: &Path, refspec: &str) -> Output {
+        Command::new("git")
+            .args(["push", &format!("root@127.0.0.1:{}", "catmeow"), refspec])
+            .current_dir(checkout)
+            .env("GIT_SSH_COMMAND", self.ssh_command())
+            .output()
+            .unwrap()
+    }
+
+    fn page(&self) -> String {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-H", "Host: catmeow.berth.test", &format!("http://127.0.0.1:{}/", self.http_port)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PushHost {
+    fn drop(&mut self) {
+        let root = self.host.path().to_owned();
+        if let Ok(pid) = fs::read_to_string(root.join("sshd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = Command::new("nginx").args(["-c", &format!("{}/nginx.conf", root.display()), "-s", "stop"]).status();
+        for id in fs::read_dir(root.join("containers")).into_iter().flatten().flatten() {
+            let _ = self.host.run(["containers:rm", &id.file_name().to_string_lossy(), "--force"]);
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        let _ = Command::new("iptables")
+            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
+            .output();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    run(Command::new("git").args(["-c", "user.name=Cat", "-c", "user.email=cat@berth.test"]).args(args).current_dir(dir));
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn git_push_over_ssh_builds_releases_and_serves() {
+    if !is_root() {
+        eprintln!("skipped: sshd, nginx and containers need root");
+        return;
+    }
+    let site = PushHost::new("bt-push", 1);
+    let work = tempfile::tempdir().unwrap();
+    let checkout = work.path().join("catmeow");
+    run(Command::new("cp").arg("-a").arg(repo().join("examples/catmeow")).arg(&checkout));
+    git(&checkout, &["init", "-q", "-b", "main"]);
+    git(&checkout, &["add", "."]);
+    git(&checkout, &["commit", "-q", "-m", "catmeow"]);
+
+    let first = site.push(&checkout, "main");
+    let out = text(&first);
+    assert!(first.status.success(), "{out}");
+    assert!(out.contains("remote: -----> Python app detected"), "{out}");
+    assert!(out.contains(&format!("remote: =====> Application deployed: http://catmeow.berth.test:{}", site.http_port)), "{out}");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    // berth commands over ssh, and what is refused there.
+    let apps = site.ssh(&["apps:list"]);
+    assert!(String::from_utf8_lossy(&apps.stdout).contains("catmeow"), "{}", text(&apps));
+    for hostile in ["apps:list; id", "apps:create $(id)", "apps:create `id`", "apps:list | sh", "shim x", "git-hook catmeow"] {
+        let out = site.ssh(&[hostile]);
+        assert!(!out.status.success(), "{hostile} was accepted: {}", text(&out));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("uid="), "{hostile} ran a shell");
+    }
+
+    // Another branch is stored, not deployed.
+    git(&checkout, &["checkout", "-q", "-b", "feature"]);
+    let feature = site.push(&checkout, "feature");
+    assert!(text(&feature).contains("refs/heads/feature stored; only main or master is deployed"), "{}", text(&feature));
+    git(&checkout, &["checkout", "-q", "main"]);
+
+    // A second push: a new release serves the new code.
+    let code = fs::read_to_string(checkout.join("catmeow.py")).unwrap().replace("Cat dreams meow..", "Cat dreams purr..");
+    fs::write(checkout.join("catmeow.py"), code).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "purr"]);
+    let second = site.push(&checkout, "main");
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("Requirements unchanged"), "{}", text(&second));
+    assert_eq!(site.page(), "Cat dreams purr..\n");
+    let releases = site.host.ok(["releases", "catmeow"]).out();
+    assert!(releases.contains("v2    Deploy") && releases.contains("v1    Deploy"), "{releases}");
+
+    // A release whose web process never binds $PORT is refused; v2 keeps serving.
+    fs::write(checkout.join("Procfile"), "web: sleep 100000\n").unwrap();
+    git(&checkout, &["commit", "-q", "-am", "never binds"]);
+    let started = Instant::now();
+    let broken = site.push(&checkout, "main");
+    assert!(!broken.status.success(), "{}", text(&broken));
+    assert!(text(&broken).contains("did not accept connections on port 5000"), "{}", text(&broken));
+    assert!(started.elapsed() < Duration::from_secs(600));
+    assert_eq!(site.page(), "Cat dreams purr..\n");
+    assert!(!site.host.ok(["releases", "catmeow"]).out().contains("v3"));
+
+    // The repository can be cloned back over ssh.
+    let clone = work.path().join("clone");
+    let cloned = Command::new("git")
+        .args(["clone", "-q", "root@127.0.0.1:catmeow"])
+        .arg(&clone)
+        .env("GIT_SSH_COMMAND", site.ssh_command())
+        .output()
+        .unwrap();
+    assert!(cloned.status.success(), "{}", text(&cloned));
+    assert!(fs::read_to_string(clone.join("catmeow.py")).unwrap().contains("purr"));
+}
