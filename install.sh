@@ -13,7 +13,8 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run me as root (sudo ./install.sh)"
 
 # Debian packages berth uses at run time and to build itself.
-packages=(ca-certificates git gcc libc6-dev pkg-config libseccomp-dev mmdebstrap skopeo umoci tar gzip uidmap iproute2 iptables curl)
+packages=(ca-certificates git gcc libc6-dev pkg-config libseccomp-dev mmdebstrap skopeo umoci tar gzip uidmap iproute2 iptables curl
+  nginx openssh-server openssh-client sudo procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -58,4 +59,92 @@ fi
 # The stack: built once with mmdebstrap (a few minutes), then kept in the
 # stack cache keyed by the recipe's hash; later runs find it up to date.
 BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build bookworm --cache /var/cache/berth/stacks
+# --- Pushes arrive over OpenSSH as the unprivileged `berth` user, whose
+# keys may only run `berth ssh-command`; that re-runs itself as root
+# through exactly one sudo rule.
+id berth >/dev/null 2>&1 || useradd --system --create-home --home-dir /home/berth --shell /bin/bash berth
+install -d -o root -g root -m 0755 /home/berth/.ssh
+[ -f /home/berth/.ssh/authorized_keys ] || install -o root -g root -m 0644 /dev/null /home/berth/.ssh/authorized_keys
+sudoers=/etc/sudoers.d/berth
+rule="berth ALL=(root) NOPASSWD: $BIN ssh-command *"
+if [ "$(cat "$sudoers" 2>/dev/null)" != "$rule" ]; then
+  printf '%s\n' "$rule" > "$sudoers.tmp"
+  chmod 0440 "$sudoers.tmp"
+  visudo -cqf "$sudoers.tmp"
+  mv "$sudoers.tmp" "$sudoers"
+fi
+
+running() { pgrep -x "$1" >/dev/null; }
+have_systemd() { [ -d /run/systemd/system ]; }
+
+# sshd: Debian's, started if nothing serves it yet.
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd
+if have_systemd; then
+  systemctl enable --now ssh >/dev/null 2>&1 || true
+elif ! running sshd; then
+  /usr/sbin/sshd
+fi
+
+# nginx: Debian's, including berth's server blocks.
+install -d -m 0755 "$BERTH_ROOT/nginx"
+conf=/etc/nginx/conf.d/berth.conf
+want="server_names_hash_bucket_size 128;
+include $BERTH_ROOT/nginx/*.conf;"
+if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+  printf '%s\n' "$want" > "$conf"
+fi
+nginx -t -q
+if have_systemd; then
+  systemctl enable --now nginx >/dev/null 2>&1 || true
+  systemctl reload nginx
+elif running nginx; then
+  nginx -q -s reload
+else
+  nginx
+fi
+
+# --- The demo: examples/catmeow deployed by a real git push over ssh.
+key=$BERTH_ROOT/install_key
+if [ ! -f "$key" ]; then
+  ssh-keygen -q -t ed25519 -N '' -C "berth install.sh" -f "$key"
+fi
+"$BIN" ssh-keys:list | grep -q '^install ' || "$BIN" ssh-keys:add install "$key.pub" >/dev/null
+# The invoking user's own key, so `git push berth@host` works for them too.
+if [ -n "${SUDO_USER:-}" ]; then
+  home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+  for pub in "$home"/.ssh/id_ed25519.pub "$home"/.ssh/id_rsa.pub; do
+    if [ -f "$pub" ] && ! "$BIN" ssh-keys:list | grep -q "^$SUDO_USER "; then
+      "$BIN" ssh-keys:add "$SUDO_USER" "$pub" >/dev/null && say "Added $pub as key $SUDO_USER"
+      break
+    fi
+  done
+fi
+
+demo=$BERTH_ROOT/tmp/catmeow-demo
+rm -rf "$demo"
+mkdir -p "$demo"
+cp -a "$here/examples/catmeow/." "$demo/"
+(
+  cd "$demo"
+  export GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
+  git init -q -b main
+  git add .
+  git -c user.name=berth -c user.email=install@berth commit -q -m "catmeow"
+  say "Deploying examples/catmeow with git push berth@127.0.0.1:catmeow main"
+  GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$BERTH_ROOT/known_hosts -o LogLevel=ERROR" \
+    git push -q berth@127.0.0.1:catmeow main 2>&1 | sed 's/^/       /'
+)
+rm -rf "$demo"
+domain=$(hostname)
+url="http://catmeow.$domain"
+for _ in $(seq 50); do
+  answer=$(curl -s -m 2 -H "Host: catmeow.$domain" http://127.0.0.1/ || true)
+  [ "$answer" = "Cat dreams meow.." ] && break
+  sleep 0.2
+done
+[ "$answer" = "Cat dreams meow.." ] || die "catmeow does not answer at $url (got: ${answer:-nothing})"
+say "catmeow answers at $url:"
+echo "       \$ curl -H 'Host: catmeow.$domain' http://127.0.0.1/"
+echo "       $answer"
 say "berth is installed: $("$BIN" version), state in $BERTH_ROOT"
