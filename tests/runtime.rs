@@ -71,13 +71,19 @@ impl Site {
         let root = self.host.path().to_string_lossy().into_owned();
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
         found.extend(mounts.lines().filter(|l| l.contains(&root)).map(|l| format!("mount {l}")));
-        if fs::metadata(format!("/run/netns/berth-{id}")).is_ok() {
-            found.push(format!("netns berth-{id}"));
+        // Host-wide names carry a tag of the berth root: berth-<tag>-<id>.
+        let suffix = format!("-{id}");
+        for netns in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+            let name = netns.file_name().to_string_lossy().into_owned();
+            if name.starts_with("berth-") && name.ends_with(&suffix) {
+                found.push(format!("netns {name}"));
+            }
         }
         for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let dir = entry.path().join("berth").join(id);
-            if dir.exists() {
-                found.push(format!("cgroup {}", dir.display()));
+            for dir in fs::read_dir(entry.path().join("berth")).into_iter().flatten().flatten() {
+                if dir.file_name().to_string_lossy().ends_with(&suffix) {
+                    found.push(format!("cgroup {}", dir.path().display()));
+                }
             }
         }
         let addresses = fs::read_to_string(self.host.path().join("network/addresses.json")).unwrap_or_default();

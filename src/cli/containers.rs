@@ -288,7 +288,7 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             last_exit_code: state.last_exit_code,
             oom_kills: state.oom_kills,
             uptime_secs: uptime,
-            memory_bytes: state.pid.and_then(|_| cgroup::memory_bytes(&spec::cgroup_path(&config))),
+            memory_bytes: state.pid.and_then(|_| cgroup::memory_bytes(&spec::cgroup_path(&paths))),
             labels: config.labels.clone(),
             error: state.error.clone(),
         });

@@ -63,6 +63,15 @@ impl From<ContainerId> for String {
     }
 }
 
+/// A short tag of a `BERTH_ROOT`: network namespaces, veths and cgroups are
+/// host-wide names, so two berth roots on one host (the tests, or a second
+/// installation) must never pick the same ones for equal container ids.
+pub fn scope(root: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    crate::image::Digest::of(canonical.as_os_str().as_bytes()).hex()[..8].to_owned()
+}
+
 impl fmt::Display for ContainerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

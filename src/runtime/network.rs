@@ -63,17 +63,17 @@ impl std::str::FromStr for NetworkMode {
     }
 }
 
-pub fn netns_name(id: &ContainerId) -> String {
-    format!("berth-{id}")
+pub fn netns_name(scope: &str, id: &ContainerId) -> String {
+    format!("berth-{scope}-{id}")
 }
 
-pub fn netns_path(id: &ContainerId) -> PathBuf {
-    Path::new("/run/netns").join(netns_name(id))
+pub fn netns_path(scope: &str, id: &ContainerId) -> PathBuf {
+    Path::new("/run/netns").join(netns_name(scope, id))
 }
 
 /// Host-side veth name: short (IFNAMSIZ is 16) and unique per container.
-fn veth_names(id: &ContainerId) -> (String, String) {
-    let hash = crate::image::Digest::of(id.as_str().as_bytes());
+fn veth_names(scope: &str, id: &ContainerId) -> (String, String) {
+    let hash = crate::image::Digest::of(format!("{scope}/{id}").as_bytes());
     let short = &hash.hex()[..10];
     (format!("vb{short}"), format!("vc{short}"))
 }
@@ -182,8 +182,9 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     if mode == NetworkMode::Host {
         return Ok(None);
     }
-    let netns = netns_name(id);
-    if !netns_path(id).exists() {
+    let scope = super::scope(root);
+    let netns = netns_name(&scope, id);
+    if !netns_path(&scope, id).exists() {
         run("ip", &["netns", "add", &netns])?;
     }
     run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
@@ -193,7 +194,7 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     ensure_bridge(settings)?;
     let subnet = settings.subnet();
     let address = allocate(root, subnet, id)?;
-    let (host_veth, peer) = veth_names(id);
+    let (host_veth, peer) = veth_names(&scope, id);
     if !link_exists(&host_veth) {
         run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &peer, "netns", &netns])?;
         run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0"])?;
@@ -208,12 +209,13 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
 /// Removes whatever of the container's network exists: safe to repeat, and
 /// safe after a crash half-way through `attach`.
 pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
-    let (host_veth, _) = veth_names(id);
+    let scope = super::scope(root);
+    let (host_veth, _) = veth_names(&scope, id);
     if link_exists(&host_veth) {
         let _ = run("ip", &["link", "del", &host_veth]);
     }
-    if netns_path(id).exists() {
-        run("ip", &["netns", "del", &netns_name(id)])?;
+    if netns_path(&scope, id).exists() {
+        run("ip", &["netns", "del", &netns_name(&scope, id)])?;
     }
     release(root, id)
 }

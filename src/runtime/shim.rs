@@ -182,7 +182,7 @@ impl Monitor {
                 first = false;
             }
             let code = self.wait_for(pid);
-            let cgroup = spec::cgroup_path(&self.config);
+            let cgroup = spec::cgroup_path(&self.paths);
             if cgroup::oom_kills(&cgroup) > 0 {
                 self.state.oom_kills += 1;
                 self.note("the process was killed for running out of memory (OOM)");

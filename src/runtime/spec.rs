@@ -85,8 +85,8 @@ const MASKED_PATHS: &[&str] = &[
 const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// The cgroup every container lives under (one parent for all of berth).
-pub fn cgroup_path(config: &ContainerConfig) -> String {
-    format!("/berth/{}", config.id)
+pub fn cgroup_path(paths: &ContainerDir) -> String {
+    format!("/berth/{}-{}", paths.scope, paths.id)
 }
 
 pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
@@ -101,7 +101,7 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
     match config.network {
         NetworkMode::Host => {}
         NetworkMode::Bridge | NetworkMode::None => {
-            namespaces.push(serde_json::json!({"type": "network", "path": network::netns_path(&config.id)}));
+            namespaces.push(serde_json::json!({"type": "network", "path": network::netns_path(&paths.scope, &config.id)}));
         }
     }
     let mut resources = serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
@@ -154,7 +154,7 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
         ],
         "linux": {
             "namespaces": namespaces,
-            "cgroupsPath": cgroup_path(config),
+            "cgroupsPath": cgroup_path(paths),
             "resources": resources,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,

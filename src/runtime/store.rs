@@ -152,6 +152,8 @@ pub struct ContainerState {
 pub struct ContainerDir {
     pub id: ContainerId,
     pub dir: PathBuf,
+    /// The berth root's scope tag (see `runtime::scope`).
+    pub scope: String,
 }
 
 pub fn containers_dir(root: &Path) -> PathBuf {
@@ -160,7 +162,7 @@ pub fn containers_dir(root: &Path) -> PathBuf {
 
 impl ContainerDir {
     pub fn new(root: &Path, id: &ContainerId) -> ContainerDir {
-        ContainerDir { id: id.clone(), dir: containers_dir(root).join(id.as_str()) }
+        ContainerDir { id: id.clone(), dir: containers_dir(root).join(id.as_str()), scope: super::scope(root) }
     }
 
     pub fn config_file(&self) -> PathBuf {
