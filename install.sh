@@ -109,7 +109,12 @@ key=$BERTH_ROOT/install_key
 if [ ! -f "$key" ]; then
   ssh-keygen -q -t ed25519 -N '' -C "berth install.sh" -f "$key"
 fi
-"$BIN" ssh-keys:list | grep -q '^install ' || "$BIN" ssh-keys:add install "$key.pub" >/dev/null
+# (Re)register it when authorized_keys lacks it or holds an older install key.
+fingerprint=$(ssh-keygen -lf "$key.pub" | cut -d' ' -f2)
+if ! "$BIN" ssh-keys:list | grep -qx "install ssh-ed25519 $fingerprint"; then
+  "$BIN" ssh-keys:remove install >/dev/null 2>&1 || true
+  "$BIN" ssh-keys:add install "$key.pub" >/dev/null
+fi
 # The invoking user's own key, so `git push berth@host` works for them too.
 if [ -n "${SUDO_USER:-}" ]; then
   home=$(getent passwd "$SUDO_USER" | cut -d: -f6)

@@ -9,36 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Host, Run};
-
-const STACK_CACHE: &str = "/var/cache/berth/stacks";
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
-}
+use common::Run;
+use common::site::{Site, is_root};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A host with the stack, the repo's buildpacks, its own bridge and subnet.
-struct Site {
-    host: Host,
-    bridge: String,
-    subnet: String,
-}
-
+/// Build helpers on the shared test site.
 impl Site {
-    fn new(bridge: &str, third_octet: u8) -> Site {
-        let host = Host::new();
-        let subnet = format!("10.215.{third_octet}.0/24");
-        fs::write(host.path().join("config.toml"), format!("[network]\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n")).unwrap();
-        let run =
-            host.command(["stacks:build", "bookworm", "--cache", STACK_CACHE]).env("BERTH_STACKS", repo().join("stacks")).output().unwrap();
-        assert!(run.status.success(), "stacks:build: {}", String::from_utf8_lossy(&run.stderr));
-        Site { host, bridge: bridge.to_owned(), subnet }
-    }
-
     fn berth(&self, args: &[&str]) -> Run {
         let out = self.host.command(args).env("BERTH_BUILDPACKS", repo().join("buildpacks")).output().unwrap();
         Run { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
@@ -82,18 +61,6 @@ impl Site {
     }
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        for id in fs::read_dir(self.host.path().join("containers")).into_iter().flatten().flatten() {
-            let _ = self.host.run(["containers:rm", &id.file_name().to_string_lossy(), "--force"]);
-        }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
-        let _ = Command::new("iptables")
-            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
-            .output();
-    }
-}
-
 fn copy_example(name: &str, to: &Path) -> PathBuf {
     let dir = to.join(name);
     assert!(Command::new("cp").arg("-a").arg(repo().join("examples").join(name)).arg(&dir).status().unwrap().success());
@@ -115,7 +82,7 @@ fn catmeow_builds_answers_and_rebuilds_with_the_cached_dependencies() {
         eprintln!("skipped: builds need root");
         return;
     }
-    let site = Site::new("bt-cat", 1);
+    let site = Site::new("bt-cat", "10.215.1.0/24", "");
     let work = tempfile::tempdir().unwrap();
     let app = copy_example("catmeow", work.path());
     let first = site.build_ok("catmeow", &app);
@@ -148,7 +115,7 @@ fn node_and_static_examples_build_and_answer() {
         eprintln!("skipped: builds need root");
         return;
     }
-    let site = Site::new("bt-node", 2);
+    let site = Site::new("bt-node", "10.215.2.0/24", "");
     let work = tempfile::tempdir().unwrap();
     let node = copy_example("node-hello", work.path());
     let out = site.build_ok("node-hello", &node);
@@ -166,7 +133,7 @@ fn buildpacks_from_git_and_dot_buildpacks_run_in_order() {
         eprintln!("skipped: builds need root");
         return;
     }
-    let site = Site::new("bt-git", 3);
+    let site = Site::new("bt-git", "10.215.3.0/24", "");
     let work = tempfile::tempdir().unwrap();
     // Two buildpacks in local git repositories: the first exports a variable
     // the second must see.
@@ -208,7 +175,7 @@ fn an_offline_build_uses_vendored_wheels_with_no_network() {
         eprintln!("skipped: builds need root");
         return;
     }
-    let site = Site::new("bt-offline", 4);
+    let site = Site::new("bt-offline", "10.215.4.0/24", "");
     let work = tempfile::tempdir().unwrap();
     let app = copy_example("catmeow", work.path());
     let wheels = app.join("vendor/wheels");
@@ -245,7 +212,7 @@ fn failed_builds_say_why_keep_their_log_and_make_no_image() {
         eprintln!("skipped: builds need root");
         return;
     }
-    let site = Site::new("bt-fail", 5);
+    let site = Site::new("bt-fail", "10.215.5.0/24", "");
     let work = tempfile::tempdir().unwrap();
     let check = |app: &str, dir: &Path, message: &str| {
         let run = site.build(app, dir);

@@ -10,13 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::Host;
-
-const STACK_CACHE: &str = "/var/cache/berth/stacks";
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
-}
+use common::site::{Site, is_root};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -34,23 +28,28 @@ fn run(cmd: &mut Command) -> Output {
 
 /// A berth host of its own: private sshd and nginx on free loopback ports.
 struct PushHost {
-    host: Host,
+    site: Site,
     ssh_port: u16,
     http_port: u16,
     key: PathBuf,
-    bridge: String,
-    subnet: String,
 }
 
 impl PushHost {
-    fn new(bridge: &str, third_octet: u8) -> PushHost {
-        let host = Host::new();
-        let root = host.path().to_owned();
+    fn new(bridge: &str, subnet: &str) -> PushHost {
         let (ssh_port, http_port) = (free_port(), free_port());
-        let subnet = format!("10.217.{third_octet}.0/24");
+        let site = Site::new(bridge, subnet, "");
+        let root = site.host.path().to_owned();
+        let r = root.display();
+        fs::write(
+            root.join("config.toml"),
+            format!(
+                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
+                fs::read_to_string(root.join("config.toml")).unwrap()
+            ),
+        )
+        .unwrap();
         fs::create_dir_all(root.join("nginx-tmp")).unwrap();
         fs::create_dir_all(root.join("nginx")).unwrap();
-        let r = root.display();
         fs::write(
             root.join("nginx.conf"),
             format!(
@@ -58,24 +57,14 @@ impl PushHost {
             ),
         )
         .unwrap();
-        fs::write(
-            root.join("config.toml"),
-            format!(
-                "[network]\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n"
-            ),
-        )
-        .unwrap();
         run(Command::new("nginx").args(["-c", &format!("{r}/nginx.conf")]));
-        let stack =
-            host.command(["stacks:build", "bookworm", "--cache", STACK_CACHE]).env("BERTH_STACKS", repo().join("stacks")).output().unwrap();
-        assert!(stack.status.success(), "{}", String::from_utf8_lossy(&stack.stderr));
 
         // Keys: the server's host key and the pushing user's key.
         let key = root.join("client_key");
         for file in [root.join("host_key"), key.clone()] {
             run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&file));
         }
-        host.ok(["ssh-keys:add".as_ref(), "tester".as_ref(), root.join("client_key.pub").as_os_str()]);
+        site.host.ok(["ssh-keys:add".as_ref(), "tester".as_ref(), root.join("client_key.pub").as_os_str()]);
         fs::create_dir_all("/run/sshd").unwrap();
         fs::write(
             root.join("sshd_config"),
@@ -86,7 +75,7 @@ impl PushHost {
         )
         .unwrap();
         run(Command::new("/usr/sbin/sshd").arg("-f").arg(root.join("sshd_config")));
-        PushHost { host, ssh_port, http_port, key, bridge: bridge.to_owned(), subnet }
+        PushHost { site, ssh_port, http_port, key }
     }
 
     fn ssh_command(&self) -> String {
@@ -134,18 +123,11 @@ impl PushHost {
 
 impl Drop for PushHost {
     fn drop(&mut self) {
-        let root = self.host.path().to_owned();
+        let root = self.site.host.path().to_owned();
         if let Ok(pid) = fs::read_to_string(root.join("sshd.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
-        let _ = Command::new("nginx").args(["-c", &format!("{}/nginx.conf", root.display()), "-s", "stop"]).status();
-        for id in fs::read_dir(root.join("containers")).into_iter().flatten().flatten() {
-            let _ = self.host.run(["containers:rm", &id.file_name().to_string_lossy(), "--force"]);
-        }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
-        let _ = Command::new("iptables")
-            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
-            .output();
+        let _ = Command::new("nginx").args(["-c", &format!("{}/nginx.conf", root.display()), "-s", "stop"]).output();
     }
 }
 
@@ -163,7 +145,7 @@ fn git_push_over_ssh_builds_releases_and_serves() {
         eprintln!("skipped: sshd, nginx and containers need root");
         return;
     }
-    let site = PushHost::new("bt-push", 1);
+    let site = PushHost::new("bt-push", "10.217.1.0/24");
     let work = tempfile::tempdir().unwrap();
     let checkout = work.path().join("catmeow");
     run(Command::new("cp").arg("-a").arg(repo().join("examples/catmeow")).arg(&checkout));
@@ -201,7 +183,7 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     assert!(second.status.success(), "{}", text(&second));
     assert!(text(&second).contains("Requirements unchanged"), "{}", text(&second));
     assert_eq!(site.page(), "Cat dreams purr..\n");
-    let releases = site.host.ok(["releases", "catmeow"]).out();
+    let releases = site.site.host.ok(["releases", "catmeow"]).out();
     assert!(releases.contains("v2    Deploy") && releases.contains("v1    Deploy"), "{releases}");
 
     // A release whose web process never binds $PORT is refused; v2 keeps serving.
@@ -213,7 +195,7 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     assert!(text(&broken).contains("did not accept connections on port 5000"), "{}", text(&broken));
     assert!(started.elapsed() < Duration::from_secs(600));
     assert_eq!(site.page(), "Cat dreams purr..\n");
-    assert!(!site.host.ok(["releases", "catmeow"]).out().contains("v3"));
+    assert!(!site.site.host.ok(["releases", "catmeow"]).out().contains("v3"));
 
     // The repository can be cloned back over ssh.
     let clone = work.path().join("clone");

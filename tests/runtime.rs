@@ -4,110 +4,11 @@
 
 mod common;
 
+use common::site::{Site, is_root};
 use std::collections::BTreeSet;
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use common::Host;
-
-const STACK_CACHE: &str = "/var/cache/berth/stacks";
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
-}
-
-/// A host with the stack and its own bridge and subnet, removed at the end.
-struct Site {
-    host: Host,
-    bridge: String,
-    subnet: String,
-}
-
-impl Site {
-    fn new(bridge: &str, third_octet: u8) -> Site {
-        let host = Host::new();
-        let subnet = format!("10.213.{third_octet}.0/24");
-        fs::write(host.path().join("config.toml"), format!("[network]\nbridge = \"{bridge}\"\nsubnet = \"{subnet}\"\n")).unwrap();
-        let run = host
-            .command(["stacks:build", "bookworm", "--cache", STACK_CACHE])
-            .env("BERTH_STACKS", format!("{}/stacks", env!("CARGO_MANIFEST_DIR")))
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "stacks:build: {}", String::from_utf8_lossy(&run.stderr));
-        Site { host, bridge: bridge.to_owned(), subnet }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let mut all = vec!["containers:run", "berth/stack-run:bookworm"];
-        all.extend_from_slice(args);
-        self.host.ok(all).out().trim().to_owned()
-    }
-
-    fn info(&self, id: &str) -> serde_json::Value {
-        let list: serde_json::Value = serde_json::from_str(&self.host.ok(["containers:list", "--format", "json"]).out()).unwrap();
-        list.as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id} not listed"))
-    }
-
-    fn wait_for(&self, id: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let info = self.info(id);
-            if done(&info) {
-                return info;
-            }
-            assert!(Instant::now() < deadline, "{id} never {what}: {info}\n{}", self.logs(id));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn logs(&self, id: &str) -> String {
-        self.host.run(["containers:logs", id]).out()
-    }
-
-    /// Everything a container could leave behind on the host.
-    fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut found = Vec::new();
-        let root = self.host.path().to_string_lossy().into_owned();
-        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        found.extend(mounts.lines().filter(|l| l.contains(&root)).map(|l| format!("mount {l}")));
-        // Host-wide names carry a tag of the berth root: berth-<tag>-<id>.
-        let suffix = format!("-{id}");
-        for netns in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
-            let name = netns.file_name().to_string_lossy().into_owned();
-            if name.starts_with("berth-") && name.ends_with(&suffix) {
-                found.push(format!("netns {name}"));
-            }
-        }
-        for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            for dir in fs::read_dir(entry.path().join("berth")).into_iter().flatten().flatten() {
-                if dir.file_name().to_string_lossy().ends_with(&suffix) {
-                    found.push(format!("cgroup {}", dir.path().display()));
-                }
-            }
-        }
-        let addresses = fs::read_to_string(self.host.path().join("network/addresses.json")).unwrap_or_default();
-        if addresses.contains(id) {
-            found.push(format!("address {addresses}"));
-        }
-        if self.host.path().join("containers").join(id).exists() {
-            found.push("container directory".into());
-        }
-        found
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        for id in fs::read_dir(self.host.path().join("containers")).into_iter().flatten().flatten() {
-            let _ = self.host.run(["containers:rm", &id.file_name().to_string_lossy(), "--force"]);
-        }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
-        let _ = Command::new("iptables")
-            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
-            .output();
-    }
-}
 
 fn host_links() -> BTreeSet<String> {
     fs::read_dir("/sys/class/net")
@@ -129,7 +30,7 @@ fn a_container_serves_http_on_its_address_and_is_isolated() {
         eprintln!("skipped: containers need root");
         return;
     }
-    let site = Site::new("bt-serve", 1);
+    let site = Site::new("bt-serve", "10.213.1.0/24", "");
     let id = site.run(&[
         "--id",
         "serve-web",
@@ -212,7 +113,7 @@ fn restarts_with_backoff_records_oom_and_stops_after_the_timeout() {
         eprintln!("skipped: containers need root");
         return;
     }
-    let site = Site::new("bt-restart", 2);
+    let site = Site::new("bt-restart", "10.213.2.0/24", "");
     let failing = site.run(&["--id", "restart-fail", "--restart", "on-failure:3", "--", "sh", "-c", "echo trying; exit 1"]);
     let info = site.wait_for(&failing, "gave up", |i| i["status"] == "exited" && i["restarts"] == 3);
     assert_eq!(info["last_exit_code"], 1);
@@ -245,7 +146,7 @@ fn survives_its_cli_and_cleans_up_after_a_killed_shim() {
         eprintln!("skipped: containers need root");
         return;
     }
-    let site = Site::new("bt-orphan", 3);
+    let site = Site::new("bt-orphan", "10.213.3.0/24", "");
     // Kill the CLI as soon as it is running: the container stays up.
     let mut cli = site
         .host
@@ -293,7 +194,7 @@ fn twenty_containers_come_and_go_without_leftovers() {
         eprintln!("skipped: containers need root");
         return;
     }
-    let site = Site::new("bt-loop", 4);
+    let site = Site::new("bt-loop", "10.213.4.0/24", "");
     let links_before = host_links();
     for i in 0..20 {
         let id = format!("loop-{i}");

@@ -9,14 +9,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
+use common::site::{STACK_CACHE, is_root};
 use common::{Host, assert_clear_failure};
-
-/// The stack cache shared by install.sh and the tests on this machine.
-const STACK_CACHE: &str = "/var/cache/berth/stacks";
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
-}
 
 fn recipes() -> String {
     format!("{}/stacks", env!("CARGO_MANIFEST_DIR"))

@@ -2,6 +2,8 @@
 //! private `BERTH_ROOT`, as a user would.
 #![allow(dead_code)]
 
+pub mod site;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Write;
