@@ -43,7 +43,7 @@ impl PushHost {
         fs::write(
             root.join("config.toml"),
             format!(
-                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
+                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
                 fs::read_to_string(root.join("config.toml")).unwrap()
             ),
         )
@@ -163,11 +163,66 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     // berth commands over ssh, and what is refused there.
     let apps = site.ssh(&["apps:list"]);
     assert!(String::from_utf8_lossy(&apps.stdout).contains("catmeow"), "{}", text(&apps));
-    for hostile in ["apps:list; id", "apps:create $(id)", "apps:create `id`", "apps:list | sh", "shim x", "git-hook catmeow"] {
+    for hostile in [
+        "apps:list; id",
+        "$(id)",
+        "apps:create $(id)",
+        "apps:create `id`",
+        "apps:list | sh",
+        "shim x",
+        "git-hook catmeow",
+        "bash",
+        "git-receive-pack '../x'",
+        "git-upload-pack '/etc/passwd'",
+    ] {
         let out = site.ssh(&[hostile]);
         assert!(!out.status.success(), "{hostile} was accepted: {}", text(&out));
         assert!(!String::from_utf8_lossy(&out.stdout).contains("uid="), "{hostile} ran a shell");
     }
+
+    // No terminal, no shell, no port forwarding.
+    let tty = Command::new("ssh")
+        .args([
+            "-tt",
+            "-i",
+            site.key.to_str().unwrap(),
+            "-p",
+            &site.ssh_port.to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+            "bash",
+        ])
+        .output()
+        .unwrap();
+    assert!(!tty.status.success(), "ssh -t bash: {}", text(&tty));
+    let forward_port = free_port();
+    let mut forward = Command::new("ssh")
+        .args([
+            "-N",
+            "-L",
+            &format!("{forward_port}:127.0.0.1:{}", site.http_port),
+            "-i",
+            site.key.to_str().unwrap(),
+            "-p",
+            &site.ssh_port.to_string(),
+        ])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@127.0.0.1"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let through = Command::new("curl")
+        .args(["-s", "-m", "3", "-H", "Host: catmeow.berth.test", &format!("http://127.0.0.1:{forward_port}/")])
+        .output()
+        .unwrap();
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(!String::from_utf8_lossy(&through.stdout).contains("Cat dreams"), "port forwarding worked");
+    assert!(!site.site.host.path().join("apps/x").exists());
 
     // Another branch is stored, not deployed.
     git(&checkout, &["checkout", "-q", "-b", "feature"]);
@@ -186,16 +241,67 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     let releases = site.site.host.ok(["releases", "catmeow"]).out();
     assert!(releases.contains("v2    Deploy") && releases.contains("v1    Deploy"), "{releases}");
 
-    // A release whose web process never binds $PORT is refused; v2 keeps serving.
-    fs::write(checkout.join("Procfile"), "web: sleep 100000\n").unwrap();
+    // config:set over ssh makes a release and restarts on it.
+    let set = site.ssh(&["config:set catmeow 'MESSAGE=Cat dreams in config..'"]);
+    assert!(set.status.success(), "{}", text(&set));
+    assert_eq!(site.page(), "Cat dreams in config..\n");
+    assert!(site.site.host.ok(["releases", "catmeow"]).out().contains("v3    Set MESSAGE"));
+    site.ssh(&["config:unset", "catmeow", "MESSAGE"]);
+    assert_eq!(site.page(), "Cat dreams purr..\n");
+
+    // Two pushes at once: the second waits for the first, both deploy in turn.
+    let push_at_once = |message: &str| {
+        let dir = work.path().join(message.replace(' ', "-"));
+        run(Command::new("cp").arg("-a").arg(&checkout).arg(&dir));
+        let code = fs::read_to_string(dir.join("catmeow.py")).unwrap().replace("Cat dreams purr..", message);
+        fs::write(dir.join("catmeow.py"), code).unwrap();
+        git(&dir, &["commit", "-q", "-am", message]);
+        dir
+    };
+    let (a, b) = (push_at_once("Cat dreams A.."), push_at_once("Cat dreams B.."));
+    let ssh = site.ssh_command();
+    let spawn = |dir: &Path| {
+        Command::new("git").args(["push", "-f", "root@127.0.0.1:catmeow", "main"]).current_dir(dir).env("GIT_SSH_COMMAND", &ssh).output()
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let one = s.spawn(|| spawn(&a).unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+        let two = s.spawn(|| spawn(&b).unwrap());
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    assert!(first.status.success() && second.status.success(), "{}\n{}", text(&first), text(&second));
+    assert!(
+        text(&second).contains("waiting for it to finish") || text(&first).contains("waiting for it to finish"),
+        "{}\n{}",
+        text(&first),
+        text(&second)
+    );
+    let releases = site.site.host.ok(["releases", "catmeow"]).out();
+    assert!(releases.contains("v5    Deploy") && releases.contains("v6    Deploy"), "{releases}");
+    let serving = site.page();
+    assert!(serving == "Cat dreams A..\n" || serving == "Cat dreams B..\n", "{serving}");
+    let latest: serde_json::Value = serde_json::from_str(&site.site.host.ok(["releases:info", "catmeow", "v6"]).out()).unwrap();
+    let latest_rev = latest["git_revision"].as_str().unwrap().to_owned();
+    let head = |dir: &Path| {
+        String::from_utf8_lossy(&run(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir)).stdout).trim().to_owned()
+    };
+    let expected = if head(&a) == latest_rev { "Cat dreams A..\n" } else { "Cat dreams B..\n" };
+    assert_eq!(serving, expected, "the latest release is the one serving");
+    let checkout = b;
+    git(&checkout, &["reset", "-q", "--hard", "HEAD~1"]);
+
+    // A release whose web process never binds $PORT is refused after the
+    // (shortened) boot timeout, with its log; the serving release stays.
+    fs::write(checkout.join("Procfile"), "web: echo 'not listening anywhere'; sleep 100000\n").unwrap();
     git(&checkout, &["commit", "-q", "-am", "never binds"]);
     let started = Instant::now();
-    let broken = site.push(&checkout, "main");
+    let broken = site.push(&checkout, "+main");
     assert!(!broken.status.success(), "{}", text(&broken));
-    assert!(text(&broken).contains("did not accept connections on port 5000"), "{}", text(&broken));
+    assert!(text(&broken).contains("did not accept connections on port 5000 within 8 s"), "{}", text(&broken));
+    assert!(text(&broken).contains("not listening anywhere"), "the log is shown: {}", text(&broken));
     assert!(started.elapsed() < Duration::from_secs(600));
-    assert_eq!(site.page(), "Cat dreams purr..\n");
-    assert!(!site.site.host.ok(["releases", "catmeow"]).out().contains("v3"));
+    assert_eq!(site.page(), serving);
+    assert!(!site.site.host.ok(["releases", "catmeow"]).out().contains("v7"));
 
     // The repository can be cloned back over ssh.
     let clone = work.path().join("clone");
@@ -206,5 +312,5 @@ fn git_push_over_ssh_builds_releases_and_serves() {
         .output()
         .unwrap();
     assert!(cloned.status.success(), "{}", text(&cloned));
-    assert!(fs::read_to_string(clone.join("catmeow.py")).unwrap().contains("purr"));
+    assert!(fs::read_to_string(clone.join("catmeow.py")).unwrap().contains(serving.trim()));
 }

@@ -117,6 +117,9 @@ fn destroy(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             bail!("confirmation did not match {name}; nothing was destroyed");
         }
     }
+    let locked = apps::lock(&ctx.root, &name)?;
+    crate::deploy::teardown(&ctx.root, &locked.app)?;
+    drop(locked);
     apps::destroy(&ctx.root, &name)?;
     println!("-----> Destroying {name} (including all add-ons)... done");
     Ok(())

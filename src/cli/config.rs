@@ -49,11 +49,24 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let locked = apps::lock(&ctx.root, &name)?;
     let mut vars = locked.config()?;
     println!("-----> Setting config vars");
+    let names: Vec<String> = parsed.iter().map(|(k, _)| k.to_string()).collect();
     for (key, value) in parsed {
         println!("       {key}: {}", String::from_utf8_lossy(&value));
         vars.0.insert(key, value);
     }
     locked.write_config(&vars)?;
+    restart(ctx, &args, &locked, &format!("Set {}", names.join(", ")))
+}
+
+/// A config change makes a new release and restarts the app on it, unless
+/// `--no-restart` (or the app was never deployed).
+fn restart(ctx: &Ctx, args: &Args, locked: &apps::LockedApp, description: &str) -> anyhow::Result<()> {
+    if args.switch("--no-restart") {
+        return Ok(());
+    }
+    if crate::deploy::redeploy_current(&ctx.root, &locked.app, description, &mut |line| println!("-----> {line}"))?.is_some() {
+        println!("-----> Restarted {} with the new config", locked.app.name);
+    }
     Ok(())
 }
 
@@ -86,6 +99,7 @@ fn unset(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let locked = apps::lock(&ctx.root, &name)?;
     let mut vars = locked.config()?;
     println!("-----> Unsetting config vars");
+    let names: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     for key in keys {
         if vars.0.remove(&key).is_some() {
             println!("       {key}");
@@ -94,7 +108,7 @@ fn unset(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     locked.write_config(&vars)?;
-    Ok(())
+    restart(ctx, &args, &locked, &format!("Unset {}", names.join(", ")))
 }
 
 fn show(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -34,6 +34,38 @@ pub const COMMANDS: &[Command] = &[
         run: keys_list,
     },
     Command {
+        name: "git:set",
+        usage: "APP deploy-branch BRANCH",
+        about: "Deploy pushes to BRANCH (default: main or master)",
+        switches: &[],
+        options: &[],
+        run: git_set,
+    },
+    Command {
+        name: "ps:rebuild",
+        usage: "APP",
+        about: "Build and deploy the last pushed commit again",
+        switches: &[],
+        options: &[],
+        run: rebuild,
+    },
+    Command {
+        name: "domains:set-global",
+        usage: "DOMAIN",
+        about: "Serve apps at APP.DOMAIN",
+        switches: &[],
+        options: &[],
+        run: set_global_domain,
+    },
+    Command {
+        name: "domains:report-global",
+        usage: "",
+        about: "Show the global domain",
+        switches: &[],
+        options: &[],
+        run: report_global_domain,
+    },
+    Command {
         name: "releases",
         usage: "APP [--format json]",
         about: "List an app's releases",
@@ -87,6 +119,65 @@ fn keys_list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     for (name, kind, fingerprint) in listed {
         println!("{name} {kind} {fingerprint}");
     }
+    Ok(())
+}
+
+fn git_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(3, 3)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    if args.get(1).expect("checked") != "deploy-branch" {
+        return Err(UsageError("the only git setting is deploy-branch".into()).into());
+    }
+    let branch = args.get(2).expect("checked").to_string_lossy().into_owned();
+    let valid = !branch.is_empty()
+        && !branch.starts_with('-')
+        && !branch.contains("..")
+        && !branch.ends_with('/')
+        && branch.chars().all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c));
+    if !valid {
+        bail!("{branch:?} is not a branch name berth accepts (A-Z, a-z, 0-9, '.', '_', '/', '-')");
+    }
+    let mut meta = apps::meta(&locked.app)?;
+    meta.deploy_branch = Some(branch.clone());
+    apps::write_meta(&locked, &meta)?;
+    println!("-----> Pushes to {branch} deploy {}", locked.app.name);
+    Ok(())
+}
+
+fn rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let meta = apps::meta(&locked.app)?;
+    let dir = repo::repo_dir(&locked.app);
+    let revision = hook::deploy_refs(meta.deploy_branch.as_deref())
+        .iter()
+        .find_map(|r| {
+            let out =
+                std::process::Command::new("git").arg("--git-dir").arg(&dir).args(["rev-parse", "--verify", "--quiet", r]).output().ok()?;
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        })
+        .with_context(|| format!("{} has no pushed commit on its deploy branch yet", locked.app.name))?;
+    hook::deploy_revision(&ctx.root, &locked.app, &revision, &mut |line| println!("{line}"))
+}
+
+fn set_global_domain(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let mut settings = Settings::load(&ctx.root)?;
+    let previous = std::mem::replace(&mut settings.proxy.global_domain, args.get(0).expect("checked").to_string_lossy().into_owned());
+    settings.save(&ctx.root)?;
+    // Validation lives in Settings::load: read back, and undo a bad value.
+    if let Err(e) = Settings::load(&ctx.root) {
+        settings.proxy.global_domain = previous;
+        settings.save(&ctx.root)?;
+        return Err(e.into());
+    }
+    println!("-----> Apps are served at APP.{}; redeploys pick it up", settings.proxy.global_domain);
+    Ok(())
+}
+
+fn report_global_domain(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    println!("{}", Settings::load(&ctx.root)?.global_domain());
     Ok(())
 }
 
@@ -147,7 +238,13 @@ pub fn ssh_command(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<i32> {
                 apps::create(&ctx.root, &name)?;
                 eprintln!("-----> Created app {name}");
             }
-            let locked = if receiving { Some(apps::lock(&ctx.root, &name)?) } else { None };
+            let locked = if receiving {
+                Some(apps::lock_noting_wait(&ctx.root, &name, || {
+                    eprintln!("-----> Another deploy of {name} is running; waiting for it to finish")
+                })?)
+            } else {
+                None
+            };
             let app = apps::open(&ctx.root, &name)?;
             let dir = repo::ensure(&ctx.root, &app)?;
             let status =

@@ -21,8 +21,6 @@ use crate::state::settings::Settings;
 
 /// The port every web process listens on inside its container ($PORT).
 pub const WEB_PORT: u16 = 5000;
-/// How long a new web container has to accept connections.
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest the old release keeps running after the switch.
 pub const RETIRE_WAIT: Duration = Duration::from_secs(60);
 
@@ -72,9 +70,9 @@ fn tail_of_log(root: &Path, id: &ContainerId) -> String {
 }
 
 /// Waits until the container accepts TCP on its address and port.
-fn wait_for_port(root: &Path, id: &ContainerId, port: u16) -> Result<Ipv4Addr, DeployError> {
+fn wait_for_port(root: &Path, id: &ContainerId, port: u16, boot_timeout: Duration) -> Result<Ipv4Addr, DeployError> {
     let paths = ContainerDir::new(root, id);
-    let deadline = Instant::now() + BOOT_TIMEOUT;
+    let deadline = Instant::now() + boot_timeout;
     loop {
         let state = current_state(&paths).map_err(|e| DeployError::Other(e.to_string()))?;
         if let Some(address) = state.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok())
@@ -86,10 +84,50 @@ fn wait_for_port(root: &Path, id: &ContainerId, port: u16) -> Result<Ipv4Addr, D
             return Err(DeployError::Exited { code: state.last_exit_code.unwrap_or(-1), logs: tail_of_log(root, id) });
         }
         if Instant::now() > deadline {
-            return Err(DeployError::NeverBound { port, secs: BOOT_TIMEOUT.as_secs(), logs: tail_of_log(root, id) });
+            return Err(DeployError::NeverBound { port, secs: boot_timeout.as_secs(), logs: tail_of_log(root, id) });
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Everything an app runs and routes, gone: its containers, its nginx
+/// server block (nginx reloaded) and its image tags (`store:gc` frees them).
+pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
+    for (id, _) in app_containers(root, app) {
+        control::remove(root, &id, true)?;
+    }
+    let conf = nginx::conf_file(root, &app.name);
+    if conf.exists() {
+        std::fs::remove_file(&conf).map_err(|e| DeployError::Other(format!("cannot remove {}: {e}", conf.display())))?;
+        let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
+        nginx::reload(&settings)?;
+    }
+    let store = Store::open(root).map_err(|e| DeployError::Other(e.to_string()))?;
+    let repository = format!("berth/app-{}", app.name);
+    for (tag, _) in store.tags().map_err(|e| DeployError::Other(e.to_string()))? {
+        if let Ok(name) = tag.parse::<crate::image::ImageRef>()
+            && name.repository() == repository
+        {
+            store.remove_tag(&name).map_err(|e| DeployError::Other(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A new release of the current image (after a config change), deployed
+/// and recorded. `None` when the app was never deployed: nothing to restart.
+pub fn redeploy_current(root: &Path, app: &App, description: &str, say: &mut dyn FnMut(&str)) -> Result<Option<String>, DeployError> {
+    let Some(current) = crate::state::releases::latest(&app.dir) else { return Ok(None) };
+    let release = Release {
+        version: current.version + 1,
+        description: description.to_owned(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ..current
+    };
+    let url = deploy(root, app, &release, say)?;
+    crate::state::releases::record(&app.dir, &release).map_err(|e| DeployError::Other(e.to_string()))?;
+    say(&format!("Released v{}: {description}", release.version));
+    Ok(Some(url))
 }
 
 /// Starts `release` beside what runs, switches nginx, retires the old.
@@ -141,7 +179,9 @@ pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&st
     };
     say(&format!("Starting web.1 of v{}", release.version));
     control::create(root, &config)?;
-    let started = control::start(root, &id).map_err(DeployError::from).and_then(|_| wait_for_port(root, &id, WEB_PORT));
+    let started = control::start(root, &id)
+        .map_err(DeployError::from)
+        .and_then(|_| wait_for_port(root, &id, WEB_PORT, Duration::from_secs(settings.deploy.boot_timeout_secs)));
     let address = match started {
         Ok(address) => address,
         Err(e) => {

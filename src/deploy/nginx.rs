@@ -81,6 +81,12 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
         }
         return Err(NginxError::Invalid(why));
     }
+    reload(settings)
+}
+
+/// Reloads nginx and waits until new workers run the new configuration.
+/// Returns the pids of the workers that served the old one.
+pub fn reload(settings: &Settings) -> Result<Vec<u32>, NginxError> {
     let before = workers(settings);
     nginx(settings, &["-s", "reload"]).map_err(NginxError::Reload)?;
     // nginx answers a reload signal at once and applies it later; a config

@@ -14,8 +14,12 @@ use crate::state::releases::{self, Release};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
 
-fn is_deploy_branch(reference: &str) -> bool {
-    reference == "refs/heads/main" || reference == "refs/heads/master"
+/// The refs whose pushes deploy: the app's deploy branch, else main or master.
+pub fn deploy_refs(deploy_branch: Option<&str>) -> Vec<String> {
+    match deploy_branch {
+        Some(branch) => vec![format!("refs/heads/{branch}")],
+        None => vec!["refs/heads/main".into(), "refs/heads/master".into()],
+    }
 }
 
 /// Reads `old new ref` lines from stdin and deploys the deploy branch.
@@ -24,22 +28,25 @@ pub fn run(root: &Path, name: &AppName, stdin: impl BufRead, say: &mut dyn FnMut
     // push (a path remote) does not, so the hook takes it then.
     let _lock = if std::env::var_os("BERTH_APP_LOCKED").is_some() { None } else { Some(apps::lock(root, name)?) };
     let app = apps::open(root, name)?;
+    let meta = apps::meta(&app)?;
+    let deploy_refs = deploy_refs(meta.deploy_branch.as_deref());
     for line in stdin.lines() {
         let line = line?;
         let mut parts = line.split_whitespace();
         let (Some(_old), Some(new), Some(reference)) = (parts.next(), parts.next(), parts.next()) else { continue };
         if new == ZERO {
             say(&format!("-----> {reference} deleted"));
-        } else if is_deploy_branch(reference) {
+        } else if deploy_refs.iter().any(|r| r == reference) {
             deploy_revision(root, &app, new, say)?;
         } else {
-            say(&format!("-----> {reference} stored; only main or master is deployed"));
+            let branches: Vec<&str> = deploy_refs.iter().map(|r| r.trim_start_matches("refs/heads/")).collect();
+            say(&format!("-----> {reference} stored; only {} is deployed", branches.join(" or ")));
         }
     }
     Ok(())
 }
 
-fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
     let short = &revision[..revision.len().min(7)];
     let source = root.join("tmp").join(format!("src-{}-{short}", app.name));
     let _ = std::fs::remove_dir_all(&source);

@@ -50,6 +50,9 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppMeta {
     pub created_at: String,
+    /// The branch whose pushes deploy; main or master when unset.
+    #[serde(default)]
+    pub deploy_branch: Option<String>,
 }
 
 /// Takes the host-wide lock that serialises creating, renaming and destroying apps.
@@ -87,8 +90,13 @@ pub fn open(root: &Path, name: &AppName) -> Result<App, AppsError> {
 /// Waits for the app's lock. A rename or destroy that won the race makes
 /// this `NotFound` rather than a write into a directory that moved.
 pub fn lock(root: &Path, name: &AppName) -> Result<LockedApp, AppsError> {
+    lock_noting_wait(root, name, || {})
+}
+
+/// `lock`, calling `on_wait` first when another deploy or change holds it.
+pub fn lock_noting_wait(root: &Path, name: &AppName, on_wait: impl FnOnce()) -> Result<LockedApp, AppsError> {
     let app = open(root, name)?;
-    match FileLock::acquire(&app.lock_file()) {
+    match FileLock::acquire_noting_wait(&app.lock_file(), on_wait) {
         Ok(lock) => Ok(LockedApp { app, _lock: lock }),
         Err(LockError::Gone { .. }) => Err(AppsError::NotFound(name.clone())),
         Err(e) => Err(e.into()),
@@ -105,7 +113,7 @@ pub fn create(root: &Path, name: &AppName) -> Result<App, AppsError> {
     }
     let tmp = atomic::temp_path_for(&app.dir);
     fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
-    let meta = AppMeta { created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) };
+    let meta = AppMeta { created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), deploy_branch: None };
     let filled = (|| {
         let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
         atomic::write_atomic(&tmp.join("meta.json"), &json)?;
@@ -144,6 +152,11 @@ pub fn meta(app: &App) -> Result<AppMeta, AppsError> {
     let path = app.meta_file();
     let bytes = fs::read(&path).map_err(io_err("read", &path))?;
     serde_json::from_slice(&bytes).map_err(|source| AppsError::Meta { path, source })
+}
+
+/// Writes the app's metadata; the caller holds the app's lock.
+pub fn write_meta(locked: &LockedApp, meta: &AppMeta) -> Result<(), AppsError> {
+    Ok(atomic::write_atomic(&locked.app.meta_file(), &serde_json::to_vec_pretty(meta).expect("meta serialises"))?)
 }
 
 pub fn rename(root: &Path, from: &AppName, to: &AppName) -> Result<App, AppsError> {

@@ -33,6 +33,17 @@ impl FileLock {
         Self::acquire_mode(path, libc::LOCK_EX)
     }
 
+    /// Like `acquire`, but calls `on_wait` first when someone else holds it.
+    pub fn acquire_noting_wait(path: &Path, on_wait: impl FnOnce()) -> Result<FileLock, LockError> {
+        match Self::acquire_mode(path, libc::LOCK_EX | libc::LOCK_NB) {
+            Err(LockError::Io { source, .. }) if source.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                on_wait();
+                Self::acquire(path)
+            }
+            other => other,
+        }
+    }
+
     /// A shared lock: many holders at once, none while someone holds it exclusively.
     pub fn acquire_shared(path: &Path) -> Result<FileLock, LockError> {
         Self::acquire_mode(path, libc::LOCK_SH)

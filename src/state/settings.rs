@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -24,17 +24,31 @@ pub enum SettingsError {
     Invalid { path: PathBuf, why: String },
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub network: NetworkSettings,
     pub proxy: ProxySettings,
     pub ssh: SshSettings,
+    pub deploy: DeploySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploySettings {
+    /// How long a new web process has to accept connections on $PORT.
+    pub boot_timeout_secs: u64,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        DeploySettings { boot_timeout_secs: 60 }
+    }
 }
 
 /// How berth drives nginx. The defaults fit Debian's nginx package; tests
 /// point these at a private nginx.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxySettings {
     pub nginx: String,
@@ -59,7 +73,7 @@ impl Default for ProxySettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SshSettings {
     /// The authorized_keys file of the user pushes arrive as.
@@ -72,7 +86,7 @@ impl Default for SshSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkSettings {
     /// The bridge every bridged container's veth joins.
@@ -166,6 +180,12 @@ impl Settings {
             return self.proxy.global_domain.clone();
         }
         std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+    }
+
+    /// Writes the settings back to `$BERTH_ROOT/config.toml` (atomically).
+    pub fn save(&self, root: &Path) -> Result<(), crate::state::atomic::WriteError> {
+        let text = toml::to_string(self).expect("settings serialise");
+        crate::state::atomic::write_atomic(&root.join("config.toml"), text.as_bytes())
     }
 
     pub fn subnet(&self) -> Subnet {
