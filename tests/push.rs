@@ -246,6 +246,8 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     assert!(set.status.success(), "{}", text(&set));
     assert_eq!(site.page(), "Cat dreams in config..\n");
     assert!(site.site.host.ok(["releases", "catmeow"]).out().contains("v3    Set MESSAGE"));
+    let v3: serde_json::Value = serde_json::from_str(&site.site.host.ok(["releases:info", "catmeow", "v3"]).out()).unwrap();
+    assert_eq!(v3["config_vars"]["MESSAGE"], "Cat dreams in config..");
     site.ssh(&["config:unset", "catmeow", "MESSAGE"]);
     assert_eq!(site.page(), "Cat dreams purr..\n");
 

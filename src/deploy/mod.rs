@@ -90,6 +90,12 @@ fn wait_for_port(root: &Path, id: &ContainerId, port: u16, boot_timeout: Duratio
     }
 }
 
+/// The app's config vars as a release records them.
+pub fn config_snapshot(app: &App) -> Result<BTreeMap<String, String>, DeployError> {
+    let vars = ConfigVars::load(&app.env_file()).map_err(|e| DeployError::Other(e.to_string()))?;
+    Ok(vars.0.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned())).collect())
+}
+
 /// Everything an app runs and routes, gone: its containers, its nginx
 /// server block (nginx reloaded) and its image tags (`store:gc` frees them).
 pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
@@ -121,6 +127,7 @@ pub fn redeploy_current(root: &Path, app: &App, description: &str, say: &mut dyn
     let release = Release {
         version: current.version + 1,
         description: description.to_owned(),
+        config_vars: config_snapshot(app)?,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ..current
     };

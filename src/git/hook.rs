@@ -63,6 +63,7 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
             image: image.to_string(),
             image_digest: digest,
             process_types: built.process_types.clone(),
+            config_vars: crate::deploy::config_snapshot(app)?,
             git_revision: Some(revision.to_owned()),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };

@@ -17,6 +17,9 @@ pub struct Release {
     pub image: String,
     pub image_digest: String,
     pub process_types: BTreeMap<String, String>,
+    /// The config vars this release runs with (non-UTF-8 bytes shown lossily).
+    #[serde(default)]
+    pub config_vars: BTreeMap<String, String>,
     pub git_revision: Option<String>,
     pub created_at: String,
 }
