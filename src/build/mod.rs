@@ -6,6 +6,7 @@ pub mod buildpacks;
 pub mod procfile;
 pub mod records;
 pub mod release;
+pub mod reuse;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -330,9 +331,20 @@ fn run_build(
     let above_dependency = |rel: &Path| dependency_paths.iter().any(|d| d.starts_with(rel) && d != rel);
     let options = LayerOptions::from_env();
     let _writing = store.writing().map_err(|e| BuildError::Other(e.to_string()))?;
-    let dependency_layer =
-        layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)
-            .map_err(|e| BuildError::Other(e.to_string()))?;
+    let fingerprint = reuse::fingerprint(&app_dir, &dependency_paths);
+    let dependency_layer = match reuse::lookup(&app.dir, &store, &fingerprint) {
+        Some(layer) => {
+            out.line("-----> Dependencies unchanged: reusing their layer");
+            layer
+        }
+        None => {
+            let layer =
+                layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)
+                    .map_err(|e| BuildError::Other(e.to_string()))?;
+            reuse::remember(&app.dir, &fingerprint, &layer);
+            layer
+        }
+    };
     let app_layer = layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| !in_dependency(rel), options)
         .map_err(|e| BuildError::Other(e.to_string()))?;
     phases.push(("layers".to_owned(), layers_started.elapsed().as_secs_f64()));
