@@ -7,10 +7,9 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::site::{STACK_CACHE, is_root};
-use common::{Host, assert_clear_failure};
+use common::{Host, assert_clear_failure, tool};
 
 fn recipes() -> String {
     format!("{}/stacks", env!("CARGO_MANIFEST_DIR"))
@@ -21,12 +20,6 @@ fn with_stack() -> Host {
     let run = host.command(["stacks:build", "bookworm", "--cache", STACK_CACHE]).env("BERTH_STACKS", recipes()).output().unwrap();
     assert!(run.status.success(), "stacks:build: {}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     host
-}
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn inspect(host: &Host, name: &str) -> serde_json::Value {

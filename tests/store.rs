@@ -5,16 +5,9 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::site::is_root;
-use common::{Host, assert_clear_failure};
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{Host, assert_clear_failure, tool};
 
 /// A small image made by umoci (a peer) in its own layout, packed as an OCI archive.
 fn umoci_archive(dir: &Path, tag: &str, content: &str) -> PathBuf {

@@ -23,7 +23,7 @@ use settings::BuildSettings;
 use crate::app::App;
 use crate::image::layer::{self, LayerOptions};
 use crate::image::{ImageRef, Store};
-use crate::runtime::oneshot::{self, Stream};
+use crate::runtime::oneshot;
 use crate::runtime::store::BindMount;
 use crate::runtime::{ContainerConfig, ContainerId, Limits, RestartPolicy};
 use crate::state::config::ConfigVars;
@@ -263,7 +263,7 @@ fn run_build(
     let mut current = "sandbox".to_owned();
     let mut failed_buildpack = None;
     let mut no_buildpack = false;
-    let finished = oneshot::run(root, &config, Some(Duration::from_secs(settings.timeout_secs)), &mut |stream, line| {
+    let finished = oneshot::run(root, &config, Some(Duration::from_secs(settings.timeout_secs)), &mut |_stream, line| {
         let text = String::from_utf8_lossy(line);
         if let Some(mark) = text.strip_prefix("::berth:: ") {
             let now = Instant::now();
@@ -277,10 +277,8 @@ fn run_build(
             }
             return;
         }
-        match stream {
-            Stream::Stdout => out.line(&text),
-            Stream::Stderr => out.line(&text),
-        }
+        // stdout and stderr alike go to the pushing client and the log.
+        out.line(&text);
     })
     .map_err(|e| BuildError::Other(e.to_string()))?;
     if finished.timed_out {

@@ -55,8 +55,8 @@ pub const COMMANDS: &[Command] = &[
     },
 ];
 
-/// Where recipes live when `--recipe` is not given: next to the installed
-/// binary's source (`BERTH_STACKS`), else /usr/local/share/berth/stacks.
+/// Where recipes live when `--recipe` is not given: `BERTH_STACKS` (the
+/// tests point it at the repository), else where install.sh copies them.
 fn recipes_dir() -> PathBuf {
     std::env::var_os("BERTH_STACKS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/local/share/berth/stacks"))
 }

@@ -315,32 +315,19 @@ fn apply_xattrs<R: io::Read>(entry: &mut tar::Entry<R>, target: &Path) -> Result
     Ok(())
 }
 
-#[allow(unsafe_code)]
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
-#[allow(unsafe_code)]
+/// An overlayfs whiteout: a 0:0 character device.
 fn mknod_whiteout(path: &Path) -> Result<(), UnpackError> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| refused(path, "NUL in path"))?;
-    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
-    let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
-    if rc != 0 {
-        return Err(io_err(path)(io::Error::last_os_error()));
-    }
-    Ok(())
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    mknod(path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).map_err(|e| io_err(path)(e.into()))
 }
 
-#[allow(unsafe_code)]
 fn mkfifo(path: &Path, mode: u32) -> Result<(), UnpackError> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| refused(path, "NUL in path"))?;
-    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
-    let rc = unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) };
-    if rc != 0 {
-        return Err(io_err(path)(io::Error::last_os_error()));
-    }
-    Ok(())
+    use nix::sys::stat::Mode;
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(mode)).map_err(|e| io_err(path)(e.into()))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and stream, rotated at a size limit (one old file kept).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -67,8 +67,6 @@ pub fn pump(pipe: File, log: Arc<Mutex<LogWriter>>, name: String, stream: &'stat
         }
     })
 }
-
-use std::io::Read;
 
 #[cfg(test)]
 mod tests {

@@ -108,3 +108,10 @@ pub fn assert_clear_failure(run: &Run, what: &str) {
     assert_eq!(lines.len(), 1, "{what}: expected one error line, got {:?}", run.stderr);
     assert!(lines[0].starts_with("berth: "), "{what}: {:?}", lines[0]);
 }
+
+/// Runs a peer tool (skopeo, umoci, tar, ...) and returns its stdout; fails the test if it fails.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
