@@ -74,6 +74,14 @@ pub const COMMANDS: &[Command] = &[
         run: list_releases,
     },
     Command { name: "releases:info", usage: "APP vN", about: "Show one release", switches: &[], options: &[], run: release_info },
+    Command {
+        name: "releases:rollback",
+        usage: "APP [vN]",
+        about: "Run release vN's image and config again (default: the one before), as a new release; no build",
+        switches: &[],
+        options: &[],
+        run: rollback,
+    },
 ];
 
 /// Commands that exist only for sshd, git and the shim: refused over ssh.
@@ -195,11 +203,25 @@ fn list_releases(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn release_version(args: &Args, i: usize) -> Result<Option<u64>, UsageError> {
+    let Some(raw) = args.get(i) else { return Ok(None) };
+    let raw = raw.to_string_lossy();
+    raw.strip_prefix('v').unwrap_or(&raw).parse().map(Some).map_err(|_| UsageError(format!("{raw:?} is not a release like v3")))
+}
+
+fn rollback(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 2)?;
+    let version = release_version(&args, 1)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let release = crate::deploy::rollback(&ctx.root, &locked.app, version, &mut |line| println!("-----> {line}"))?;
+    println!("=====> Released v{}: {}", release.version, release.description);
+    Ok(())
+}
+
 fn release_info(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(2, 2)?;
     let app = apps::open(&ctx.root, &args.app(0)?)?;
-    let raw = args.get(1).expect("checked").to_string_lossy().into_owned();
-    let version: u64 = raw.trim_start_matches('v').parse().map_err(|_| UsageError(format!("{raw:?} is not a release like v3")))?;
+    let version = release_version(&args, 1)?.expect("checked");
     let release = releases::list(&app.dir)
         .into_iter()
         .find(|r| r.version == version)

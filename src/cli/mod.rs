@@ -11,6 +11,7 @@ mod config;
 mod containers;
 mod git;
 mod images;
+mod ps;
 mod stacks;
 mod store;
 
@@ -40,7 +41,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 8] {
+fn tables() -> [&'static [Command]; 9] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -48,6 +49,7 @@ fn tables() -> [&'static [Command]; 8] {
         containers::COMMANDS,
         git::COMMANDS,
         images::COMMANDS,
+        ps::COMMANDS,
         stacks::COMMANDS,
         store::COMMANDS,
     ]

@@ -1,22 +1,27 @@
-//! Deploys: a release's image -> new web container(s) beside the old ones
-//! -> wait until they accept connections on $PORT -> nginx routes to them
-//! -> the old containers stop. A deploy whose new containers never answer
-//! is abandoned with the old ones untouched.
+//! Deploys and everything else that changes what an app runs: a release's
+//! formation starts as new containers beside the old ones -> the web ones
+//! accept connections on $PORT -> nginx routes to them -> the old
+//! containers stop. A roll whose new containers never answer is abandoned
+//! with the old ones untouched. Scale, restart, stop, start, restore and
+//! rollback are all rolls.
 
+pub mod formation;
 pub mod nginx;
+pub mod processes;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::app::App;
 use crate::image::{Digest, Store};
+use crate::runtime::ContainerId;
 use crate::runtime::control::{self, current_state};
-use crate::runtime::store::{self as containers, ContainerDir, Status};
-use crate::runtime::{ContainerConfig, ContainerId, Limits, NetworkMode, RestartPolicy};
+use crate::runtime::store::ContainerDir;
+use crate::state::apps;
 use crate::state::config::ConfigVars;
-use crate::state::releases::Release;
+use crate::state::releases::{self, Release};
 use crate::state::settings::Settings;
 
 /// The port every web process listens on inside its container ($PORT).
@@ -27,6 +32,7 @@ pub const RETIRE_WAIT: Duration = Duration::from_secs(60);
 pub const APP_LABEL: &str = "io.berth.app";
 pub const RELEASE_LABEL: &str = "io.berth.release";
 pub const PROCESS_LABEL: &str = "io.berth.process";
+pub const INDEX_LABEL: &str = "io.berth.index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -42,52 +48,16 @@ pub enum DeployError {
     Nginx(#[from] nginx::NginxError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    #[error(transparent)]
+    Apps(#[from] crate::state::apps::AppsError),
+    #[error(transparent)]
+    Formation(#[from] formation::FormationError),
+    #[error("app {0} has no release yet; push it first")]
+    NeverDeployed(crate::app::AppName),
+    #[error("app {app} has no release v{version}")]
+    NoSuchRelease { app: crate::app::AppName, version: u64 },
     #[error("{0}")]
     Other(String),
-}
-
-/// The containers of an app (any release), by id.
-pub fn app_containers(root: &Path, app: &App) -> Vec<(ContainerId, ContainerConfig)> {
-    containers::list(root)
-        .into_iter()
-        .filter_map(|id| {
-            let config = ContainerDir::new(root, &id).config().ok()?;
-            (config.labels.get(APP_LABEL).map(String::as_str) == Some(app.name.as_str())).then_some((id, config))
-        })
-        .collect()
-}
-
-fn container_id(app: &App, process: &str, index: u32, version: u64) -> ContainerId {
-    let name = app.name.as_str();
-    let short = &name[..name.len().min(40)];
-    ContainerId::parse(&format!("{short}.{process}.{index}.v{version}")).expect("app names and process names make valid ids")
-}
-
-fn tail_of_log(root: &Path, id: &ContainerId) -> String {
-    let text = std::fs::read_to_string(ContainerDir::new(root, id).log_file()).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-/// Waits until the container accepts TCP on its address and port.
-fn wait_for_port(root: &Path, id: &ContainerId, port: u16, boot_timeout: Duration) -> Result<Ipv4Addr, DeployError> {
-    let paths = ContainerDir::new(root, id);
-    let deadline = Instant::now() + boot_timeout;
-    loop {
-        let state = current_state(&paths).map_err(|e| DeployError::Other(e.to_string()))?;
-        if let Some(address) = state.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok())
-            && TcpStream::connect_timeout(&SocketAddr::from((address, port)), Duration::from_millis(200)).is_ok()
-        {
-            return Ok(address);
-        }
-        if state.status == Status::Exited || (state.restarts > 0 && state.status == Status::Restarting) {
-            return Err(DeployError::Exited { code: state.last_exit_code.unwrap_or(-1), logs: tail_of_log(root, id) });
-        }
-        if Instant::now() > deadline {
-            return Err(DeployError::NeverBound { port, secs: boot_timeout.as_secs(), logs: tail_of_log(root, id) });
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// The app's config vars as a release records them.
@@ -99,8 +69,8 @@ pub fn config_snapshot(app: &App) -> Result<BTreeMap<String, String>, DeployErro
 /// Everything an app runs and routes, gone: its containers, its nginx
 /// server block (nginx reloaded) and its image tags (`store:gc` frees them).
 pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
-    for (id, _) in app_containers(root, app) {
-        control::remove(root, &id, true)?;
+    for process in processes::of_app(root, app) {
+        control::remove(root, &process.id, true)?;
     }
     let conf = nginx::conf_file(root, &app.name);
     if conf.exists() {
@@ -137,83 +107,246 @@ pub fn redeploy_current(root: &Path, app: &App, description: &str, say: &mut dyn
     Ok(Some(url))
 }
 
-/// Starts `release` beside what runs, switches nginx, retires the old.
+/// Which running containers a roll replaces with new ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replace {
+    /// Keep what runs the release; start only what is missing or dead
+    /// (`ps:scale`, `ps:start`, `ps:restore`).
+    Nothing,
+    /// New containers for everything (deploys, config changes, `ps:restart`).
+    All,
+    /// New containers for one process type (`ps:restart APP worker`).
+    Only(String),
+}
+
+/// Starts `release` beside what runs (a new release, a restart, a scale),
+/// switches nginx once the new web containers answer, and retires what the
+/// formation no longer holds. On any failure the new containers go and
+/// what ran before keeps running. Returns the app's URL.
 pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
+    roll(root, app, release, &Replace::All, say)
+}
+
+pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
     let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
-    if !release.process_types.contains_key("web") {
+    let mut meta = apps::meta(app)?;
+    let wanted = formation::effective(&meta.formation, &release.process_types);
+    if meta.formation.get("web").is_none_or(|n| *n > 0) && !release.process_types.contains_key("web") && wanted.is_empty() {
         return Err(DeployError::NoWeb { version: release.version });
     }
+    let before = processes::of_app(root, app);
+    let env = release_env(root, app, release)?;
+
+    // Start what is new or dead, beside what runs.
+    let mut keep: Vec<ContainerId> = Vec::new();
+    let mut started: Vec<(ContainerId, bool, bool)> = Vec::new(); // (id, created here, web)
+    let result = (|| -> Result<(), DeployError> {
+        for (process, count) in &wanted {
+            let renew = match replace {
+                Replace::Nothing => false,
+                Replace::All => true,
+                Replace::Only(only) => only == process,
+            };
+            for index in 1..=*count {
+                let current = before.iter().find(|p| p.process == *process && p.index == index && p.release == release.version);
+                match current {
+                    Some(p) if !renew && p.is_up() => keep.push(p.id.clone()),
+                    Some(p) if !renew => {
+                        say(&format!("Starting {process}.{index} of v{} again", release.version));
+                        started.push((p.id.clone(), false, process == "web"));
+                        control::start(root, &p.id)?;
+                    }
+                    _ => {
+                        say(&format!("Starting {process}.{index} of v{}", release.version));
+                        let id = processes::create(root, app, &meta, release, &env, process, index)?;
+                        started.push((id.clone(), true, process == "web"));
+                        control::start(root, &id)?;
+                    }
+                }
+            }
+        }
+        let boot = Duration::from_secs(settings.deploy.boot_timeout_secs);
+        for (id, _, web) in &started {
+            if *web {
+                let address = processes::wait_for_port(root, id, WEB_PORT, boot)?;
+                say(&format!("{} answers on {address}:{WEB_PORT}", name_of(root, id)));
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        abandon(root, &started);
+        return Err(e);
+    }
+
+    // Route to the web containers the app now has, then retire the rest.
+    let upstreams = web_upstreams(root, keep.iter().chain(started.iter().map(|(id, _, _)| id)));
+    let text = match upstreams.is_empty() {
+        true => nginx::render_unavailable(&app.name, &settings.global_domain(), settings.proxy.listen_port, "has no web process running"),
+        false => nginx::render(&app.name, &settings.global_domain(), settings.proxy.listen_port, &upstreams),
+    };
+    let old_workers = match nginx::apply(root, &settings, &app.name, &text) {
+        Ok(workers) => workers,
+        Err(e) => {
+            abandon(root, &started);
+            return Err(e.into());
+        }
+    };
+    if meta.stopped {
+        meta.stopped = false;
+        apps::write_meta_of(app, &meta)?;
+    }
+    let now: Vec<&ContainerId> = keep.iter().chain(started.iter().map(|(id, _, _)| id)).collect();
+    let retiring: Vec<&processes::Process> = before.iter().filter(|p| !now.contains(&&p.id)).collect();
+    if !retiring.is_empty() {
+        // Old nginx workers may still route requests to the old containers:
+        // retire those only when the workers are gone (Dokku's wait-to-retire).
+        nginx::wait_for_old_workers(&settings, &old_workers, RETIRE_WAIT);
+        for old in retiring {
+            say(&format!("Retiring {}", old.id));
+            let _ = control::stop(root, &old.id);
+            let _ = control::remove(root, &old.id, true);
+        }
+    }
+    Ok(url(&settings, app))
+}
+
+fn url(settings: &Settings, app: &App) -> String {
+    let port = if settings.proxy.listen_port == 80 { String::new() } else { format!(":{}", settings.proxy.listen_port) };
+    format!("http://{}.{}{port}", app.name, settings.global_domain())
+}
+
+fn name_of(root: &Path, id: &ContainerId) -> String {
+    ContainerDir::new(root, id).config().map(|c| c.name).unwrap_or_else(|_| id.to_string())
+}
+
+/// The addresses nginx should route to: the web containers among `ids`.
+fn web_upstreams<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<(Ipv4Addr, u16)> {
+    ids.filter_map(|id| {
+        let paths = ContainerDir::new(root, id);
+        let config = paths.config().ok()?;
+        (config.labels.get(PROCESS_LABEL).map(String::as_str) == Some("web")).then_some(())?;
+        let address = current_state(&paths).ok()?.address?.parse().ok()?;
+        Some((address, WEB_PORT))
+    })
+    .collect()
+}
+
+/// Undoes the starts of a failed roll: containers made here go, ones
+/// started again in place are stopped as they were.
+fn abandon(root: &Path, started: &[(ContainerId, bool, bool)]) {
+    for (id, created, _) in started {
+        if *created {
+            let _ = control::remove(root, id, true);
+        } else {
+            let _ = control::stop(root, id);
+        }
+    }
+}
+
+/// A release's process environment: the image's, then the app's config.
+fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<String>, DeployError> {
     let store = Store::open(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let digest: Digest =
         release.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| DeployError::Other(e.to_string()))?;
     let image = store.image_by_digest(&digest).map_err(|e| DeployError::Other(e.to_string()))?;
     let vars = ConfigVars::load(&app.env_file()).map_err(|e| DeployError::Other(e.to_string()))?;
-    let mut env = image.config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default();
-    for (key, value) in &vars.0 {
-        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key.as_str()));
-        env.push(format!("{key}={}", String::from_utf8_lossy(value)));
-    }
-    env.push(format!("PORT={WEB_PORT}"));
+    let image_env = image.config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default();
+    Ok(processes::environment(image_env, &vars))
+}
 
-    let old: Vec<ContainerId> = app_containers(root, app).into_iter().map(|(id, _)| id).collect();
-    let id = container_id(app, "web", 1, release.version);
-    if ContainerDir::new(root, &id).exists() {
-        // A redeploy of the same release (rollback to itself): start afresh.
-        control::remove(root, &id, true)?;
+/// The release that runs now, or `NeverDeployed`.
+pub fn current_release(app: &App) -> Result<Release, DeployError> {
+    releases::latest(&app.dir).ok_or_else(|| DeployError::NeverDeployed(app.name.clone()))
+}
+
+/// `ps:scale`: new counts, then a roll that keeps what runs.
+pub fn scale(root: &Path, app: &App, counts: BTreeMap<String, u32>, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
+    let release = current_release(app)?;
+    formation::check_known(&counts, &release.process_types)?;
+    let mut meta = apps::meta(app)?;
+    let previous = meta.formation.clone();
+    meta.formation.extend(counts);
+    apps::write_meta_of(app, &meta)?;
+    if meta.stopped {
+        say("The app is stopped; the new scale applies at ps:start");
+        return Ok(());
     }
-    let config = ContainerConfig {
-        id: id.clone(),
-        name: "web.1".into(),
-        image: release.image.clone(),
-        image_digest: release.image_digest.clone(),
-        args: vec!["/app/.berth/launcher".into(), "web".into()],
-        env,
-        cwd: "/app".into(),
-        uid: 1000,
-        gid: 1000,
-        network: NetworkMode::Bridge,
-        limits: Limits::default(),
-        restart: RestartPolicy::default(),
-        stop_timeout_secs: 30,
-        labels: BTreeMap::from([
-            (APP_LABEL.to_owned(), app.name.to_string()),
-            (RELEASE_LABEL.to_owned(), release.version.to_string()),
-            (PROCESS_LABEL.to_owned(), "web".to_owned()),
-        ]),
-        created_at: release.created_at.clone(),
-        mounts: Vec::new(),
-        readonly_root: false,
-    };
-    say(&format!("Starting web.1 of v{}", release.version));
-    control::create(root, &config)?;
-    let started = control::start(root, &id)
-        .map_err(DeployError::from)
-        .and_then(|_| wait_for_port(root, &id, WEB_PORT, Duration::from_secs(settings.deploy.boot_timeout_secs)));
-    let address = match started {
-        Ok(address) => address,
-        Err(e) => {
-            let _ = control::remove(root, &id, true);
-            return Err(e);
-        }
-    };
-    say(&format!("web.1 answers on {address}:{WEB_PORT}"));
-    let domain = settings.global_domain();
-    let text = nginx::render(&app.name, &domain, settings.proxy.listen_port, &[(address, WEB_PORT)]);
-    let old_workers = match nginx::apply(root, &settings, &app.name, &text) {
-        Ok(workers) => workers,
-        Err(e) => {
-            let _ = control::remove(root, &id, true);
-            return Err(e.into());
-        }
-    };
-    // Old nginx workers may still route requests to the old containers:
-    // retire those only when the workers are gone (Dokku's wait-to-retire).
+    if let Err(e) = roll(root, app, &release, &Replace::Nothing, say) {
+        meta.formation = previous;
+        apps::write_meta_of(app, &meta)?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `ps:stop`: the proxy answers 503 with a clear page, then every
+/// container of the app stops and goes. `ps:restore` leaves it stopped.
+pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
+    let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
+    let mut meta = apps::meta(app)?;
+    meta.stopped = true;
+    apps::write_meta_of(app, &meta)?;
+    let mut old_workers = Vec::new();
+    if nginx::conf_file(root, &app.name).exists() {
+        let text = nginx::render_unavailable(&app.name, &settings.global_domain(), settings.proxy.listen_port, "is stopped");
+        old_workers = nginx::apply(root, &settings, &app.name, &text)?;
+    }
     nginx::wait_for_old_workers(&settings, &old_workers, RETIRE_WAIT);
-    for old_id in old.into_iter().filter(|o| *o != id) {
-        say(&format!("Retiring {old_id}"));
-        let _ = control::stop(root, &old_id);
-        let _ = control::remove(root, &old_id, true);
+    for process in processes::of_app(root, app) {
+        say(&format!("Stopping {}", process.config.name));
+        control::stop(root, &process.id)?;
+        control::remove(root, &process.id, true)?;
     }
-    let port = if settings.proxy.listen_port == 80 { String::new() } else { format!(":{}", settings.proxy.listen_port) };
-    Ok(format!("http://{}.{domain}{port}", app.name))
+    Ok(())
+}
+
+/// `ps:start`: the current release's formation runs again.
+pub fn start(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
+    let release = current_release(app)?;
+    roll(root, app, &release, &Replace::Nothing, say)
+}
+
+/// `ps:restore` for one app: whatever should run and does not (after a
+/// reboot, or after its shims were killed) starts again. Apps stopped on
+/// purpose and apps never deployed are left alone; returns whether it ran.
+pub fn restore(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<bool, DeployError> {
+    if apps::meta(app)?.stopped {
+        return Ok(false);
+    }
+    let Some(release) = releases::latest(&app.dir) else { return Ok(false) };
+    roll(root, app, &release, &Replace::Nothing, say)?;
+    Ok(true)
+}
+
+/// `releases:rollback`: release `version`'s image and config vars, as a
+/// new release "Rollback to vN"; no build runs.
+pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMut(&str)) -> Result<Release, DeployError> {
+    let current = current_release(app)?;
+    let all = releases::list(&app.dir);
+    // Heroku's default: the release before the current one.
+    let version = version.unwrap_or(current.version.saturating_sub(1));
+    let target = all.iter().find(|r| r.version == version).cloned().ok_or(DeployError::NoSuchRelease { app: app.name.clone(), version })?;
+    let previous_env = std::fs::read(app.env_file()).map_err(|e| DeployError::Other(format!("cannot read the config: {e}")))?;
+    let vars = ConfigVars(
+        target
+            .config_vars
+            .iter()
+            .filter_map(|(k, v)| Some((crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(k)).ok()?, v.as_bytes().to_vec())))
+            .collect(),
+    );
+    crate::state::atomic::write_atomic(&app.env_file(), &vars.encode()).map_err(|e| DeployError::Other(e.to_string()))?;
+    say(&format!("Rolling back to v{version} ({})", target.image));
+    let release = Release {
+        version: current.version + 1,
+        description: format!("Rollback to v{version}"),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ..target
+    };
+    if let Err(e) = deploy(root, app, &release, say) {
+        let _ = crate::state::atomic::write_atomic(&app.env_file(), &previous_env);
+        return Err(e);
+    }
+    releases::record(&app.dir, &release).map_err(|e| DeployError::Other(e.to_string()))?;
+    Ok(release)
 }

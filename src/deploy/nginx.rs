@@ -55,6 +55,22 @@ pub fn render(app: &AppName, domain: &str, listen_port: u16, upstreams: &[(Ipv4A
     )
 }
 
+/// The server block of an app with nothing to route to: a plain 503 that
+/// says why, instead of nginx's anonymous 502.
+pub fn render_unavailable(app: &AppName, domain: &str, listen_port: u16, why: &str) -> String {
+    format!(
+        "# Written by berth for app {app}; changes are overwritten on the next deploy.\n\
+         server {{\n\
+         \x20   listen {listen_port};\n\
+         \x20   server_name {app}.{domain};\n\
+         \x20   location / {{\n\
+         \x20       default_type text/plain;\n\
+         \x20       return 503 \"app {app} {why}\\n\";\n\
+         \x20   }}\n\
+         }}\n"
+    )
+}
+
 fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), String> {
     let out =
         Command::new(&settings.proxy.nginx).args(["-c", &settings.proxy.nginx_conf]).args(extra).output().map_err(|e| e.to_string())?;
@@ -94,10 +110,12 @@ pub fn reload(settings: &Settings) -> Result<Vec<u32>, NginxError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         let now = workers(settings);
-        if now.iter().any(|w| !before.contains(w)) {
+        // Until an old worker starts shutting down it still accepts new
+        // connections with the old configuration; wait for that too.
+        if now.iter().any(|w| !before.contains(w)) && before.iter().all(|w| !now.contains(w) || shutting_down(*w)) {
             return Ok(before);
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     Err(NginxError::Reload(format!("no new nginx workers after the reload; see nginx's error log ({})", settings.proxy.nginx_conf)))
 }
@@ -113,6 +131,12 @@ pub fn wait_for_old_workers(settings: &Settings, old: &[u32], limit: std::time::
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Whether an nginx worker has closed its listening sockets to exit (its
+/// title says so; nginx sets it as it closes them).
+fn shutting_down(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty() || String::from_utf8_lossy(&c).contains("shutting down"))
 }
 
 /// The pids of nginx's worker processes (children of the master).

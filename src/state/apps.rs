@@ -4,6 +4,7 @@
 //! app's own lock; config changes take only the app's lock, so changes to
 //! different apps never wait for each other.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use super::atomic::{self, WriteError, sync_dir};
 use super::config::{ConfigError, ConfigVars};
 use super::lock::{FileLock, LockError};
 use crate::app::{App, AppName, apps_dir};
+use crate::runtime::{Limits, RestartPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppsError {
@@ -53,6 +55,36 @@ pub struct AppMeta {
     /// The branch whose pushes deploy; main or master when unset.
     #[serde(default)]
     pub deploy_branch: Option<String>,
+    /// How many containers each process type runs (`ps:scale`); web is 1
+    /// and the others 0 when not set.
+    #[serde(default)]
+    pub formation: BTreeMap<String, u32>,
+    /// Stopped on purpose (`ps:stop`): `ps:restore` leaves it stopped.
+    #[serde(default)]
+    pub stopped: bool,
+    /// `ps:set APP restart-policy`; Dokku's on-failure:10 when unset.
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
+    /// `ps:set APP stop-timeout-seconds`; 30 when unset.
+    #[serde(default)]
+    pub stop_timeout_secs: Option<u64>,
+    /// `resource:limit`, by process type; the key `_default` covers all types.
+    #[serde(default)]
+    pub limits: BTreeMap<String, Limits>,
+}
+
+impl AppMeta {
+    fn new() -> AppMeta {
+        AppMeta {
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            deploy_branch: None,
+            formation: BTreeMap::new(),
+            stopped: false,
+            restart_policy: None,
+            stop_timeout_secs: None,
+            limits: BTreeMap::new(),
+        }
+    }
 }
 
 /// Takes the host-wide lock that serialises creating, renaming and destroying apps.
@@ -113,7 +145,7 @@ pub fn create(root: &Path, name: &AppName) -> Result<App, AppsError> {
     }
     let tmp = atomic::temp_path_for(&app.dir);
     fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
-    let meta = AppMeta { created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), deploy_branch: None };
+    let meta = AppMeta::new();
     let filled = (|| {
         let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
         atomic::write_atomic(&tmp.join("meta.json"), &json)?;
@@ -156,7 +188,12 @@ pub fn meta(app: &App) -> Result<AppMeta, AppsError> {
 
 /// Writes the app's metadata; the caller holds the app's lock.
 pub fn write_meta(locked: &LockedApp, meta: &AppMeta) -> Result<(), AppsError> {
-    Ok(atomic::write_atomic(&locked.app.meta_file(), &serde_json::to_vec_pretty(meta).expect("meta serialises"))?)
+    write_meta_of(&locked.app, meta)
+}
+
+/// `write_meta` for code that runs under a lock taken elsewhere (the git hook).
+pub fn write_meta_of(app: &App, meta: &AppMeta) -> Result<(), AppsError> {
+    Ok(atomic::write_atomic(&app.meta_file(), &serde_json::to_vec_pretty(meta).expect("meta serialises"))?)
 }
 
 pub fn rename(root: &Path, from: &AppName, to: &AppName) -> Result<App, AppsError> {

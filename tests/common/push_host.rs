@@ -1,0 +1,155 @@
+//! A berth host of its own for end-to-end tests: a Site with a private
+//! OpenSSH sshd and nginx on free loopback ports, and git pushes to it.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use super::site::Site;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A berth host of its own: private sshd and nginx on free loopback ports.
+pub struct PushHost {
+    pub site: Site,
+    pub ssh_port: u16,
+    pub http_port: u16,
+    pub key: PathBuf,
+}
+
+impl PushHost {
+    pub fn new(bridge: &str, subnet: &str) -> PushHost {
+        let (ssh_port, http_port) = (free_port(), free_port());
+        let site = Site::new(bridge, subnet, "");
+        let root = site.host.path().to_owned();
+        let r = root.display();
+        fs::write(
+            root.join("config.toml"),
+            format!(
+                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
+                fs::read_to_string(root.join("config.toml")).unwrap()
+            ),
+        )
+        .unwrap();
+        fs::create_dir_all(root.join("nginx-tmp")).unwrap();
+        fs::create_dir_all(root.join("nginx")).unwrap();
+        fs::write(
+            root.join("nginx.conf"),
+            format!(
+                "daemon on;\npid {r}/nginx.pid;\nerror_log {r}/nginx-error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/nginx-tmp/body;\n  proxy_temp_path {r}/nginx-tmp/proxy;\n  fastcgi_temp_path {r}/nginx-tmp/fastcgi;\n  uwsgi_temp_path {r}/nginx-tmp/uwsgi;\n  scgi_temp_path {r}/nginx-tmp/scgi;\n  server_names_hash_bucket_size 128;\n  include {r}/nginx/*.conf;\n  server {{ listen {http_port} default_server; return 404; }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        run(Command::new("nginx").args(["-c", &format!("{r}/nginx.conf")]));
+
+        // Keys: the server's host key and the pushing user's key.
+        let key = root.join("client_key");
+        for file in [root.join("host_key"), key.clone()] {
+            run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&file));
+        }
+        site.host.ok(["ssh-keys:add".as_ref(), "tester".as_ref(), root.join("client_key.pub").as_os_str()]);
+        fs::create_dir_all("/run/sshd").unwrap();
+        fs::write(
+            root.join("sshd_config"),
+            format!(
+                "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {r}/host_key\nPidFile {r}/sshd.pid\nAuthorizedKeysFile {r}/authorized_keys\nPermitRootLogin forced-commands-only\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSetEnv BERTH_ROOT={r} BERTH_BUILDPACKS={}\n",
+                repo().join("buildpacks").display()
+            ),
+        )
+        .unwrap();
+        run(Command::new("/usr/sbin/sshd").arg("-f").arg(root.join("sshd_config")));
+        PushHost { site, ssh_port, http_port, key }
+    }
+
+    pub fn ssh_command(&self) -> String {
+        format!(
+            "ssh -i {} -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR",
+            self.key.display(),
+            self.ssh_port
+        )
+    }
+
+    pub fn ssh(&self, command: &[&str]) -> Output {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-i", self.key.to_str().unwrap(), "-p", &self.ssh_port.to_string()]);
+        cmd.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+        ]);
+        cmd.args(command).output().unwrap()
+    }
+
+    pub fn push(&self, checkout: &Path, refspec: &str) -> Output {
+        self.push_app(checkout, "catmeow", refspec)
+    }
+
+    pub fn push_app(&self, checkout: &Path, app: &str, refspec: &str) -> Output {
+        Command::new("git")
+            .args(["push", &format!("root@127.0.0.1:{app}"), refspec])
+            .current_dir(checkout)
+            .env("GIT_SSH_COMMAND", self.ssh_command())
+            .output()
+            .unwrap()
+    }
+
+    pub fn page(&self) -> String {
+        self.page_of("catmeow")
+    }
+
+    /// The body nginx answers for APP.berth.test.
+    pub fn page_of(&self, app: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-H", &format!("Host: {app}.berth.test"), &format!("http://127.0.0.1:{}/", self.http_port)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PushHost {
+    fn drop(&mut self) {
+        let root = self.site.host.path().to_owned();
+        if let Ok(pid) = fs::read_to_string(root.join("sshd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let _ = Command::new("nginx").args(["-c", &format!("{}/nginx.conf", root.display()), "-s", "stop"]).output();
+    }
+}
+
+/// A git checkout of examples/APP in `dir`, one commit on main.
+pub fn checkout_of(example: &str, dir: &Path) -> PathBuf {
+    let checkout = dir.join(example);
+    run(Command::new("cp").arg("-a").arg(repo().join("examples").join(example)).arg(&checkout));
+    git(&checkout, &["init", "-q", "-b", "main"]);
+    git(&checkout, &["add", "."]);
+    git(&checkout, &["commit", "-q", "-m", example]);
+    checkout
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    run(Command::new("git").args(["-c", "user.name=Cat", "-c", "user.email=cat@berth.test"]).args(args).current_dir(dir));
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}

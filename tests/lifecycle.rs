@@ -1,0 +1,140 @@
+//! What a user does with a deployed app every day: scale it, stop and start
+//! it, restart it, bring it back after a reboot, roll it back. Real sshd,
+//! git, nginx and containers, as in tests/push.rs.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::assert_clear_failure;
+use common::push_host::{PushHost, checkout_of, git, text};
+use common::site::is_root;
+
+fn report(site: &PushHost, app: &str) -> serde_json::Value {
+    serde_json::from_str(&site.site.host.ok(["ps:report", app, "--format", "json"]).out()).unwrap()
+}
+
+/// (process type, status) of each container of the app.
+fn processes(site: &PushHost, app: &str) -> Vec<(String, String)> {
+    report(site, app)["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["process"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn upstream_servers(root: &Path, app: &str) -> usize {
+    fs::read_to_string(root.join("nginx").join(format!("{app}.conf")))
+        .unwrap()
+        .lines()
+        .filter(|l| l.trim().starts_with("server 10."))
+        .count()
+}
+
+/// A host reboot, as far as berth can tell: every shim and every container
+/// init SIGKILLed (a container's processes die with its init).
+fn kill_everything(root: &Path) {
+    for entry in fs::read_dir(root.join("containers")).unwrap().flatten() {
+        let state: serde_json::Value = serde_json::from_slice(&fs::read(entry.path().join("state.json")).unwrap()).unwrap();
+        for key in ["shim_pid", "pid"] {
+            if let Some(pid) = state[key].as_i64() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+#[test]
+fn scale_stop_start_restore_restart_and_rollback() {
+    if !is_root() {
+        eprintln!("skipped: sshd, nginx and containers need root");
+        return;
+    }
+    let site = PushHost::new("bt-life", "10.219.1.0/24");
+    let root = site.site.host.path().to_owned();
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let checkout = checkout_of("catmeow", work.path());
+    let first = site.push(&checkout, "main");
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+    assert_eq!(processes(&site, "catmeow"), vec![("web".to_owned(), "running".to_owned())], "web=1, worker=0 by default");
+
+    // Scale up: three web containers behind nginx and one worker, which nginx never sees.
+    host.ok(["ps:scale", "catmeow", "web=3", "worker=1"]);
+    let running = processes(&site, "catmeow");
+    assert_eq!(running.iter().filter(|(p, s)| p == "web" && s == "running").count(), 3, "{running:?}");
+    assert_eq!(running.iter().filter(|(p, s)| p == "worker" && s == "running").count(), 1, "{running:?}");
+    assert_eq!(upstream_servers(&root, "catmeow"), 3);
+    let scale = host.ok(["ps:scale", "catmeow"]).out();
+    assert!(scale.contains("web: 3") && scale.contains("worker: 1"), "{scale}");
+    for _ in 0..6 {
+        assert_eq!(site.page(), "Cat dreams meow..\n");
+    }
+
+    // Garbage is refused and changes nothing.
+    for bad in [&["ps:scale", "catmeow", "web=lots"][..], &["ps:scale", "catmeow", "clock=1"], &["ps:scale", "catmeow", "release=1"]] {
+        let before = host.snapshot();
+        assert_clear_failure(&host.run(bad), &bad.join(" "));
+        assert_eq!(host.snapshot().keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    }
+
+    // Scale back down.
+    host.ok(["ps:scale", "catmeow", "web=1", "worker=0"]);
+    assert_eq!(processes(&site, "catmeow").len(), 1);
+    assert_eq!(upstream_servers(&root, "catmeow"), 1);
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    // Stop: no containers, a clear 503 page; start brings it back.
+    host.ok(["ps:stop", "catmeow"]);
+    assert!(processes(&site, "catmeow").is_empty());
+    assert_eq!(site.page(), "app catmeow is stopped\n");
+    host.ok(["ps:start", "catmeow"]);
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    // A second app, stopped on purpose; then a simulated reboot.
+    let kitten = site.push_app(&checkout, "kitten", "main");
+    assert!(kitten.status.success(), "{}", text(&kitten));
+    assert_eq!(site.page_of("kitten"), "Cat dreams meow..\n");
+    host.ok(["ps:stop", "kitten"]);
+    host.ok(["ps:scale", "catmeow", "worker=1"]);
+    kill_everything(&root);
+    assert!(processes(&site, "catmeow").iter().all(|(_, status)| status == "exited"));
+    let restore = host.ok(["ps:restore"]).out();
+    assert!(restore.contains("catmeow is running") && restore.contains("kitten stays stopped"), "{restore}");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+    assert_eq!(processes(&site, "catmeow").iter().filter(|(_, s)| s == "running").count(), 2);
+    assert_eq!(site.page_of("kitten"), "app kitten is stopped\n");
+    assert!(processes(&site, "kitten").is_empty());
+
+    // ps:restart: new containers, the page answers throughout.
+    let before: Vec<String> =
+        report(&site, "catmeow")["containers"].as_array().unwrap().iter().map(|c| c["container"].as_str().unwrap().to_owned()).collect();
+    host.ok(["ps:restart", "catmeow"]);
+    let after: Vec<String> =
+        report(&site, "catmeow")["containers"].as_array().unwrap().iter().map(|c| c["container"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|id| !before.contains(id)), "{before:?} -> {after:?}");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    // A new release, then back to v1: its image and config, no build.
+    let code = fs::read_to_string(checkout.join("catmeow.py")).unwrap().replace("Cat dreams meow..", "Cat dreams purr..");
+    fs::write(checkout.join("catmeow.py"), code).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "purr"]);
+    assert!(site.push(&checkout, "main").status.success());
+    host.ok(["config:set", "catmeow", "MESSAGE=Cat dreams in config.."]);
+    assert_eq!(site.page(), "Cat dreams in config..\n");
+    let rollback = host.ok(["releases:rollback", "catmeow", "v1"]);
+    let said = format!("{}{}", rollback.out(), rollback.stderr);
+    assert!(!said.contains("Python app detected") && !said.contains("Building"), "a rollback builds nothing: {said}");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+    let releases = host.ok(["releases", "catmeow"]).out();
+    assert!(releases.lines().nth(1).unwrap().contains("Rollback to v1"), "{releases}");
+    assert!(host.run(["config:get", "catmeow", "MESSAGE"]).code != 0, "v1's config has no MESSAGE");
+    assert_eq!(processes(&site, "catmeow").len(), 2, "the formation survives the rollback");
+    assert_clear_failure(&host.run(["releases:rollback", "catmeow", "v99"]), "rollback to a release that never was");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+}
