@@ -5,7 +5,11 @@
 mod common;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::assert_clear_failure;
 use common::push_host::{PushHost, checkout_of, git, text};
@@ -63,12 +67,36 @@ fn scale_stop_start_restore_restart_and_rollback() {
     assert_eq!(site.page(), "Cat dreams meow..\n");
     assert_eq!(processes(&site, "catmeow"), vec![("web".to_owned(), "running".to_owned())], "web=1, worker=0 by default");
 
+    // `logs -t` follows: a request's line shows up while it runs.
+    let mut follow = host.command(["logs", "catmeow", "-t", "-n", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let (sender, lines) = mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+    let line = lines.recv_timeout(Duration::from_secs(10)).expect("a log line for the request");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(line.contains(" app[web.1]: ") && line.contains("\"GET / HTTP/1.1\" 200"), "{line}");
+
     // Scale up: three web containers behind nginx and one worker, which nginx never sees.
     host.ok(["ps:scale", "catmeow", "web=3", "worker=1"]);
     let running = processes(&site, "catmeow");
     assert_eq!(running.iter().filter(|(p, s)| p == "web" && s == "running").count(), 3, "{running:?}");
     assert_eq!(running.iter().filter(|(p, s)| p == "worker" && s == "running").count(), 1, "{running:?}");
     assert_eq!(upstream_servers(&root, "catmeow"), 3);
+    let worker_says = || host.ok(["logs", "catmeow", "--ps", "worker", "-q"]).out().contains("catmeow worker: purr");
+    assert!(
+        (0..100).any(|_| worker_says() || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }),
+        "the worker logs"
+    );
     let scale = host.ok(["ps:scale", "catmeow"]).out();
     assert!(scale.contains("web: 3") && scale.contains("worker: 1"), "{scale}");
     for _ in 0..6 {

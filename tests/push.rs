@@ -174,6 +174,8 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     assert!(!broken.status.success(), "{}", text(&broken));
     assert!(text(&broken).contains("did not accept connections on port 5000 within 8 s"), "{}", text(&broken));
     assert!(text(&broken).contains("not listening anywhere"), "the log is shown: {}", text(&broken));
+    let failed = site.site.host.ok(["logs:failed", "catmeow"]).out();
+    assert!(failed.contains("app[web.1]: not listening anywhere"), "{failed}");
     assert!(started.elapsed() < Duration::from_secs(600));
     assert_eq!(site.page(), serving);
     assert!(!site.site.host.ok(["releases", "catmeow"]).out().contains("v7"));

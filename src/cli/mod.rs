@@ -11,6 +11,7 @@ mod config;
 mod containers;
 mod git;
 mod images;
+mod logs;
 mod ps;
 mod stacks;
 mod store;
@@ -41,7 +42,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 9] {
+fn tables() -> [&'static [Command]; 10] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -49,6 +50,7 @@ fn tables() -> [&'static [Command]; 9] {
         containers::COMMANDS,
         git::COMMANDS,
         images::COMMANDS,
+        logs::COMMANDS,
         ps::COMMANDS,
         stacks::COMMANDS,
         store::COMMANDS,

@@ -5,6 +5,7 @@
 //! with the old ones untouched. Scale, restart, stop, start, restore and
 //! rollback are all rolls.
 
+pub mod applogs;
 pub mod formation;
 pub mod nginx;
 pub mod processes;
@@ -175,6 +176,7 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
         Ok(())
     })();
     if let Err(e) = result {
+        applogs::keep_failed(root, app, &started.iter().map(|(id, _, _)| id).collect::<Vec<_>>());
         abandon(root, &started);
         return Err(e);
     }
@@ -205,6 +207,7 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
         for old in retiring {
             say(&format!("Retiring {}", old.id));
             let _ = control::stop(root, &old.id);
+            applogs::keep_retired(root, app, &old.id);
             let _ = control::remove(root, &old.id, true);
         }
     }
@@ -296,6 +299,7 @@ pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), Dep
     for process in processes::of_app(root, app) {
         say(&format!("Stopping {}", process.config.name));
         control::stop(root, &process.id)?;
+        applogs::keep_retired(root, app, &process.id);
         control::remove(root, &process.id, true)?;
     }
     Ok(())
