@@ -164,7 +164,9 @@ if [ ! -f "$key" ]; then
 fi
 # (Re)register it when authorized_keys lacks it or holds an older install key.
 fingerprint=$(ssh-keygen -lf "$key.pub" | cut -d' ' -f2)
-if ! "$BIN" ssh-keys:list | grep -qx "install ssh-ed25519 $fingerprint"; then
+keys_file=/home/berth/.ssh/authorized_keys
+if ! "$BIN" ssh-keys:list | grep -qx "install ssh-ed25519 $fingerprint" ||
+  grep 'ssh-command --key' "$keys_file" | grep -qv '",restrict,pty '; then
   "$BIN" ssh-keys:remove install >/dev/null 2>&1 || true
   "$BIN" ssh-keys:add install "$key.pub" >/dev/null
 fi

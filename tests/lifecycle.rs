@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -82,6 +82,33 @@ fn scale_stop_start_restore_restart_and_rollback() {
     let _ = follow.kill();
     let _ = follow.wait();
     assert!(line.contains(" app[web.1]: ") && line.contains("\"GET / HTTP/1.1\" 200"), "{line}");
+
+    // One-off processes: the release's image and env, exit codes passed back,
+    // a terminal over `ssh -t`, and `enter` into the running web.1.
+    let version = host.ok(["run", "catmeow", "python", "-c", "import flask; print(flask.__version__)"]).out();
+    assert!(version.trim().split('.').all(|n| n.parse::<u32>().is_ok()) && version.contains('.'), "{version:?}");
+    assert_eq!(host.run(["run", "catmeow", "false"]).code, 1);
+    assert_eq!(host.run(["run", "catmeow", "exit 7"]).code, 7, "one word with spaces is a shell line");
+    let tty = Command::new("ssh")
+        .args(["-tt", "-i", site.key.to_str().unwrap(), "-p", &site.ssh_port.to_string()])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@127.0.0.1"])
+        .args(["run", "catmeow", "tty"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(tty.status.success() && String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"), "{}", text(&tty));
+    let init = host.ok(["enter", "catmeow", "web.1", "cat", "/proc/1/cmdline"]).out();
+    assert!(init.contains("/app/.berth/launcher"), "{init:?}");
+    let detached = host.ok(["run:detached", "catmeow", "echo", "detached hello"]).out();
+    let id = detached.trim().to_owned();
+    let said = (0..100).any(|_| {
+        host.run(["containers:logs", &id]).out().contains("detached hello") || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(said, "run:detached output in containers:logs {id}");
+    assert_eq!(processes(&site, "catmeow").len(), 1, "one-off containers are not part of the formation");
 
     // Scale up: three web containers behind nginx and one worker, which nginx never sees.
     host.ok(["ps:scale", "catmeow", "web=3", "worker=1"]);

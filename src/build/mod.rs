@@ -256,6 +256,7 @@ fn run_build(
         created_at: record.started_at.clone(),
         mounts,
         readonly_root: true,
+        terminal: false,
     };
     out.line(&format!("-----> Building {} (build {}) with the {STACK} stack", app.name, record.id));
     let mut phase_started = Instant::now();

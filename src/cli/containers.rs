@@ -195,6 +195,7 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         mounts: Vec::new(),
         readonly_root: false,
+        terminal: false,
     })
 }
 

@@ -13,6 +13,7 @@ mod git;
 mod images;
 mod logs;
 mod ps;
+mod run;
 mod stacks;
 mod store;
 
@@ -42,7 +43,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 10] {
+fn tables() -> [&'static [Command]; 11] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -52,6 +53,7 @@ fn tables() -> [&'static [Command]; 10] {
         images::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
+        run::COMMANDS,
         stacks::COMMANDS,
         store::COMMANDS,
     ]
@@ -105,9 +107,15 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
         }
         _ => {
             let command = find(name).ok_or_else(|| UsageError(format!("unknown command {name:?}; see 'berth help'")))?;
-            if argv.iter().any(|a| a == "--help" || a == "-h") {
+            let raw_tail = run::RAW_TAIL.contains(&command.name);
+            let flags = if raw_tail { &argv[..argv.len().min(1)] } else { &argv[..] };
+            if flags.iter().any(|a| a == "--help" || a == "-h") {
                 print!("{}", help_command(command));
                 return Ok(());
+            }
+            if raw_tail && argv.len() > 1 && argv[1] != "--" {
+                // `run APP python -c ...`: what follows the app is the command's own.
+                argv.insert(1, OsString::from("--"));
             }
             let args = Args::parse(command, argv)?;
             (command.run)(ctx, args)

@@ -34,6 +34,8 @@ pub const APP_LABEL: &str = "io.berth.app";
 pub const RELEASE_LABEL: &str = "io.berth.release";
 pub const PROCESS_LABEL: &str = "io.berth.process";
 pub const INDEX_LABEL: &str = "io.berth.index";
+/// One-off containers (`run`) carry this instead of the app label.
+pub const ONE_OFF_LABEL: &str = "io.berth.run-of";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -72,6 +74,9 @@ pub fn config_snapshot(app: &App) -> Result<BTreeMap<String, String>, DeployErro
 pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
     for process in processes::of_app(root, app) {
         control::remove(root, &process.id, true)?;
+    }
+    for id in processes::one_offs(root, app) {
+        control::remove(root, &id, true)?;
     }
     let conf = nginx::conf_file(root, &app.name);
     if conf.exists() {
@@ -248,7 +253,7 @@ fn abandon(root: &Path, started: &[(ContainerId, bool, bool)]) {
 }
 
 /// A release's process environment: the image's, then the app's config.
-fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<String>, DeployError> {
+pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<String>, DeployError> {
     let store = Store::open(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let digest: Digest =
         release.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| DeployError::Other(e.to_string()))?;

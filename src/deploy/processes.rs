@@ -53,6 +53,18 @@ pub fn of_app(root: &Path, app: &App) -> Vec<Process> {
     found
 }
 
+/// The app's one-off containers (`run:detached`), running or ended.
+pub fn one_offs(root: &Path, app: &App) -> Vec<ContainerId> {
+    containers::list(root)
+        .into_iter()
+        .filter(|id| {
+            ContainerDir::new(root, id)
+                .config()
+                .is_ok_and(|c| c.labels.get(super::ONE_OFF_LABEL).map(String::as_str) == Some(app.name.as_str()))
+        })
+        .collect()
+}
+
 /// `catmeow.web.1.v3`, or `catmeow.web.1.v3-2` when a restart of the same
 /// release needs a second one beside the first.
 fn fresh_id(root: &Path, app: &App, process: &str, index: u32, version: u64) -> ContainerId {
@@ -115,6 +127,7 @@ pub fn create(
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         mounts: Vec::new(),
         readonly_root: false,
+        terminal: false,
     };
     control::create(root, &config)?;
     Ok(id)
@@ -145,5 +158,69 @@ pub fn wait_for_port(root: &Path, id: &ContainerId, port: u16, boot_timeout: Dur
             return Err(DeployError::NeverBound { port, secs: boot_timeout.as_secs(), logs: tail_of_log(root, id) });
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sources the app's .profile.d as the launcher does, then runs the
+/// command given after it: one-off processes see the same PATH as web.
+const ONE_OFF_SHELL: &str = "for f in /app/.profile.d/*.sh; do [ -f \"$f\" ] && . \"$f\"; done; exec \"$@\"";
+
+/// A one-off container for `run`/`run:detached`: the release's image and
+/// environment, the app's limits, never restarted. It is labelled apart
+/// from the formation, so deploys and scaling leave it alone.
+pub fn one_off(
+    root: &Path,
+    app: &App,
+    meta: &AppMeta,
+    release: &Release,
+    env: Vec<String>,
+    command: &[String],
+    terminal: bool,
+) -> ContainerConfig {
+    let name = app.name.as_str();
+    let id = loop {
+        let suffix = &ContainerId::random().to_string()[..6];
+        let id = ContainerId::parse(&format!("{}.run.{suffix}", &name[..name.len().min(40)])).expect("app names make valid ids");
+        if !ContainerDir::new(root, &id).exists() {
+            break id;
+        }
+    };
+    // One word with spaces is a shell command line, as Dokku runs it.
+    let command: Vec<String> = match command {
+        [line] if line.contains(char::is_whitespace) => vec!["bash".into(), "-c".into(), line.clone()],
+        _ => command.to_vec(),
+    };
+    let mut args = vec!["/bin/bash".to_owned(), "-c".into(), ONE_OFF_SHELL.into(), "run".into()];
+    args.extend(command);
+    let mut env = env;
+    env.push("HOME=/app".into());
+    if terminal {
+        env.push(format!(
+            "TERM={}",
+            std::env::var("TERM").ok().filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')).unwrap_or("xterm".into())
+        ));
+    }
+    ContainerConfig {
+        id: id.clone(),
+        name: "run".into(),
+        image: release.image.clone(),
+        image_digest: release.image_digest.clone(),
+        args,
+        env,
+        cwd: "/app".into(),
+        uid: 1000,
+        gid: 1000,
+        network: NetworkMode::Bridge,
+        limits: meta.limits.get("run").or_else(|| meta.limits.get("_default")).cloned().unwrap_or_default(),
+        restart: crate::runtime::RestartPolicy::No,
+        stop_timeout_secs: meta.stop_timeout_secs.unwrap_or(30),
+        labels: BTreeMap::from([
+            (super::ONE_OFF_LABEL.to_owned(), app.name.to_string()),
+            (RELEASE_LABEL.to_owned(), release.version.to_string()),
+        ]),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        mounts: Vec::new(),
+        readonly_root: false,
+        terminal,
     }
 }

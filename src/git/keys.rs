@@ -85,19 +85,22 @@ pub fn check_name(name: &str) -> Result<(), KeyError> {
 /// The keys berth wrote: (name, key), in file order.
 pub fn list(path: &Path) -> Vec<(String, PublicKey)> {
     let text = fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let rest = line.split_once("ssh-command --key ")?.1;
-            let (name, after) = rest.split_once('"')?;
-            let key_part = after.split_once(' ')?.1;
-            let mut words = key_part.split_whitespace();
-            Some((name.to_owned(), PublicKey { kind: words.next()?.to_owned(), data: words.next()?.to_owned() }))
-        })
-        .collect()
+    text.lines().filter_map(list_line).collect()
 }
 
+fn list_line(line: &str) -> Option<(String, PublicKey)> {
+    let rest = line.split_once("ssh-command --key ")?.1;
+    let (name, after) = rest.split_once('"')?;
+    let key_part = after.split_once(' ')?.1;
+    let mut words = key_part.split_whitespace();
+    Some((name.to_owned(), PublicKey { kind: words.next()?.to_owned(), data: words.next()?.to_owned() }))
+}
+
+/// `restrict` takes away forwarding, agent, X11 and user rc; `pty` gives
+/// back only a terminal, for `ssh -t berth@host run APP bash`. The command
+/// stays forced either way.
 fn line_for(exe: &str, name: &str, key: &PublicKey) -> String {
-    format!("command=\"{exe} ssh-command --key {name}\",restrict {} {} {name}\n", key.kind, key.data)
+    format!("command=\"{exe} ssh-command --key {name}\",restrict,pty {} {} {name}\n", key.kind, key.data)
 }
 
 fn write(path: &Path, lines: &str) -> Result<(), KeyError> {
@@ -119,10 +122,15 @@ pub fn add(path: &Path, exe: &str, name: &str, key: &PublicKey) -> Result<(), Ke
     if let Some((other, _)) = existing.iter().find(|(_, k)| k.data == key.data) {
         return Err(KeyError::KeyTaken(other.clone()));
     }
-    let mut text = fs::read_to_string(path).unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
+    // Lines berth wrote earlier are rewritten with today's options.
+    let mut text: String = fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| match list_line(line) {
+            Some((name, key)) => line_for(exe, &name, &key),
+            None => format!("{line}\n"),
+        })
+        .collect();
     text.push_str(&line_for(exe, name, key));
     write(path, &text)
 }
@@ -173,7 +181,7 @@ mod tests {
         assert!(
             fs::read_to_string(&path)
                 .unwrap()
-                .starts_with("command=\"/usr/local/bin/berth ssh-command --key alice\",restrict ssh-ed25519 ")
+                .starts_with("command=\"/usr/local/bin/berth ssh-command --key alice\",restrict,pty ssh-ed25519 ")
         );
         remove(&path, "alice").unwrap();
         assert!(list(&path).is_empty());

@@ -29,21 +29,36 @@ pub fn state_root(berth_root: &Path) -> PathBuf {
     berth_root.join("run")
 }
 
+/// What the container's init is connected to.
+pub struct Io {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// For a container with a terminal: the unix socket its pty master is
+    /// sent to (the stdio fds are then unused).
+    pub console_socket: Option<PathBuf>,
+}
+
+impl Io {
+    /// Output to these two pipe ends, stdin from /dev/null.
+    pub fn pipes(stdout: OwnedFd, stderr: OwnedFd) -> std::io::Result<Io> {
+        let stdin = OwnedFd::from(std::fs::File::open("/dev/null")?);
+        Ok(Io { stdin, stdout, stderr, console_socket: None })
+    }
+}
+
 /// Creates and starts the container from its bundle; returns the init's pid.
-/// Its stdout and stderr are the given pipe ends; stdin is /dev/null.
-pub fn start(berth_root: &Path, id: &ContainerId, bundle: &Path, stdout: OwnedFd, stderr: OwnedFd) -> Result<i32, LaunchError> {
+pub fn start(berth_root: &Path, id: &ContainerId, bundle: &Path, io: Io) -> Result<i32, LaunchError> {
     let err = |action| move |source| LaunchError::Libcontainer { action, id: id.clone(), source: Box::new(source) };
-    let devnull: OwnedFd = std::fs::File::open("/dev/null")
-        .map(OwnedFd::from)
-        .map_err(|e| err("open /dev/null for")(libcontainer::error::LibcontainerError::OtherIO(e)))?;
     let state = state_root(berth_root);
     std::fs::create_dir_all(&state).map_err(|e| err("prepare state for")(libcontainer::error::LibcontainerError::OtherIO(e)))?;
     let mut container = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(state)
         .map_err(err("configure"))?
-        .with_stdin(devnull)
-        .with_stdout(stdout)
-        .with_stderr(stderr)
+        .with_console_socket(io.console_socket)
+        .with_stdin(io.stdin)
+        .with_stdout(io.stdout)
+        .with_stderr(io.stderr)
         .as_init(bundle)
         .with_systemd(false)
         .with_detach(true)
@@ -51,6 +66,26 @@ pub fn start(berth_root: &Path, id: &ContainerId, bundle: &Path, stdout: OwnedFd
         .map_err(err("create"))?;
     container.start().map_err(err("start"))?;
     container.pid().map(|p| p.as_raw()).ok_or_else(|| LaunchError::NoPid(id.clone()))
+}
+
+/// Starts the process described by `process_file` (an OCI process JSON)
+/// inside the running container; returns its pid.
+pub fn exec(berth_root: &Path, id: &ContainerId, process_file: &Path, io: Io) -> Result<i32, LaunchError> {
+    let err = |action| move |source| LaunchError::Libcontainer { action, id: id.clone(), source: Box::new(source) };
+    let detach = io.console_socket.is_some();
+    let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(state_root(berth_root))
+        .map_err(err("configure"))?
+        .with_console_socket(io.console_socket)
+        .with_stdin(io.stdin)
+        .with_stdout(io.stdout)
+        .with_stderr(io.stderr)
+        .as_tenant()
+        .with_process(Some(process_file))
+        .with_detach(detach)
+        .build()
+        .map_err(err("exec in"))?;
+    Ok(pid.as_raw())
 }
 
 fn load(berth_root: &Path, id: &ContainerId) -> Option<Container> {

@@ -1,6 +1,7 @@
 //! Containers: images from the store run through youki's libcontainer, one
 //! monitor process (`berth shim`) each. Knows nothing of apps or git.
 
+pub mod attached;
 pub mod cgroup;
 pub mod control;
 pub mod launch;

@@ -319,7 +319,8 @@ pub fn start_once(root: &Path, paths: &ContainerDir) -> Result<(i32, File, File)
     let (err_r, err_w) = pipe()?;
     // A previous run's leftovers (a crash between start and delete) would make "exists".
     let _ = launch::delete(root, &paths.id);
-    let pid = launch::start(root, &paths.id, &paths.bundle(), out_w, err_w).map_err(|e| format!("{e:#}"))?;
+    let io = launch::Io::pipes(out_w, err_w).map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let pid = launch::start(root, &paths.id, &paths.bundle(), io).map_err(|e| format!("{e:#}"))?;
     Ok((pid, File::from(out_r), File::from(err_r)))
 }
 

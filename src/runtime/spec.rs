@@ -132,7 +132,7 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
         "hostname": config.id.as_str(),
         "root": {"path": paths.rootfs(), "readonly": config.readonly_root},
         "process": {
-            "terminal": false,
+            "terminal": config.terminal,
             "user": {"uid": config.uid, "gid": config.gid},
             "args": config.args,
             "env": config.env,

@@ -119,6 +119,9 @@ pub struct ContainerConfig {
     /// The image's files are read only (build sandboxes): only mounts and /tmp take writes.
     #[serde(default)]
     pub readonly_root: bool,
+    /// The init gets a terminal of its own (one-off `run` from a terminal).
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

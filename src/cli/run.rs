@@ -1,0 +1,96 @@
+//! One-off processes: `run` (attached, with a terminal when the caller has
+//! one), `run:detached`, and `enter` into a running container.
+
+use anyhow::bail;
+
+use super::{Args, Command, Ctx};
+use crate::deploy::{self, processes};
+use crate::runtime::{attached, control};
+use crate::state::apps;
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "run",
+        usage: "APP CMD...",
+        about: "Run a command in a throw-away container of the current release, attached; exits with its code",
+        switches: &[],
+        options: &[],
+        run: run_attached,
+    },
+    Command {
+        name: "run:detached",
+        usage: "APP CMD...",
+        about: "Run a command in a throw-away container in the background; prints its id (containers:logs ID)",
+        switches: &[],
+        options: &[],
+        run: run_detached,
+    },
+    Command {
+        name: "enter",
+        usage: "APP PROCESS [CMD...]",
+        about: "Run a command (default bash) inside a running container, like web.1",
+        switches: &[],
+        options: &[],
+        run: enter,
+    },
+];
+
+/// These take a command line after the app: its flags are the command's.
+pub const RAW_TAIL: &[&str] = &["run", "run:detached", "enter"];
+
+fn command_of(args: &Args, from: usize) -> Vec<String> {
+    args.positional()[from..].iter().map(|a| a.to_string_lossy().into_owned()).collect()
+}
+
+fn run_attached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let name = args.app(0)?;
+    let command = command_of(&args, 1);
+    if command.is_empty() {
+        return Err(args.usage_error("missing CMD").into());
+    }
+    let app = apps::open(&ctx.root, &name)?;
+    let release = deploy::current_release(&app)?;
+    let env = deploy::release_env(&ctx.root, &app, &release)?;
+    let config = processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, attached::at_terminal());
+    let code = attached::run(&ctx.root, &config)?;
+    std::process::exit(code);
+}
+
+fn run_detached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let name = args.app(0)?;
+    let command = command_of(&args, 1);
+    if command.is_empty() {
+        return Err(args.usage_error("missing CMD").into());
+    }
+    let app = apps::open(&ctx.root, &name)?;
+    let release = deploy::current_release(&app)?;
+    let env = deploy::release_env(&ctx.root, &app, &release)?;
+    let config = processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, false);
+    control::create(&ctx.root, &config)?;
+    if let Err(e) = control::start(&ctx.root, &config.id) {
+        let _ = control::remove(&ctx.root, &config.id, true);
+        return Err(e.into());
+    }
+    println!("{}", config.id);
+    Ok(())
+}
+
+fn enter(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let name = args.app(0)?;
+    let Some(wanted) = args.get(1).map(|p| p.to_string_lossy().into_owned()) else {
+        return Err(args.usage_error("missing PROCESS (like web.1)").into());
+    };
+    let app = apps::open(&ctx.root, &name)?;
+    let running = processes::of_app(&ctx.root, &app);
+    let Some(process) = running.iter().find(|p| p.is_up() && (format!("{}.{}", p.process, p.index) == wanted || p.id.as_str() == wanted))
+    else {
+        let names: Vec<String> = running.iter().filter(|p| p.is_up()).map(|p| format!("{}.{}", p.process, p.index)).collect();
+        bail!("{name} has no running {wanted}; running: {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") });
+    };
+    let mut command = command_of(&args, 2);
+    if command.is_empty() {
+        command = vec!["/bin/bash".into()];
+    }
+    let code = attached::exec(&ctx.root, &process.id, command, attached::at_terminal())?;
+    std::process::exit(code);
+}
