@@ -192,4 +192,42 @@ fn scale_stop_start_restore_restart_and_rollback() {
     assert_eq!(processes(&site, "catmeow").len(), 2, "the formation survives the rollback");
     assert_clear_failure(&host.run(["releases:rollback", "catmeow", "v99"]), "rollback to a release that never was");
     assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    // Limits: a process type capped at 64m that takes 200 MB is OOM-killed,
+    // restarted per the policy, and ps:report says so.
+    fs::write(
+        checkout.join("Procfile"),
+        "web: python catmeow.py\nworker: python worker.py\nhog: python -c \"import time; b = b'x' * (200 * 1024 * 1024); time.sleep(60)\"\n",
+    )
+    .unwrap();
+    git(&checkout, &["commit", "-q", "-am", "a hog"]);
+    assert!(site.push(&checkout, "main").status.success());
+    for bad in [
+        &["resource:limit", "catmeow", "--memory", "lots"][..],
+        &["resource:limit", "catmeow"],
+        &["resource:limit", "catmeow", "--cpu", "-1"],
+    ] {
+        assert_clear_failure(&host.run(bad), &bad.join(" "));
+    }
+    host.ok(["resource:limit", "catmeow", "--process-type", "hog", "--memory", "64m"]);
+    host.ok(["ps:set", "catmeow", "restart-policy", "on-failure:2"]);
+    assert!(host.ok(["resource:report", "catmeow"]).out().contains("hog"));
+    host.ok(["ps:scale", "catmeow", "hog=1"]);
+    let hog = || {
+        report(&site, "catmeow")["containers"].as_array().unwrap().iter().find(|c| c["process"] == "hog").cloned().expect("a hog container")
+    };
+    let killed = (0..300).find_map(|_| {
+        let c = hog();
+        if c["oom_kills"].as_u64() >= Some(1) && c["restarts"].as_u64() >= Some(1) {
+            return Some(c);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        None
+    });
+    let killed = killed.unwrap_or_else(|| panic!("the hog was not OOM-killed and restarted: {}", hog()));
+    assert_eq!(killed["last_exit_code"], 137, "{killed}");
+    let table = host.ok(["ps:report", "catmeow"]).out();
+    let line = table.lines().find(|l| l.starts_with("hog.1")).unwrap().to_owned();
+    assert!(line.split_whitespace().nth(6).is_some_and(|oom| oom != "0"), "{table}");
+    assert_eq!(site.page(), "Cat dreams purr..\n", "web is not limited");
 }

@@ -249,7 +249,7 @@ fn run_build(
         uid: 1000,
         gid: 1000,
         network: settings.network,
-        limits: Limits { memory_bytes: Some(settings.memory_bytes), cpus: None, pids: Some(settings.pids) },
+        limits: Limits { memory_bytes: Some(settings.memory_bytes), pids: Some(settings.pids), ..Limits::default() },
         restart: RestartPolicy::No,
         stop_timeout_secs: 1,
         labels: BTreeMap::from([("io.berth.app".to_owned(), app.name.to_string()), ("io.berth.build".to_owned(), record.id.to_string())]),

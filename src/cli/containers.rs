@@ -103,24 +103,6 @@ fn container_id(args: &Args, i: usize) -> anyhow::Result<ContainerId> {
     Ok(ContainerId::parse(&raw.to_string_lossy())?)
 }
 
-/// `64m`, `1g`, `512k` or plain bytes.
-fn parse_bytes(text: &str) -> Option<i64> {
-    let lower = text.to_ascii_lowercase();
-    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&lower[..i], c),
-        _ => (lower.trim_end_matches('b'), ' '),
-    };
-    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
-    let scale = match unit {
-        ' ' => 1,
-        'k' => 1 << 10,
-        'm' => 1 << 20,
-        'g' => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(scale)
-}
-
 fn text_option(args: &Args, name: &str) -> Option<String> {
     args.option(name).map(|v| v.to_string_lossy().into_owned())
 }
@@ -162,7 +144,7 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
     }
     let limits = Limits {
         memory_bytes: text_option(args, "--memory")
-            .map(|m| parse_bytes(&m).ok_or_else(|| usage(format!("--memory {m:?} is not a size like 64m"))))
+            .map(|m| crate::runtime::store::parse_size(&m).ok_or_else(|| usage(format!("--memory {m:?} is not a size like 64m"))))
             .transpose()?,
         cpus: text_option(args, "--cpus")
             .map(|c| c.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(|| usage(format!("--cpus {c:?} is not a positive number"))))
@@ -170,6 +152,7 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         pids: text_option(args, "--pids")
             .map(|p| p.parse::<i64>().ok().filter(|p| *p > 0).ok_or_else(|| usage(format!("--pids {p:?} is not a positive number"))))
             .transpose()?,
+        ..Limits::default()
     };
     Ok(ContainerConfig {
         name: text_option(args, "--name").unwrap_or_else(|| id.to_string()),

@@ -13,6 +13,7 @@ mod git;
 mod images;
 mod logs;
 mod ps;
+mod resource;
 mod run;
 mod stacks;
 mod store;
@@ -43,7 +44,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 11] {
+fn tables() -> [&'static [Command]; 12] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -53,6 +54,7 @@ fn tables() -> [&'static [Command]; 11] {
         images::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
+        resource::COMMANDS,
         run::COMMANDS,
         stacks::COMMANDS,
         store::COMMANDS,

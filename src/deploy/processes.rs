@@ -11,7 +11,7 @@ use super::{APP_LABEL, DeployError, INDEX_LABEL, PROCESS_LABEL, RELEASE_LABEL, W
 use crate::app::App;
 use crate::runtime::control::{self, current_state};
 use crate::runtime::store::{self as containers, ContainerDir, ContainerState, Status};
-use crate::runtime::{ContainerConfig, ContainerId, NetworkMode};
+use crate::runtime::{ContainerConfig, ContainerId, Limits, NetworkMode};
 use crate::state::apps::AppMeta;
 use crate::state::releases::Release;
 
@@ -92,6 +92,19 @@ pub fn environment(image_env: Vec<String>, vars: &crate::state::config::ConfigVa
     env
 }
 
+/// A process type's limits: its own, each unset one from the app-wide ones.
+pub fn limits_for(meta: &AppMeta, process: &str) -> Limits {
+    let all = meta.limits.get("_default").cloned().unwrap_or_default();
+    let own = meta.limits.get(process).cloned().unwrap_or_default();
+    Limits {
+        memory_bytes: own.memory_bytes.or(all.memory_bytes),
+        cpus: own.cpus.or(all.cpus),
+        pids: own.pids.or(all.pids),
+        memory_reservation_bytes: own.memory_reservation_bytes.or(all.memory_reservation_bytes),
+        cpu_reservation: own.cpu_reservation.or(all.cpu_reservation),
+    }
+}
+
 /// Creates (does not start) the container for one process of a release.
 pub fn create(
     root: &Path,
@@ -103,7 +116,7 @@ pub fn create(
     index: u32,
 ) -> Result<ContainerId, DeployError> {
     let id = fresh_id(root, app, process, index, release.version);
-    let limits = meta.limits.get(process).or_else(|| meta.limits.get("_default")).cloned().unwrap_or_default();
+    let limits = limits_for(meta, process);
     let config = ContainerConfig {
         id: id.clone(),
         name: format!("{process}.{index}"),
@@ -211,7 +224,7 @@ pub fn one_off(
         uid: 1000,
         gid: 1000,
         network: NetworkMode::Bridge,
-        limits: meta.limits.get("run").or_else(|| meta.limits.get("_default")).cloned().unwrap_or_default(),
+        limits: limits_for(meta, "run"),
         restart: crate::runtime::RestartPolicy::No,
         stop_timeout_secs: meta.stop_timeout_secs.unwrap_or(30),
         labels: BTreeMap::from([

@@ -109,9 +109,16 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
         // Swap equal to memory: the limit is a real limit.
         resources["memory"] = serde_json::json!({"limit": bytes, "swap": bytes});
     }
+    if let Some(reservation) = config.limits.memory_reservation_bytes {
+        resources["memory"]["reservation"] = serde_json::json!(reservation);
+    }
     if let Some(cpus) = config.limits.cpus {
         let period = 100_000u64;
         resources["cpu"] = serde_json::json!({"quota": (cpus * period as f64) as i64, "period": period});
+    }
+    if let Some(share) = config.limits.cpu_reservation {
+        // 1024 shares is one CPU's weight, as Docker counts them.
+        resources["cpu"]["shares"] = serde_json::json!(((share * 1024.0) as u64).max(2));
     }
     if let Some(pids) = config.limits.pids {
         resources["pids"] = serde_json::json!({"limit": pids});

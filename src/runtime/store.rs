@@ -79,12 +79,36 @@ impl RestartPolicy {
     }
 }
 
-/// cgroup limits; `None` means unlimited.
+/// cgroup limits and reservations; `None` means unlimited or none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub memory_bytes: Option<i64>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+    /// Memory the kernel reclaims from last under pressure (a soft limit).
+    #[serde(default)]
+    pub memory_reservation_bytes: Option<i64>,
+    /// A CPU share (1.0 = one CPU's weight) when CPUs are contended.
+    #[serde(default)]
+    pub cpu_reservation: Option<f64>,
+}
+
+/// `64m`, `1g`, `512k` or plain bytes.
+pub fn parse_size(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&lower[..i], c),
+        _ => (lower.trim_end_matches('b'), ' '),
+    };
+    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
+    let scale = match unit {
+        ' ' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// A host directory bound into the container.
