@@ -230,4 +230,21 @@ fn scale_stop_start_restore_restart_and_rollback() {
     let line = table.lines().find(|l| l.starts_with("hog.1")).unwrap().to_owned();
     assert!(line.split_whitespace().nth(6).is_some_and(|oom| oom != "0"), "{table}");
     assert_eq!(site.page(), "Cat dreams purr..\n", "web is not limited");
+
+    // Retention: only the last 2 releases keep their images; store:gc
+    // frees the rest, and a rollback that far back says why it cannot.
+    host.ok(["releases:set", "catmeow", "keep", "2"]);
+    let du = host.ok(["store:du", "--app", "catmeow", "--format", "json"]).out();
+    let du: serde_json::Value = serde_json::from_str(&du).unwrap();
+    assert_eq!(du["releases"].as_array().unwrap().len(), 2, "{du}");
+    let freed: serde_json::Value = serde_json::from_str(&host.ok(["store:gc", "--format", "json"]).out()).unwrap();
+    assert!(freed["blob_bytes"].as_u64().unwrap() > 0, "{freed}");
+    let fsck = host.run(["store:fsck"]);
+    assert_eq!(fsck.code, 0, "{}", fsck.out());
+    // v4 runs v1's image again and v5 is the hog: v2's image (purr) is gone.
+    let old = host.run(["releases:rollback", "catmeow", "v2"]);
+    assert_clear_failure(&old, "rollback to a collected image");
+    assert!(old.stderr.contains("no longer in the store"), "{}", old.stderr);
+    assert_eq!(site.page(), "Cat dreams purr..\n");
+    assert_clear_failure(&host.run(["releases:set", "catmeow", "keep", "0"]), "keep 0");
 }

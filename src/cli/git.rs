@@ -75,6 +75,14 @@ pub const COMMANDS: &[Command] = &[
     },
     Command { name: "releases:info", usage: "APP vN", about: "Show one release", switches: &[], options: &[], run: release_info },
     Command {
+        name: "releases:set",
+        usage: "APP keep N",
+        about: "Keep the images of the last N releases (default 20); store:gc frees older ones",
+        switches: &[],
+        options: &[],
+        run: releases_set,
+    },
+    Command {
         name: "releases:rollback",
         usage: "APP [vN]",
         about: "Run release vN's image and config again (default: the one before), as a new release; no build",
@@ -207,6 +215,26 @@ fn release_version(args: &Args, i: usize) -> Result<Option<u64>, UsageError> {
     let Some(raw) = args.get(i) else { return Ok(None) };
     let raw = raw.to_string_lossy();
     raw.strip_prefix('v').unwrap_or(&raw).parse().map(Some).map_err(|_| UsageError(format!("{raw:?} is not a release like v3")))
+}
+
+fn releases_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(3, 3)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    if args.get(1).expect("checked") != "keep" {
+        bail!("{:?} is not a releases setting: use keep", args.get(1).expect("checked"));
+    }
+    let raw = args.get(2).expect("checked").to_string_lossy().into_owned();
+    let keep =
+        raw.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| UsageError(format!("keep {raw:?} is not 1 to 1000")))?;
+    let mut meta = apps::meta(&locked.app)?;
+    meta.keep_releases = Some(keep);
+    apps::write_meta(&locked, &meta)?;
+    let removed = crate::deploy::retention::prune(&ctx.root, &locked.app)?;
+    println!("-----> {} keeps the images of its last {keep} releases", locked.app.name);
+    for tag in removed {
+        println!("       untagged {tag}; store:gc frees what only it used");
+    }
+    Ok(())
 }
 
 fn rollback(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

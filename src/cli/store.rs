@@ -25,10 +25,10 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "store:du",
-        usage: "[--format json]",
-        about: "Bytes per repository: own and shared with others",
+        usage: "[--app APP] [--format json]",
+        about: "Bytes per repository: own and shared with others (--app: per kept release)",
         switches: &[],
-        options: &["--format"],
+        options: &["--format", "--app"],
         run: du,
     },
 ];
@@ -77,6 +77,9 @@ fn gc(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 fn du(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(0, 0)?;
+    if let Some(name) = args.option("--app") {
+        return du_app(ctx, &args, &crate::app::AppName::parse(name)?);
+    }
     let (rows, total) = maintenance::du(&Store::open(&ctx.root)?)?;
     if wants_json(&args)? {
         return print_json(&serde_json::json!({ "repositories": rows, "total": total }));
@@ -93,5 +96,32 @@ fn du(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         );
     }
     println!("store total (shared blobs counted once): {}", human_bytes(total));
+    Ok(())
+}
+
+/// Each kept release of an app: what its image costs, what only it holds,
+/// and what it shares with the app's other kept releases and the stack.
+fn du_app(ctx: &Ctx, args: &Args, name: &crate::app::AppName) -> anyhow::Result<()> {
+    let app = crate::state::apps::open(&ctx.root, name)?;
+    let store = Store::open(&ctx.root)?;
+    let mut images: Vec<(String, crate::image::Digest)> =
+        crate::deploy::retention::kept_releases(&app)?.into_iter().map(|(v, d)| (format!("v{v}"), d)).collect();
+    // The stack's run image: what every release shares with it is not the app's own.
+    if let Ok(stack) =
+        "berth/stack-run:bookworm".parse::<crate::image::ImageRef>().map_err(anyhow::Error::from).and_then(|r| Ok(store.resolve(&r)?))
+    {
+        images.push(("stack".into(), crate::image::Digest::try_from(stack.digest())?));
+    }
+    let (rows, total) = maintenance::du_images(&store, &images)?;
+    let rows: Vec<_> = rows.into_iter().filter(|r| r.label != "stack").collect();
+    if wants_json(args)? {
+        return print_json(&serde_json::json!({ "app": app.name.to_string(), "releases": rows, "total_with_stack": total }));
+    }
+    println!("=====> {} kept releases", app.name);
+    println!("{:<8} {:>10} {:>10} {:>10}", "RELEASE", "TOTAL", "OWN", "SHARED");
+    for row in &rows {
+        println!("{:<8} {:>10} {:>10} {:>10}", row.label, human_bytes(row.total), human_bytes(row.own), human_bytes(row.shared));
+    }
+    println!("all kept releases and their stack, shared blobs counted once: {}", human_bytes(total));
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod applogs;
 pub mod formation;
 pub mod nginx;
 pub mod processes;
+pub mod retention;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -57,6 +58,8 @@ pub enum DeployError {
     Formation(#[from] formation::FormationError),
     #[error("app {0} has no release yet; push it first")]
     NeverDeployed(crate::app::AppName),
+    #[error("the image of {app} v{version} is no longer in the store (outside releases:set keep); deploy it again instead")]
+    ImageCollected { app: crate::app::AppName, version: u64 },
     #[error("app {app} has no release v{version}")]
     NoSuchRelease { app: crate::app::AppName, version: u64 },
     #[error("{0}")]
@@ -108,7 +111,7 @@ pub fn redeploy_current(root: &Path, app: &App, description: &str, say: &mut dyn
         ..current
     };
     let url = deploy(root, app, &release, say)?;
-    crate::state::releases::record(&app.dir, &release).map_err(|e| DeployError::Other(e.to_string()))?;
+    record_release(root, app, &release)?;
     say(&format!("Released v{}: {description}", release.version));
     Ok(Some(url))
 }
@@ -263,6 +266,14 @@ pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<Stri
     Ok(processes::environment(image_env, &vars))
 }
 
+/// Records a release that now runs, then drops the image tags of releases
+/// that fell out of the app's window.
+pub fn record_release(root: &Path, app: &App, release: &Release) -> Result<(), DeployError> {
+    releases::record(&app.dir, release).map_err(|e| DeployError::Other(e.to_string()))?;
+    retention::prune(root, app)?;
+    Ok(())
+}
+
 /// The release that runs now, or `NeverDeployed`.
 pub fn current_release(app: &App) -> Result<Release, DeployError> {
     releases::latest(&app.dir).ok_or_else(|| DeployError::NeverDeployed(app.name.clone()))
@@ -336,6 +347,15 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
     // Heroku's default: the release before the current one.
     let version = version.unwrap_or(current.version.saturating_sub(1));
     let target = all.iter().find(|r| r.version == version).cloned().ok_or(DeployError::NoSuchRelease { app: app.name.clone(), version })?;
+    let image_there = Store::open(root).ok().zip(target.image_digest.parse::<Digest>().ok()).is_some_and(|(store, digest)| {
+        store
+            .image_by_digest(&digest)
+            .and_then(|image| image.layers())
+            .is_ok_and(|layers| layers.iter().all(|l| store.has_blob(&l.digest.0)))
+    });
+    if !image_there {
+        return Err(DeployError::ImageCollected { app: app.name.clone(), version });
+    }
     let previous_env = std::fs::read(app.env_file()).map_err(|e| DeployError::Other(format!("cannot read the config: {e}")))?;
     let vars = ConfigVars(
         target
@@ -356,6 +376,6 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
         let _ = crate::state::atomic::write_atomic(&app.env_file(), &previous_env);
         return Err(e);
     }
-    releases::record(&app.dir, &release).map_err(|e| DeployError::Other(e.to_string()))?;
+    record_release(root, app, &release)?;
     Ok(release)
 }

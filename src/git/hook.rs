@@ -69,7 +69,7 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
         };
         say(&format!("-----> Releasing {} v{}", app.name, release.version));
         let url = deploy::deploy(root, app, &release, &mut |line| say(&format!("-----> {line}")))?;
-        releases::record(&app.dir, &release)?;
+        deploy::record_release(root, app, &release)?;
         say(&format!("=====> Application deployed: {url}"));
         Ok(())
     })();

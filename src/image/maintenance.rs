@@ -205,3 +205,44 @@ pub fn du(store: &Store) -> Result<(Vec<DuRow>, u64), StoreError> {
     }
     Ok((rows.into_values().collect(), all))
 }
+
+/// What one of several images costs: all its blobs, the ones no other
+/// image in the set uses (`own`), and the rest (`shared`).
+#[derive(Debug, Serialize)]
+pub struct ImageCost {
+    pub label: String,
+    pub total: u64,
+    pub own: u64,
+    pub shared: u64,
+}
+
+/// The cost of each image in `images`, and of all of them with shared
+/// blobs counted once.
+pub fn du_images(store: &Store, images: &[(String, Digest)]) -> Result<(Vec<ImageCost>, u64), StoreError> {
+    let size = |d: &Digest| fs::metadata(store.blob_path(d)).map(|m| m.len()).unwrap_or(0);
+    let mut users: BTreeMap<Digest, BTreeSet<usize>> = BTreeMap::new();
+    for (i, (_, manifest_digest)) in images.iter().enumerate() {
+        users.entry(manifest_digest.clone()).or_default().insert(i);
+        let image = store.image_by_digest(manifest_digest)?;
+        users.entry(Digest::try_from(image.manifest.config().digest())?).or_default().insert(i);
+        for layer in image.layers()? {
+            users.entry(layer.digest.0).or_default().insert(i);
+        }
+    }
+    let mut rows: Vec<ImageCost> =
+        images.iter().map(|(label, _)| ImageCost { label: label.clone(), total: 0, own: 0, shared: 0 }).collect();
+    let mut all = 0;
+    for (digest, who) in &users {
+        let bytes = size(digest);
+        all += bytes;
+        for i in who {
+            rows[*i].total += bytes;
+            if who.len() == 1 {
+                rows[*i].own += bytes;
+            } else {
+                rows[*i].shared += bytes;
+            }
+        }
+    }
+    Ok((rows, all))
+}

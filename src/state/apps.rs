@@ -71,6 +71,9 @@ pub struct AppMeta {
     /// `resource:limit`, by process type; the key `_default` covers all types.
     #[serde(default)]
     pub limits: BTreeMap<String, Limits>,
+    /// `releases:set APP keep N`: how many releases keep their images.
+    #[serde(default)]
+    pub keep_releases: Option<u32>,
 }
 
 impl AppMeta {
@@ -83,6 +86,7 @@ impl AppMeta {
             restart_policy: None,
             stop_timeout_secs: None,
             limits: BTreeMap::new(),
+            keep_releases: None,
         }
     }
 }
