@@ -157,7 +157,8 @@ fi
 say "Restoring apps that should be running"
 "$BIN" ps:restore 2>&1 | sed 's/^/       /' || say "Some apps did not come back (see above); the rest run"
 
-# --- The demo: examples/catmeow deployed by a real git push over ssh.
+# --- The demo: examples/catmeow deployed by a real git push over ssh
+# (forced: the demo commit is install.sh's own, and changes with berth).
 key=$BERTH_ROOT/install_key
 if [ ! -f "$key" ]; then
   ssh-keygen -q -t ed25519 -N '' -C "berth install.sh" -f "$key"
@@ -193,7 +194,7 @@ cp -a "$here/examples/catmeow/." "$demo/"
   git -c user.name=berth -c user.email=install@berth commit -q -m "catmeow"
   say "Deploying examples/catmeow with git push berth@127.0.0.1:catmeow main"
   GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$BERTH_ROOT/known_hosts -o LogLevel=ERROR" \
-    git push -q berth@127.0.0.1:catmeow main 2>&1 | sed 's/^/       /'
+    git push -q --force berth@127.0.0.1:catmeow main 2>&1 | sed 's/^/       /'
 )
 rm -rf "$demo"
 domain=$("$BIN" domains:report-global)

@@ -193,6 +193,25 @@ fn scale_stop_start_restore_restart_and_rollback() {
     assert_clear_failure(&host.run(["releases:rollback", "catmeow", "v99"]), "rollback to a release that never was");
     assert_eq!(site.page(), "Cat dreams meow..\n");
 
+    // Storage: a directory under $BERTH_ROOT/storage, mounted into every
+    // container of the app, one-offs too, across restarts; others refused.
+    host.ok(["storage:ensure-directory", "catmeow-data"]);
+    let data = root.join("storage/catmeow-data");
+    let mount = format!("{}:/data", data.display());
+    for bad in ["/etc:/data", "/tmp/../etc:/data", "relative:/data", &format!("{}:/proc/x", data.display())] {
+        let before = host.snapshot();
+        assert_clear_failure(&host.run(["storage:mount", "catmeow", bad]), bad);
+        assert_eq!(host.snapshot().keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    }
+    host.ok(["storage:mount", "catmeow", &mount]);
+    assert!(host.ok(["storage:list", "catmeow"]).out().contains(&mount));
+    host.ok(["ps:restart", "catmeow"]);
+    host.ok(["run", "catmeow", "echo kept > /data/note"]);
+    assert_eq!(fs::read_to_string(data.join("note")).unwrap(), "kept\n");
+    host.ok(["ps:restart", "catmeow"]);
+    assert_eq!(host.ok(["enter", "catmeow", "web.1", "cat", "/data/note"]).out(), "kept\n");
+    host.ok(["storage:unmount", "catmeow", &mount]);
+
     // Limits: a process type capped at 64m that takes 200 MB is OOM-killed,
     // restarted per the policy, and ps:report says so.
     fs::write(

@@ -16,6 +16,7 @@ mod ps;
 mod resource;
 mod run;
 mod stacks;
+mod storage;
 mod store;
 
 use std::ffi::OsString;
@@ -44,7 +45,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 12] {
+fn tables() -> [&'static [Command]; 13] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -57,6 +58,7 @@ fn tables() -> [&'static [Command]; 12] {
         resource::COMMANDS,
         run::COMMANDS,
         stacks::COMMANDS,
+        storage::COMMANDS,
         store::COMMANDS,
     ]
 }

@@ -138,7 +138,7 @@ pub fn create(
             (INDEX_LABEL.to_owned(), index.to_string()),
         ]),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        mounts: Vec::new(),
+        mounts: meta.storage.clone(),
         readonly_root: false,
         terminal: false,
     };
@@ -232,7 +232,7 @@ pub fn one_off(
             (RELEASE_LABEL.to_owned(), release.version.to_string()),
         ]),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        mounts: Vec::new(),
+        mounts: meta.storage.clone(),
         readonly_root: false,
         terminal,
     }

@@ -15,6 +15,7 @@ use super::atomic::{self, WriteError, sync_dir};
 use super::config::{ConfigError, ConfigVars};
 use super::lock::{FileLock, LockError};
 use crate::app::{App, AppName, apps_dir};
+use crate::runtime::store::BindMount;
 use crate::runtime::{Limits, RestartPolicy};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,9 @@ pub struct AppMeta {
     /// `releases:set APP keep N`: how many releases keep their images.
     #[serde(default)]
     pub keep_releases: Option<u32>,
+    /// `storage:mount`: host paths bound into every container of the app.
+    #[serde(default)]
+    pub storage: Vec<BindMount>,
 }
 
 impl AppMeta {
@@ -87,6 +91,7 @@ impl AppMeta {
             stop_timeout_secs: None,
             limits: BTreeMap::new(),
             keep_releases: None,
+            storage: Vec::new(),
         }
     }
 }

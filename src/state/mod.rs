@@ -6,6 +6,7 @@ pub mod config;
 pub mod lock;
 pub mod releases;
 pub mod settings;
+pub mod storage;
 
 use std::path::PathBuf;
 

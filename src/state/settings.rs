@@ -31,6 +31,14 @@ pub struct Settings {
     pub proxy: ProxySettings,
     pub ssh: SshSettings,
     pub deploy: DeploySettings,
+    pub storage: StorageSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Host directories apps may mount besides `$BERTH_ROOT/storage`.
+    pub allowed_roots: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
