@@ -266,4 +266,22 @@ fn scale_stop_start_restore_restart_and_rollback() {
     assert!(old.stderr.contains("no longer in the store"), "{}", old.stderr);
     assert_eq!(site.page(), "Cat dreams purr..\n");
     assert_clear_failure(&host.run(["releases:set", "catmeow", "keep", "0"]), "keep 0");
+
+    // app.json formation scales a deploy; ps:scale would win over it.
+    let parent = work.path().join("kitten-src");
+    fs::create_dir_all(&parent).unwrap();
+    let kitten = checkout_of("catmeow", &parent);
+    fs::write(kitten.join("app.json"), r#"{"formation": {"web": {"quantity": 1}, "worker": {"quantity": 2}}}"#).unwrap();
+    git(&kitten, &["add", "app.json"]);
+    git(&kitten, &["commit", "-q", "-m", "formation"]);
+    let pushed = site.push_app(&kitten, "kitten", "+main");
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let kinds = processes(&site, "kitten");
+    assert_eq!(kinds.iter().filter(|(p, s)| p == "worker" && s == "running").count(), 2, "{kinds:?}");
+    assert_eq!(site.page_of("kitten"), "Cat dreams meow..\n", "a deploy starts a stopped app");
+    fs::write(kitten.join("app.json"), "{not json").unwrap();
+    git(&kitten, &["commit", "-q", "-am", "broken app.json"]);
+    let refused = site.push_app(&kitten, "kitten", "main");
+    assert!(!refused.status.success() && text(&refused).contains("app.json is not valid"), "{}", text(&refused));
+    assert_eq!(site.page_of("kitten"), "Cat dreams meow..\n");
 }

@@ -2,6 +2,7 @@
 //! from the stack's build image -> an app image of the run image's layers
 //! plus a dependency layer and an app layer.
 
+pub mod appjson;
 pub mod buildpacks;
 pub mod procfile;
 pub mod records;
@@ -53,6 +54,8 @@ pub enum BuildError {
     #[error("{0}")]
     Procfile(#[from] procfile::ProcfileError),
     #[error(transparent)]
+    AppJson(#[from] appjson::AppJsonError),
+    #[error(transparent)]
     Buildpack(#[from] buildpacks::BuildpackError),
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -76,6 +79,8 @@ pub struct Built {
     pub id: u64,
     pub image: ImageRef,
     pub process_types: BTreeMap<String, String>,
+    /// The initial scale `app.json` asks for.
+    pub formation: BTreeMap<String, u32>,
 }
 
 /// Output to the user and into the build's log file.
@@ -303,6 +308,7 @@ fn run_build(
     if process_types.is_empty() {
         return Err(BuildError::NoProcesses);
     }
+    let formation = appjson::formation(fs::read(app_dir.join("app.json")).ok().as_deref())?;
     let berth_dir = app_dir.join(".berth");
     let _ = fs::remove_dir_all(&berth_dir);
     fs::create_dir_all(&berth_dir).map_err(io_err("create", &berth_dir))?;
@@ -398,5 +404,5 @@ fn run_build(
     ));
     out.line(&format!("=====> Built {image}"));
     record.phases = phases;
-    Ok(Built { id: record.id, image, process_types })
+    Ok(Built { id: record.id, image, process_types, formation })
 }

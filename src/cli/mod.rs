@@ -13,6 +13,7 @@ mod git;
 mod images;
 mod logs;
 mod ps;
+mod report;
 mod resource;
 mod run;
 mod stacks;
@@ -45,7 +46,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 13] {
+fn tables() -> [&'static [Command]; 14] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -55,6 +56,7 @@ fn tables() -> [&'static [Command]; 13] {
         images::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
+        report::COMMANDS,
         resource::COMMANDS,
         run::COMMANDS,
         stacks::COMMANDS,

@@ -74,7 +74,8 @@ fn scale(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let meta = apps::meta(&locked.app)?;
         println!("=====> {} scale", locked.app.name);
         for name in release.process_types.keys().filter(|n| *n != "release") {
-            println!("{name}: {}", meta.formation.get(name).copied().unwrap_or(u32::from(name == "web")));
+            let count = meta.formation.get(name).or(release.formation.get(name)).copied().unwrap_or(u32::from(name == "web"));
+            println!("{name}: {count}");
         }
         return Ok(());
     }

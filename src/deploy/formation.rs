@@ -56,13 +56,19 @@ pub fn check_known(counts: &BTreeMap<String, u32>, process_types: &BTreeMap<Stri
     Ok(())
 }
 
-/// The containers a release runs under `scale`: (process type, count) for
-/// each type with at least one, web first. Types the release lacks are skipped.
-pub fn effective(scale: &BTreeMap<String, u32>, process_types: &BTreeMap<String, String>) -> Vec<(String, u32)> {
+/// The containers a release runs under `scale` (from `ps:scale`, else the
+/// release's app.json `defaults`, else web=1 and the rest 0): (process
+/// type, count) for each type with at least one, web first. Types the
+/// release lacks are skipped.
+pub fn effective(
+    scale: &BTreeMap<String, u32>,
+    defaults: &BTreeMap<String, u32>,
+    process_types: &BTreeMap<String, String>,
+) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = process_types
         .keys()
         .filter(|name| *name != "release")
-        .map(|name| (name.clone(), scale.get(name).copied().unwrap_or(if name == "web" { 1 } else { 0 })))
+        .map(|name| (name.clone(), scale.get(name).or(defaults.get(name)).copied().unwrap_or(if name == "web" { 1 } else { 0 })))
         .filter(|(_, n)| *n > 0)
         .collect();
     out.sort_by_key(|(name, _)| name != "web");
@@ -80,11 +86,15 @@ mod tests {
     #[test]
     fn web_runs_once_and_others_not_until_scaled() {
         let procs = types(&["web", "worker", "release"]);
-        assert_eq!(effective(&BTreeMap::new(), &procs), vec![("web".to_string(), 1)]);
+        let empty = BTreeMap::new();
+        assert_eq!(effective(&empty, &empty, &procs), vec![("web".to_string(), 1)]);
         let scaled = parse(&["worker=2".into(), "web=3".into()]).unwrap();
-        assert_eq!(effective(&scaled, &procs), vec![("web".to_string(), 3), ("worker".to_string(), 2)]);
+        assert_eq!(effective(&scaled, &empty, &procs), vec![("web".to_string(), 3), ("worker".to_string(), 2)]);
         let none = parse(&["web=0".into()]).unwrap();
-        assert!(effective(&none, &procs).is_empty());
+        assert!(effective(&none, &empty, &procs).is_empty());
+        let app_json = BTreeMap::from([("worker".to_string(), 1), ("web".to_string(), 2)]);
+        let web_only = parse(&["web=1".into()]).unwrap();
+        assert_eq!(effective(&web_only, &app_json, &procs), vec![("web".to_string(), 1), ("worker".to_string(), 1)], "ps:scale wins");
     }
 
     #[test]

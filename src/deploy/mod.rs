@@ -139,7 +139,7 @@ pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&st
 pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
     let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let mut meta = apps::meta(app)?;
-    let wanted = formation::effective(&meta.formation, &release.process_types);
+    let wanted = formation::effective(&meta.formation, &release.formation, &release.process_types);
     if meta.formation.get("web").is_none_or(|n| *n > 0) && !release.process_types.contains_key("web") && wanted.is_empty() {
         return Err(DeployError::NoWeb { version: release.version });
     }

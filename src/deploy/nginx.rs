@@ -139,6 +139,16 @@ fn shutting_down(pid: u32) -> bool {
     fs::read(format!("/proc/{pid}/cmdline")).map_or(true, |c| c.is_empty() || String::from_utf8_lossy(&c).contains("shutting down"))
 }
 
+/// nginx's state for `report`: the master's pid if it runs, and whether
+/// the configuration passes `nginx -t` (with nginx's complaint if not).
+pub fn status(settings: &Settings) -> (Option<u32>, Result<(), String>) {
+    let master = fs::read_to_string(&settings.proxy.pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx"));
+    (master, nginx(settings, &["-t", "-q"]))
+}
+
 /// The pids of nginx's worker processes (children of the master).
 fn workers(settings: &Settings) -> Vec<u32> {
     let Some(master) = fs::read_to_string(&settings.proxy.pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok()) else {

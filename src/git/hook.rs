@@ -66,6 +66,7 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
             config_vars: crate::deploy::config_snapshot(app)?,
             git_revision: Some(revision.to_owned()),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            formation: built.formation.clone(),
         };
         say(&format!("-----> Releasing {} v{}", app.name, release.version));
         let url = deploy::deploy(root, app, &release, &mut |line| say(&format!("-----> {line}")))?;

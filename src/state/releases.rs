@@ -22,6 +22,9 @@ pub struct Release {
     pub config_vars: BTreeMap<String, String>,
     pub git_revision: Option<String>,
     pub created_at: String,
+    /// The initial scale from the release's app.json; `ps:scale` overrides it.
+    #[serde(default)]
+    pub formation: BTreeMap<String, u32>,
 }
 
 fn dir(app_dir: &Path) -> PathBuf {
