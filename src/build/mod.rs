@@ -56,6 +56,8 @@ pub enum BuildError {
     #[error(transparent)]
     AppJson(#[from] appjson::AppJsonError),
     #[error(transparent)]
+    Checks(#[from] crate::deploy::checks::ChecksError),
+    #[error(transparent)]
     Buildpack(#[from] buildpacks::BuildpackError),
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -81,6 +83,8 @@ pub struct Built {
     pub process_types: BTreeMap<String, String>,
     /// The initial scale `app.json` asks for.
     pub formation: BTreeMap<String, u32>,
+    /// Health checks from app.json, or the CHECKS file for web.
+    pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
 }
 
 /// Output to the user and into the build's log file.
@@ -308,7 +312,14 @@ fn run_build(
     if process_types.is_empty() {
         return Err(BuildError::NoProcesses);
     }
-    let formation = appjson::formation(fs::read(app_dir.join("app.json")).ok().as_deref())?;
+    let app_json = fs::read(app_dir.join("app.json")).ok();
+    let formation = appjson::formation(app_json.as_deref())?;
+    let mut healthchecks = crate::deploy::checks::from_app_json(app_json.as_deref())?;
+    if !healthchecks.contains_key("web")
+        && let Ok(text) = fs::read_to_string(app_dir.join("CHECKS"))
+    {
+        healthchecks.insert("web".into(), crate::deploy::checks::from_checks_file(&text)?);
+    }
     let berth_dir = app_dir.join(".berth");
     let _ = fs::remove_dir_all(&berth_dir);
     fs::create_dir_all(&berth_dir).map_err(io_err("create", &berth_dir))?;
@@ -404,5 +415,5 @@ fn run_build(
     ));
     out.line(&format!("=====> Built {image}"));
     record.phases = phases;
-    Ok(Built { id: record.id, image, process_types, formation })
+    Ok(Built { id: record.id, image, process_types, formation, healthchecks })
 }

@@ -7,6 +7,7 @@
 mod apps;
 mod args;
 mod builds;
+mod checks;
 mod config;
 mod containers;
 mod git;
@@ -46,10 +47,11 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 14] {
+fn tables() -> [&'static [Command]; 15] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
+        checks::COMMANDS,
         config::COMMANDS,
         containers::COMMANDS,
         git::COMMANDS,

@@ -6,6 +6,7 @@
 //! rollback are all rolls.
 
 pub mod applogs;
+pub mod checks;
 pub mod formation;
 pub mod nginx;
 pub mod processes;
@@ -22,14 +23,13 @@ use crate::runtime::ContainerId;
 use crate::runtime::control::{self, current_state};
 use crate::runtime::store::ContainerDir;
 use crate::state::apps;
+use crate::state::apps::Gate;
 use crate::state::config::ConfigVars;
 use crate::state::releases::{self, Release};
 use crate::state::settings::Settings;
 
 /// The port every web process listens on inside its container ($PORT).
 pub const WEB_PORT: u16 = 5000;
-/// The longest the old release keeps running after the switch.
-pub const RETIRE_WAIT: Duration = Duration::from_secs(60);
 
 pub const APP_LABEL: &str = "io.berth.app";
 pub const RELEASE_LABEL: &str = "io.berth.release";
@@ -48,6 +48,8 @@ pub enum DeployError {
     NeverBound { port: u16, secs: u64, logs: String },
     #[error("the new web process exited with code {code} while starting; the previous release keeps serving. Its last output:\n{logs}")]
     Exited { code: i32, logs: String },
+    #[error("{name} did not pass its health check, so the previous release keeps serving: {why}")]
+    CheckFailed { name: String, why: String },
     #[error(transparent)]
     Nginx(#[from] nginx::NginxError),
     #[error(transparent)]
@@ -148,7 +150,8 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
 
     // Start what is new or dead, beside what runs.
     let mut keep: Vec<ContainerId> = Vec::new();
-    let mut started: Vec<(ContainerId, bool, bool)> = Vec::new(); // (id, created here, web)
+    let mut started: Vec<(ContainerId, bool, String)> = Vec::new(); // (id, created here, process type)
+    let gates = |process: &str| meta.checks.gate(process);
     let result = (|| -> Result<(), DeployError> {
         for (process, count) in &wanted {
             let renew = match replace {
@@ -156,29 +159,42 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
                 Replace::All => true,
                 Replace::Only(only) => only == process,
             };
+            if gates(process) == Gate::Disabled {
+                // Zero downtime off for this type (checks:disable): the old
+                // containers stop before the new ones start, as on Dokku.
+                for old in before.iter().filter(|p| p.process == *process && renew) {
+                    say(&format!("Stopping {} first (checks disabled)", old.id));
+                    let _ = control::stop(root, &old.id);
+                }
+            }
             for index in 1..=*count {
                 let current = before.iter().find(|p| p.process == *process && p.index == index && p.release == release.version);
                 match current {
                     Some(p) if !renew && p.is_up() => keep.push(p.id.clone()),
                     Some(p) if !renew => {
                         say(&format!("Starting {process}.{index} of v{} again", release.version));
-                        started.push((p.id.clone(), false, process == "web"));
+                        started.push((p.id.clone(), false, process.clone()));
                         control::start(root, &p.id)?;
                     }
                     _ => {
                         say(&format!("Starting {process}.{index} of v{}", release.version));
                         let id = processes::create(root, app, &meta, release, &env, process, index)?;
-                        started.push((id.clone(), true, process == "web"));
+                        started.push((id.clone(), true, process.clone()));
                         control::start(root, &id)?;
                     }
                 }
             }
         }
         let boot = Duration::from_secs(settings.deploy.boot_timeout_secs);
-        for (id, _, web) in &started {
-            if *web {
-                let address = processes::wait_for_port(root, id, WEB_PORT, boot)?;
-                say(&format!("{} answers on {address}:{WEB_PORT}", name_of(root, id)));
+        for (id, _, process) in &started {
+            let checks = release.healthchecks.get(process).cloned().unwrap_or_default();
+            if gates(process) != Gate::Check || (process != "web" && checks.is_empty()) {
+                continue;
+            }
+            let address = processes::wait_for_port(root, id, WEB_PORT, boot)?;
+            say(&format!("{} answers on {address}:{WEB_PORT}", name_of(root, id)));
+            for check in &checks {
+                checks::run(check, address, WEB_PORT, say).map_err(|why| DeployError::CheckFailed { name: name_of(root, id), why })?;
             }
         }
         Ok(())
@@ -211,7 +227,7 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
     if !retiring.is_empty() {
         // Old nginx workers may still route requests to the old containers:
         // retire those only when the workers are gone (Dokku's wait-to-retire).
-        nginx::wait_for_old_workers(&settings, &old_workers, RETIRE_WAIT);
+        nginx::wait_for_old_workers(&settings, &old_workers, meta.checks.retire_wait());
         for old in retiring {
             say(&format!("Retiring {}", old.id));
             let _ = control::stop(root, &old.id);
@@ -245,7 +261,7 @@ fn web_upstreams<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) ->
 
 /// Undoes the starts of a failed roll: containers made here go, ones
 /// started again in place are stopped as they were.
-fn abandon(root: &Path, started: &[(ContainerId, bool, bool)]) {
+fn abandon(root: &Path, started: &[(ContainerId, bool, String)]) {
     for (id, created, _) in started {
         if *created {
             let _ = control::remove(root, id, true);
@@ -311,7 +327,7 @@ pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), Dep
         let text = nginx::render_unavailable(&app.name, &settings.global_domain(), settings.proxy.listen_port, "is stopped");
         old_workers = nginx::apply(root, &settings, &app.name, &text)?;
     }
-    nginx::wait_for_old_workers(&settings, &old_workers, RETIRE_WAIT);
+    nginx::wait_for_old_workers(&settings, &old_workers, meta.checks.retire_wait());
     for process in processes::of_app(root, app) {
         say(&format!("Stopping {}", process.config.name));
         control::stop(root, &process.id)?;

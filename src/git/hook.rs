@@ -67,6 +67,7 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
             git_revision: Some(revision.to_owned()),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             formation: built.formation.clone(),
+            healthchecks: built.healthchecks.clone(),
         };
         say(&format!("-----> Releasing {} v{}", app.name, release.version));
         let url = deploy::deploy(root, app, &release, &mut |line| say(&format!("-----> {line}")))?;

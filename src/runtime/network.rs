@@ -197,7 +197,12 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     let (host_veth, peer) = veth_names(&scope, id);
     if !link_exists(&host_veth) {
         run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &peer, "netns", &netns])?;
-        run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0"])?;
+        // The MAC follows from the address (as Docker does it): when an
+        // address is handed out again, the host's ARP entry for it is
+        // still right, instead of pointing at a veth that is gone.
+        let [a, b, c, d] = address.octets();
+        let mac = format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+        run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0", "address", &mac])?;
         run("ip", &["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix), "dev", "eth0"])?;
         run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
         run("ip", &["-n", &netns, "route", "add", "default", "via", &subnet.gateway().to_string()])?;

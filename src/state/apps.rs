@@ -78,6 +78,52 @@ pub struct AppMeta {
     /// `storage:mount`: host paths bound into every container of the app.
     #[serde(default)]
     pub storage: Vec<BindMount>,
+    #[serde(default)]
+    pub checks: ChecksSettings,
+}
+
+/// `checks:*`: which process types are checked before traffic moves, and
+/// how long old containers may finish their requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChecksSettings {
+    /// Zero downtime off: old containers stop before new ones start.
+    #[serde(default)]
+    pub disabled: std::collections::BTreeSet<String>,
+    /// Started beside the old ones, switched without waiting for checks.
+    #[serde(default)]
+    pub skipped: std::collections::BTreeSet<String>,
+    /// The longest old containers keep serving after a switch (Dokku's
+    /// wait-to-retire, default 60 s), ended early once nginx let go of them.
+    #[serde(default)]
+    pub wait_to_retire_secs: Option<u64>,
+}
+
+/// How a process type's new containers are let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Check,
+    Skip,
+    Disabled,
+}
+
+/// The key in `disabled`/`skipped` that covers every process type.
+pub const ALL_PROCESSES: &str = "_all";
+
+impl ChecksSettings {
+    pub fn gate(&self, process: &str) -> Gate {
+        let has = |set: &std::collections::BTreeSet<String>| set.contains(process) || set.contains(ALL_PROCESSES);
+        if has(&self.disabled) {
+            Gate::Disabled
+        } else if has(&self.skipped) {
+            Gate::Skip
+        } else {
+            Gate::Check
+        }
+    }
+
+    pub fn retire_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait_to_retire_secs.unwrap_or(60))
+    }
 }
 
 impl AppMeta {
@@ -92,6 +138,7 @@ impl AppMeta {
             limits: BTreeMap::new(),
             keep_releases: None,
             storage: Vec::new(),
+            checks: ChecksSettings::default(),
         }
     }
 }

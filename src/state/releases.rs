@@ -25,6 +25,9 @@ pub struct Release {
     /// The initial scale from the release's app.json; `ps:scale` overrides it.
     #[serde(default)]
     pub formation: BTreeMap<String, u32>,
+    /// Health checks from app.json (or CHECKS for web), by process type.
+    #[serde(default)]
+    pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
 }
 
 fn dir(app_dir: &Path) -> PathBuf {

@@ -1,0 +1,144 @@
+//! No dropped requests while an app changes: clients hammer the app
+//! through nginx during redeploys, a config change, a restart and scaling,
+//! and every answer must be a 200.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::push_host::{PushHost, checkout_of, git, text};
+use common::site::is_root;
+
+/// What the request loop saw.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    not_2xx: AtomicU64,
+    socket_errors: AtomicU64,
+    slowest_ms: AtomicU64,
+}
+
+/// One request on a fresh connection, as a browser's first visit makes it.
+fn request(port: u16) -> Result<u16, std::io::Error> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: catmeow.berth.test\r\nConnection: close\r\n\r\n")?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(16)]).into_owned();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line: {head:?}")))
+}
+
+/// Clients (threads) requesting in a loop until `stop`.
+fn hammer(port: u16, clients: usize, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<std::thread::JoinHandle<()>> {
+    (0..clients)
+        .map(|_| {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    match request(port) {
+                        Ok(code) if (200..300).contains(&code) => tally.ok.fetch_add(1, Ordering::Relaxed),
+                        Ok(code) => {
+                            eprintln!("answer {code}");
+                            tally.not_2xx.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(e) => {
+                            eprintln!("socket error: {e}");
+                            tally.socket_errors.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    tally.slowest_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn no_request_fails_while_the_app_changes() {
+    if !is_root() {
+        eprintln!("skipped: sshd, nginx and containers need root");
+        return;
+    }
+    let site = PushHost::new("bt-zero", "10.221.1.0/24");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let checkout = checkout_of("catmeow", work.path());
+    assert!(site.push(&checkout, "main").status.success());
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients = hammer(site.http_port, 4, stop.clone(), tally.clone());
+    let started = Instant::now();
+    let mut previous = "Cat dreams meow..".to_owned();
+    for i in 1..=5 {
+        let next = format!("Cat dreams {i}..");
+        let code = fs::read_to_string(checkout.join("catmeow.py")).unwrap().replace(&previous, &next);
+        fs::write(checkout.join("catmeow.py"), code).unwrap();
+        previous = next;
+        git(&checkout, &["commit", "-q", "-am", &format!("redeploy {i}")]);
+        let pushed = site.push(&checkout, "main");
+        assert!(pushed.status.success(), "{}", text(&pushed));
+        assert_eq!(site.page(), format!("Cat dreams {i}..\n"));
+    }
+    host.ok(["config:set", "catmeow", "GREETING=hello"]);
+    host.ok(["ps:restart", "catmeow"]);
+    host.ok(["ps:scale", "catmeow", "web=3"]);
+    host.ok(["ps:scale", "catmeow", "web=1"]);
+
+    // Health checks from app.json gate the switch: a passing one lets the
+    // release in; wrong content, a 500 and a process that never binds are
+    // each refused while the previous release keeps answering.
+    let serving = site.page();
+    let check = |extra: &str| {
+        format!(r#"{{"healthchecks": {{"web": [{{"type": "startup", "name": "root", "attempts": 2, "wait": 1, {extra}}}]}}}}"#)
+    };
+    fs::write(checkout.join("app.json"), check(r#""path": "/", "content": "Cat dreams""#)).unwrap();
+    git(&checkout, &["add", "app.json"]);
+    git(&checkout, &["commit", "-q", "-m", "a health check"]);
+    let checked = site.push(&checkout, "main");
+    assert!(checked.status.success() && text(&checked).contains("Check root passed"), "{}", text(&checked));
+    let app = fs::read_to_string(checkout.join("catmeow.py")).unwrap();
+    let boom = app.replace("if __name__", "@app.route(\"/boom\")\ndef boom():\n    return \"broken\", 500\n\n\nif __name__");
+    fs::write(checkout.join("catmeow.py"), &boom).unwrap();
+    for (what, app_json, procfile) in [
+        ("wrong content", check(r#""path": "/", "content": "Dog dreams""#), None),
+        ("an endpoint answering 500", check(r#""path": "/boom""#), None),
+        ("a web process that never binds", "{}".to_owned(), Some("web: sleep 1000\n")),
+    ] {
+        fs::write(checkout.join("app.json"), app_json).unwrap();
+        if let Some(procfile) = procfile {
+            fs::write(checkout.join("Procfile"), procfile).unwrap();
+        }
+        git(&checkout, &["commit", "-q", "-am", what]);
+        let refused = site.push(&checkout, "main");
+        let said = text(&refused);
+        assert!(!refused.status.success(), "{what} was deployed: {said}");
+        assert!(said.contains("did not pass its health check") || said.contains("did not accept connections"), "{what}: {said}");
+        assert_eq!(site.page(), serving, "{what}: the previous release serves");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let (ok, bad, errors) =
+        (tally.ok.load(Ordering::Relaxed), tally.not_2xx.load(Ordering::Relaxed), tally.socket_errors.load(Ordering::Relaxed));
+    eprintln!(
+        "zero-downtime: {ok} answers 200, {bad} not 2xx, {errors} socket errors in {:.1} s; slowest request {} ms",
+        started.elapsed().as_secs_f64(),
+        tally.slowest_ms.load(Ordering::Relaxed)
+    );
+    assert!(ok > 100, "the clients ran: {ok}");
+    assert_eq!((bad, errors), (0, 0), "no request may fail");
+}
