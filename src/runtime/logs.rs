@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Default rotation size.
+/// Default rotation size (`[logs] max_bytes` in config.toml changes it).
 pub const MAX_LOG_BYTES: u64 = 10 * 1024 * 1024;
 
 pub struct LogWriter {

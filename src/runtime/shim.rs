@@ -96,7 +96,8 @@ impl Monitor {
         let config = paths.config().map_err(|e| e.to_string())?;
         // PR_SET_CHILD_SUBREAPER: orphans of the container come to us, not to pid 1.
         set_subreaper().map_err(|e| format!("cannot become a subreaper: {e}"))?;
-        let log = LogWriter::open(&paths.log_file(), logs::MAX_LOG_BYTES).map_err(|e| format!("cannot open the log: {e}"))?;
+        let max_bytes = Settings::load(root).map(|s| s.logs.max_bytes.max(4096)).unwrap_or(logs::MAX_LOG_BYTES);
+        let log = LogWriter::open(&paths.log_file(), max_bytes).map_err(|e| format!("cannot open the log: {e}"))?;
         let (child_r, child_w) = pipe()?;
         let (stop_r, stop_w) = pipe()?;
         for (signal, fd) in [(libc::SIGCHLD, &child_w), (libc::SIGTERM, &stop_w), (libc::SIGINT, &stop_w)] {

@@ -32,6 +32,20 @@ pub struct Settings {
     pub ssh: SshSettings,
     pub deploy: DeploySettings,
     pub storage: StorageSettings,
+    pub logs: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A container log is rotated (one old file kept) past this size.
+    pub max_bytes: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { max_bytes: crate::runtime::logs::MAX_LOG_BYTES }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
