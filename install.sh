@@ -13,7 +13,7 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run me as root (sudo ./install.sh)"
 
 # Debian packages berth uses at run time and to build itself.
-packages=(ca-certificates git gcc libc6-dev pkg-config libseccomp-dev mmdebstrap skopeo umoci tar gzip uidmap iproute2 iptables curl
+packages=(ca-certificates openssl git gcc libc6-dev pkg-config libseccomp-dev mmdebstrap skopeo umoci tar gzip uidmap iproute2 iptables curl
   nginx openssh-server openssh-client sudo procps)
 missing=()
 for p in "${packages[@]}"; do

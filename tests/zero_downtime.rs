@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::assert_clear_failure;
 use common::push_host::{PushHost, checkout_of, git, text};
 use common::site::is_root;
 
@@ -141,4 +142,95 @@ fn no_request_fails_while_the_app_changes() {
     );
     assert!(ok > 100, "the clients ran: {ok}");
     assert_eq!((bad, errors), (0, 0), "no request may fail");
+
+    // Domains: hostile names are refused before nginx's config changes;
+    // added names and wildcards answer; proxy and nginx options apply.
+    let conf = site.site.host.path().join("nginx/catmeow.conf");
+    let before = fs::read(&conf).unwrap();
+    for hostile in ["a.com; include /etc/passwd", "a.com\n", "a.com\nserver { }", "*.com", "a..com", "a.com:80", "$host"] {
+        assert_clear_failure(&host.run(["domains:add", "catmeow", "ok.example.test", hostile]), hostile);
+        assert_eq!(fs::read(&conf).unwrap(), before, "{hostile:?} changed nothing");
+    }
+    host.ok(["domains:add", "catmeow", "Cats.Example.Test", "*.wild.test"]);
+    let body = |name: &str| curl(site.http_port, name, &[]);
+    assert_eq!(body("cats.example.test"), (200, serving.clone()));
+    assert_eq!(body("anything.wild.test"), (200, serving.clone()));
+    assert_eq!(body("catmeow.berth.test"), (200, serving.clone()), "the default name stays");
+    let report = host.ok(["domains:report", "catmeow"]).out();
+    assert!(report.contains("cats.example.test") && report.contains("*.wild.test"), "{report}");
+    host.ok(["domains:remove", "catmeow", "cats.example.test"]);
+    assert_eq!(body("cats.example.test").0, 404);
+    host.ok(["domains:set", "catmeow", "only.example.test"]);
+    assert_eq!(body("catmeow.berth.test").0, 404);
+    assert_eq!(body("only.example.test"), (200, serving.clone()));
+    host.ok(["domains:reset", "catmeow"]);
+    assert_eq!(body("catmeow.berth.test"), (200, serving.clone()));
+    host.ok(["proxy:disable", "catmeow"]);
+    assert_eq!(body("catmeow.berth.test").0, 404);
+    host.ok(["proxy:enable", "catmeow"]);
+    assert_eq!(body("catmeow.berth.test"), (200, serving.clone()));
+    for (key, bad) in
+        [("client-max-body-size", "1k;"), ("proxy-read-timeout", "forever"), ("access-log-path", "/var/log/../x"), ("listen", "81")]
+    {
+        assert_clear_failure(&host.run(["nginx:set", "catmeow", key, bad]), key);
+    }
+    host.ok(["nginx:set", "catmeow", "client-max-body-size", "1k"]);
+    let big = "x".repeat(4096);
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &["--data", &big]).0, 413, "bodies over 1k are refused");
+    host.ok(["nginx:set", "catmeow", "client-max-body-size"]);
+    assert_ne!(curl(site.http_port, "catmeow.berth.test", &["--data", &big]).0, 413);
+
+    // TLS: a self-signed certificate; HTTPS (HTTP/2) with it as the CA,
+    // HTTP redirects there; a key of another certificate is refused.
+    host.ok(["certs:generate", "catmeow"]);
+    let cert = site.site.host.path().join("apps/catmeow/tls/server.crt");
+    let https = std::process::Command::new("curl")
+        .args(["-s", "-m", "5", "--http2", "-w", "\n%{http_version}", "--cacert"])
+        .arg(&cert)
+        .args(["--resolve", &format!("catmeow.berth.test:{}:127.0.0.1", site.tls_port)])
+        .arg(format!("https://catmeow.berth.test:{}/", site.tls_port))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&https.stdout).into_owned();
+    assert_eq!(answer, format!("{serving}\n2"), "HTTPS with HTTP/2: {}", String::from_utf8_lossy(&https.stderr));
+    let redirect = std::process::Command::new("curl")
+        .args(["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: catmeow.berth.test"])
+        .arg(format!("http://127.0.0.1:{}/path?q=1", site.http_port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&redirect.stdout), format!("301 https://catmeow.berth.test:{}/path?q=1", site.tls_port));
+    let report = host.ok(["certs:report", "catmeow"]).out();
+    assert!(report.contains("notAfter") && report.contains("catmeow.berth.test"), "{report}");
+    let other = tempfile::tempdir().unwrap();
+    let (other_cert, other_key) = (other.path().join("c.crt"), other.path().join("c.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=other", "-keyout"])
+        .arg(&other_key)
+        .arg("-out")
+        .arg(&other_cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mismatched = host.run(["certs:add".as_ref(), "catmeow".as_ref(), cert.as_os_str(), other_key.as_os_str()]);
+    assert_clear_failure(&mismatched, "a key of another certificate");
+    assert!(mismatched.stderr.contains("does not belong"), "{}", mismatched.stderr);
+    assert_clear_failure(
+        &host.run(["certs:add".as_ref(), "catmeow".as_ref(), other_key.as_os_str(), other_key.as_os_str()]),
+        "a key as certificate",
+    );
+    host.ok(["certs:remove", "catmeow"]);
+    assert_eq!(body("catmeow.berth.test"), (200, serving.clone()), "plain HTTP again");
+}
+
+/// (status, body) of a request to nginx for host `name`.
+fn curl(port: u16, name: &str, extra: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "-H", &format!("Host: {name}")])
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
 }

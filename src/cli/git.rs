@@ -187,7 +187,14 @@ fn set_global_domain(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         settings.save(&ctx.root)?;
         return Err(e.into());
     }
-    println!("-----> Apps are served at APP.{}; redeploys pick it up", settings.proxy.global_domain);
+    // Apps on their default name move to the new one now.
+    for name in apps::list(&ctx.root)? {
+        let locked = apps::lock(&ctx.root, &name)?;
+        if crate::deploy::nginx::conf_file(&ctx.root, &name).exists() {
+            crate::deploy::proxy::refresh(&ctx.root, &locked.app)?;
+        }
+    }
+    println!("-----> Apps are served at APP.{}", settings.proxy.global_domain);
     Ok(())
 }
 

@@ -7,9 +7,11 @@
 mod apps;
 mod args;
 mod builds;
+mod certs;
 mod checks;
 mod config;
 mod containers;
+mod domains;
 mod git;
 mod images;
 mod logs;
@@ -47,13 +49,15 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 15] {
+fn tables() -> [&'static [Command]; 17] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
+        certs::COMMANDS,
         checks::COMMANDS,
         config::COMMANDS,
         containers::COMMANDS,
+        domains::COMMANDS,
         git::COMMANDS,
         images::COMMANDS,
         logs::COMMANDS,

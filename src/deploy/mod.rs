@@ -7,10 +7,13 @@
 
 pub mod applogs;
 pub mod checks;
+pub mod domain;
 pub mod formation;
 pub mod nginx;
 pub mod processes;
+pub mod proxy;
 pub mod retention;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -207,15 +210,11 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
 
     // Route to the web containers the app now has, then retire the rest.
     let upstreams = web_upstreams(root, keep.iter().chain(started.iter().map(|(id, _, _)| id)));
-    let text = match upstreams.is_empty() {
-        true => nginx::render_unavailable(&app.name, &settings.global_domain(), settings.proxy.listen_port, "has no web process running"),
-        false => nginx::render(&app.name, &settings.global_domain(), settings.proxy.listen_port, &upstreams),
-    };
-    let old_workers = match nginx::apply(root, &settings, &app.name, &text) {
+    let old_workers = match proxy::write(root, &settings, app, &meta, upstreams, "has no web process running") {
         Ok(workers) => workers,
         Err(e) => {
             abandon(root, &started);
-            return Err(e.into());
+            return Err(e);
         }
     };
     if meta.stopped {
@@ -324,8 +323,7 @@ pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), Dep
     apps::write_meta_of(app, &meta)?;
     let mut old_workers = Vec::new();
     if nginx::conf_file(root, &app.name).exists() {
-        let text = nginx::render_unavailable(&app.name, &settings.global_domain(), settings.proxy.listen_port, "is stopped");
-        old_workers = nginx::apply(root, &settings, &app.name, &text)?;
+        old_workers = proxy::write(root, &settings, app, &meta, Vec::new(), "is stopped")?;
     }
     nginx::wait_for_old_workers(&settings, &old_workers, meta.checks.retire_wait());
     for process in processes::of_app(root, app) {

@@ -33,42 +33,104 @@ pub fn conf_file(root: &Path, app: &AppName) -> PathBuf {
     conf_dir(root).join(format!("{app}.conf"))
 }
 
-/// The server block routing `APP.DOMAIN` to the app's web containers.
-pub fn render(app: &AppName, domain: &str, listen_port: u16, upstreams: &[(Ipv4Addr, u16)]) -> String {
-    let servers: String = upstreams.iter().map(|(addr, port)| format!("    server {addr}:{port};\n")).collect();
-    format!(
-        "# Written by berth for app {app}; changes are overwritten on the next deploy.\n\
-         upstream berth-{app} {{\n{servers}    keepalive 16;\n}}\n\
-         server {{\n\
-         \x20   listen {listen_port};\n\
-         \x20   server_name {app}.{domain};\n\
-         \x20   location / {{\n\
-         \x20       proxy_pass http://berth-{app};\n\
-         \x20       proxy_http_version 1.1;\n\
-         \x20       proxy_set_header Connection \"\";\n\
-         \x20       proxy_set_header Host $host;\n\
-         \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-         \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
-         \x20       proxy_set_header X-Request-Start $msec;\n\
-         \x20   }}\n\
-         }}\n"
-    )
+/// nginx settings an app may change (`nginx:set`), each validated when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SiteOptions {
+    pub client_max_body_size: Option<String>,
+    pub proxy_read_timeout: Option<String>,
+    pub proxy_connect_timeout: Option<String>,
+    pub proxy_send_timeout: Option<String>,
+    pub access_log: Option<String>,
+    pub error_log: Option<String>,
 }
 
-/// The server block of an app with nothing to route to: a plain 503 that
-/// says why, instead of nginx's anonymous 502.
-pub fn render_unavailable(app: &AppName, domain: &str, listen_port: u16, why: &str) -> String {
-    format!(
-        "# Written by berth for app {app}; changes are overwritten on the next deploy.\n\
-         server {{\n\
-         \x20   listen {listen_port};\n\
-         \x20   server_name {app}.{domain};\n\
-         \x20   location / {{\n\
-         \x20       default_type text/plain;\n\
-         \x20       return 503 \"app {app} {why}\\n\";\n\
-         \x20   }}\n\
-         }}\n"
-    )
+/// What an app's server block says: where it listens, the names it
+/// answers to, and either its web containers or why there are none.
+pub struct Site<'a> {
+    pub app: &'a AppName,
+    pub listen_port: u16,
+    pub server_names: Vec<String>,
+    pub upstreams: Vec<(Ipv4Addr, u16)>,
+    /// With no upstreams: the reason a plain 503 gives ("is stopped").
+    pub unavailable: &'a str,
+    pub options: &'a SiteOptions,
+    /// With a certificate: HTTPS on this port (HTTP/2 on), HTTP redirects there.
+    pub tls: Option<Tls>,
+}
+
+pub struct Tls {
+    pub listen_port: u16,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The app's server block. Every value in it was validated into a type
+/// (names, domains, addresses) or checked by `nginx:set`.
+pub fn render(site: &Site) -> String {
+    let app = site.app;
+    let names = site.server_names.join(" ");
+    let o = site.options;
+    let mut settings = String::new();
+    let mut set = |directive: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            settings.push_str(&format!("    {directive} {v};\n"));
+        }
+    };
+    set("client_max_body_size", &o.client_max_body_size);
+    set("proxy_read_timeout", &o.proxy_read_timeout);
+    set("proxy_connect_timeout", &o.proxy_connect_timeout);
+    set("proxy_send_timeout", &o.proxy_send_timeout);
+    set("access_log", &o.access_log);
+    set("error_log", &o.error_log);
+    let head = format!("# Written by berth for app {app}; changes are overwritten on the next deploy.\n");
+    let (upstream, body) = if site.upstreams.is_empty() {
+        let why = site.unavailable;
+        (
+            String::new(),
+            format!("    location / {{\n        default_type text/plain;\n        return 503 \"app {app} {why}\\n\";\n    }}\n"),
+        )
+    } else {
+        let servers: String = site.upstreams.iter().map(|(addr, port)| format!("    server {addr}:{port};\n")).collect();
+        (
+            format!("upstream berth-{app} {{\n{servers}    keepalive 16;\n}}\n"),
+            format!(
+                "    location / {{\n\
+                 \x20       proxy_pass http://berth-{app};\n\
+                 \x20       proxy_http_version 1.1;\n\
+                 \x20       proxy_set_header Connection \"\";\n\
+                 \x20       proxy_set_header Host $host;\n\
+                 \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                 \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
+                 \x20       proxy_set_header X-Request-Start $msec;\n\
+                 \x20   }}\n"
+            ),
+        )
+    };
+    let listen = site.listen_port;
+    match &site.tls {
+        None => format!("{head}{upstream}server {{\n    listen {listen};\n    server_name {names};\n{settings}{body}}}\n"),
+        Some(tls) => {
+            let port = if tls.listen_port == 443 { String::new() } else { format!(":{}", tls.listen_port) };
+            format!(
+                "{head}{upstream}server {{\n    listen {listen};\n    server_name {names};\n    location / {{\n        return 301 https://$host{port}$request_uri;\n    }}\n}}\n\
+                 server {{\n    listen {} ssl http2;\n    server_name {names};\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n{settings}{body}}}\n",
+                tls.listen_port,
+                tls.cert.display(),
+                tls.key.display()
+            )
+        }
+    }
+}
+
+/// Removes the app's server block (proxy disabled, app destroyed) and
+/// reloads nginx; returns the old workers' pids.
+pub fn remove(root: &Path, settings: &Settings, app: &AppName) -> Result<Vec<u32>, NginxError> {
+    let path = conf_file(root, app);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    fs::remove_file(&path).map_err(|source| NginxError::Write { path: path.clone(), source })?;
+    reload(settings)
 }
 
 fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), String> {
@@ -163,11 +225,40 @@ fn workers(settings: &Settings) -> Vec<u32> {
 mod tests {
     use super::*;
 
+    fn stopped_site<'a>(app: &'a AppName, options: &'a SiteOptions) -> Site<'a> {
+        Site {
+            app,
+            listen_port: 80,
+            server_names: vec!["a.test".into()],
+            upstreams: Vec::new(),
+            unavailable: "is stopped",
+            options,
+            tls: None,
+        }
+    }
+
     #[test]
     fn renders_one_server_per_upstream() {
         let app = AppName::parse(std::ffi::OsStr::new("catmeow")).unwrap();
-        let text = render(&app, "example.test", 8080, &[(Ipv4Addr::new(10, 88, 0, 2), 5000), (Ipv4Addr::new(10, 88, 0, 3), 5000)]);
+        let options = SiteOptions { client_max_body_size: Some("10m".into()), ..SiteOptions::default() };
+        let site = Site {
+            app: &app,
+            listen_port: 8080,
+            server_names: vec!["catmeow.example.test".into(), "cats.example.org".into()],
+            upstreams: vec![(Ipv4Addr::new(10, 88, 0, 2), 5000), (Ipv4Addr::new(10, 88, 0, 3), 5000)],
+            unavailable: "is stopped",
+            options: &options,
+            tls: None,
+        };
+        let text = render(&site);
         assert!(text.contains("server 10.88.0.2:5000;\n    server 10.88.0.3:5000;"));
-        assert!(text.contains("listen 8080;") && text.contains("server_name catmeow.example.test;"));
+        assert!(text.contains("listen 8080;") && text.contains("server_name catmeow.example.test cats.example.org;"));
+        assert!(text.contains("client_max_body_size 10m;"));
+        let stopped = render(&Site { upstreams: Vec::new(), ..site });
+        assert!(stopped.contains("return 503 \"app catmeow is stopped\\n\";") && !stopped.contains("upstream"));
+        let tls = Tls { listen_port: 8443, cert: "/c.crt".into(), key: "/c.key".into() };
+        let secure = render(&Site { tls: Some(tls), upstreams: vec![(Ipv4Addr::new(10, 88, 0, 2), 5000)], ..stopped_site(&app, &options) });
+        assert!(secure.contains("return 301 https://$host:8443$request_uri;") && secure.contains("listen 8443 ssl http2;"), "{secure}");
+        assert!(secure.contains("ssl_certificate /c.crt;") && secure.contains("proxy_pass http://berth-catmeow;"));
     }
 }

@@ -80,6 +80,15 @@ pub struct AppMeta {
     pub storage: Vec<BindMount>,
     #[serde(default)]
     pub checks: ChecksSettings,
+    /// The names the app answers to; `None`: `APP.<global domain>`.
+    #[serde(default)]
+    pub domains: Option<Vec<crate::deploy::domain::Domain>>,
+    /// `proxy:disable`: nginx does not route to the app.
+    #[serde(default)]
+    pub proxy_disabled: bool,
+    /// `nginx:set` options for the app's server block.
+    #[serde(default)]
+    pub nginx: crate::deploy::nginx::SiteOptions,
 }
 
 /// `checks:*`: which process types are checked before traffic moves, and
@@ -139,6 +148,9 @@ impl AppMeta {
             keep_releases: None,
             storage: Vec::new(),
             checks: ChecksSettings::default(),
+            domains: None,
+            proxy_disabled: false,
+            nginx: Default::default(),
         }
     }
 }

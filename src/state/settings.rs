@@ -81,6 +81,8 @@ pub struct ProxySettings {
     pub pid_file: String,
     /// Apps are served at APP.<global_domain>; empty: this host's name.
     pub global_domain: String,
+    /// HTTPS port for apps with a certificate.
+    pub tls_listen_port: u16,
 }
 
 impl Default for ProxySettings {
@@ -91,6 +93,7 @@ impl Default for ProxySettings {
             listen_port: 80,
             pid_file: "/run/nginx.pid".into(),
             global_domain: String::new(),
+            tls_listen_port: 443,
         }
     }
 }

@@ -8,8 +8,21 @@ use std::process::{Command, Output};
 
 use super::site::Site;
 
+/// A free port below the kernel's ephemeral range (32768 and up): a port
+/// the kernel hands out by itself may meanwhile be the local end of one of
+/// the test's own client connections, and nginx could not bind it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Spread test binaries apart by pid; step through the range from there.
+    let start = 20000 + (std::process::id() % 6000) as u16 * 2;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12000;
+        let port = 20000 + (start - 20000 + offset) % 12000;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn repo() -> PathBuf {
@@ -27,19 +40,20 @@ pub struct PushHost {
     pub site: Site,
     pub ssh_port: u16,
     pub http_port: u16,
+    pub tls_port: u16,
     pub key: PathBuf,
 }
 
 impl PushHost {
     pub fn new(bridge: &str, subnet: &str) -> PushHost {
-        let (ssh_port, http_port) = (free_port(), free_port());
+        let (ssh_port, http_port, tls_port) = (free_port(), free_port(), free_port());
         let site = Site::new(bridge, subnet, "");
         let root = site.host.path().to_owned();
         let r = root.display();
         fs::write(
             root.join("config.toml"),
             format!(
-                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
+                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\ntls_listen_port = {tls_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
                 fs::read_to_string(root.join("config.toml")).unwrap()
             ),
         )
@@ -71,7 +85,7 @@ impl PushHost {
         )
         .unwrap();
         run(Command::new("/usr/sbin/sshd").arg("-f").arg(root.join("sshd_config")));
-        PushHost { site, ssh_port, http_port, key }
+        PushHost { site, ssh_port, http_port, tls_port, key }
     }
 
     pub fn ssh_command(&self) -> String {
@@ -129,6 +143,12 @@ impl PushHost {
 impl Drop for PushHost {
     fn drop(&mut self) {
         let root = self.site.host.path().to_owned();
+        if std::thread::panicking() {
+            // What nginx said is often the reason; the directory goes with us.
+            let log = fs::read_to_string(root.join("nginx-error.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            eprintln!("nginx error log (last lines, newest first):\n{}", tail.join("\n"));
+        }
         if let Ok(pid) = fs::read_to_string(root.join("sshd.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }

@@ -1,0 +1,130 @@
+//! `certs:*`: an app's TLS certificate. With one, nginx serves the app
+//! over HTTPS (HTTP/2 on) and redirects HTTP there.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+
+use super::{Args, Command, Ctx, print_json, wants_json};
+use crate::deploy::{proxy, tls};
+use crate::state::apps;
+use crate::state::settings::Settings;
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "certs:add",
+        usage: "APP [CERT KEY]",
+        about: "Install a certificate and key (PEM files, or a tar with server.crt and server.key on stdin)",
+        switches: &[],
+        options: &[],
+        run: add,
+    },
+    Command {
+        name: "certs:generate",
+        usage: "APP [DOMAIN...] [--days N]",
+        about: "Install a self-signed certificate for the app's names (default 365 days)",
+        switches: &[],
+        options: &["--days"],
+        run: generate,
+    },
+    Command {
+        name: "certs:remove",
+        usage: "APP",
+        about: "Remove the certificate; the app is served over HTTP only",
+        switches: &[],
+        options: &[],
+        run: remove,
+    },
+    Command {
+        name: "certs:report",
+        usage: "APP [--format json]",
+        about: "Issuer, subject, names and expiry",
+        switches: &[],
+        options: &["--format"],
+        run: report,
+    },
+];
+
+/// server.crt and server.key from a tar stream, as Dokku's `certs:add < certs.tar`.
+fn from_tar(input: impl Read) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let (mut cert, mut key) = (None, None);
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries().context("stdin is not a tar archive")? {
+        let mut entry = entry.context("stdin is not a tar archive")?;
+        let name = entry.path()?.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut bytes = Vec::new();
+        if name.ends_with(".crt") || name.ends_with(".key") {
+            entry.by_ref().take(1 << 20).read_to_end(&mut bytes)?;
+        }
+        if name.ends_with(".crt") {
+            cert = Some(bytes);
+        } else if name.ends_with(".key") {
+            key = Some(bytes);
+        }
+    }
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok((c, k)),
+        _ => bail!("the tar on stdin must hold a .crt and a .key file"),
+    }
+}
+
+fn add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (cert, key) = match args.positional().len() {
+        3 => {
+            let read = |i: usize| {
+                let path = args.get(i).expect("checked");
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.to_string_lossy()))
+            };
+            (read(1)?, read(2)?)
+        }
+        1 => from_tar(std::io::stdin().lock())?,
+        _ => return Err(args.usage_error("give CERT and KEY files, or a tar on stdin").into()),
+    };
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    tls::install(&locked.app, &cert, &key)?;
+    proxy::refresh(&ctx.root, &locked.app)?;
+    println!("-----> {} serves HTTPS with the new certificate", locked.app.name);
+    Ok(())
+}
+
+fn generate(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let days = match args.option("--days") {
+        None => 365,
+        Some(d) => d.to_str().and_then(|d| d.parse::<u32>().ok()).filter(|d| (1..=3650).contains(d)).context("--days takes 1 to 3650")?,
+    };
+    let mut names: Vec<String> = Vec::new();
+    for raw in &args.positional()[1..] {
+        names.push(crate::deploy::domain::Domain::parse(&raw.to_string_lossy())?.to_string());
+    }
+    if names.is_empty() {
+        names = proxy::server_names(&Settings::load(&ctx.root)?, &locked.app, &apps::meta(&locked.app)?);
+    }
+    tls::generate(&locked.app, &names, days)?;
+    proxy::refresh(&ctx.root, &locked.app)?;
+    println!("-----> {} serves HTTPS with a self-signed certificate for {}", locked.app.name, names.join(" "));
+    Ok(())
+}
+
+fn remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    tls::remove(&locked.app)?;
+    proxy::refresh(&ctx.root, &locked.app)?;
+    println!("-----> {} is served over HTTP only", locked.app.name);
+    Ok(())
+}
+
+fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let fields = tls::describe(&app)?;
+    if wants_json(&args)? {
+        return print_json(&fields.into_iter().collect::<std::collections::BTreeMap<_, _>>());
+    }
+    println!("=====> {} certificate", app.name);
+    for (k, v) in fields {
+        println!("       {k:<20} {v}");
+    }
+    Ok(())
+}
