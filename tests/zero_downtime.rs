@@ -128,6 +128,34 @@ fn no_request_fails_while_the_app_changes() {
         assert!(said.contains("did not pass its health check") || said.contains("did not accept connections"), "{what}: {said}");
         assert_eq!(site.page(), serving, "{what}: the previous release serves");
     }
+
+    // Deploy phases: app.json predeploy, the Procfile's release process and
+    // postdeploy run in order; a failing predeploy or release aborts.
+    let procfile = "web: python catmeow.py\nworker: python worker.py\nrelease: echo releasing the next one\n";
+    fs::write(checkout.join("Procfile"), procfile).unwrap();
+    let scripts = |pre: &str| format!(r#"{{"scripts": {{"dokku": {{"predeploy": "{pre}", "postdeploy": "echo postdeploy ran"}}}}}}"#);
+    fs::write(checkout.join("app.json"), scripts("echo predeploy ran && test -f catmeow.py")).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "deploy phases"]);
+    let phased = site.push(&checkout, "main");
+    let said = text(&phased);
+    assert!(phased.status.success(), "{said}");
+    let order: Vec<usize> = ["predeploy ran", "releasing the next one", "Starting web.1", "postdeploy ran", "Application deployed"]
+        .iter()
+        .map(|needle| said.find(needle).unwrap_or_else(|| panic!("{needle:?} missing: {said}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "phases out of order: {said}");
+    assert_eq!(site.page(), serving);
+    fs::write(checkout.join("app.json"), scripts("exit 3")).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "predeploy fails"]);
+    let refused = site.push(&checkout, "main");
+    assert!(!refused.status.success() && text(&refused).contains("the predeploy command exited with code 3"), "{}", text(&refused));
+    fs::write(checkout.join("app.json"), "{}").unwrap();
+    fs::write(checkout.join("Procfile"), procfile.replace("echo releasing the next one", "exit 4")).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "release fails"]);
+    let refused = site.push(&checkout, "main");
+    assert!(!refused.status.success() && text(&refused).contains("the release command exited with code 4"), "{}", text(&refused));
+    assert_eq!(site.page(), serving);
+
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     for client in clients {

@@ -22,6 +22,31 @@ pub enum AppJsonError {
 struct AppJson {
     #[serde(default)]
     formation: BTreeMap<String, FormationEntry>,
+    #[serde(default)]
+    scripts: ScriptsJson,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ScriptsJson {
+    #[serde(default)]
+    dokku: Scripts,
+}
+
+/// `scripts.dokku.predeploy` and `postdeploy`: shell command lines run in a
+/// one-off container of the new release, before it starts and after it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Scripts {
+    #[serde(default)]
+    pub predeploy: Option<String>,
+    #[serde(default)]
+    pub postdeploy: Option<String>,
+}
+
+/// The deploy scripts `app.json` names; none without an app.json.
+pub fn scripts(bytes: Option<&[u8]>) -> Result<Scripts, AppJsonError> {
+    let Some(bytes) = bytes else { return Ok(Scripts::default()) };
+    let parsed: AppJson = serde_json::from_slice(bytes).map_err(|e| AppJsonError::Invalid(e.to_string()))?;
+    Ok(parsed.scripts.dokku)
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,5 +86,8 @@ mod tests {
         assert!(formation(Some(b"{not json")).is_err());
         assert!(formation(Some(br#"{"formation": {"web": {"quantity": 1000}}}"#)).is_err());
         assert!(formation(Some(br#"{"formation": {"we b": {"quantity": 1}}}"#)).is_err());
+        let with_scripts = br#"{"scripts": {"dokku": {"predeploy": "python migrate.py", "postdeploy": "echo done"}}}"#;
+        assert_eq!(scripts(Some(with_scripts)).unwrap().predeploy.as_deref(), Some("python migrate.py"));
+        assert_eq!(scripts(None).unwrap(), Scripts::default());
     }
 }

@@ -85,6 +85,8 @@ pub struct Built {
     pub formation: BTreeMap<String, u32>,
     /// Health checks from app.json, or the CHECKS file for web.
     pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
+    /// app.json's predeploy and postdeploy scripts.
+    pub scripts: appjson::Scripts,
 }
 
 /// Output to the user and into the build's log file.
@@ -314,6 +316,7 @@ fn run_build(
     }
     let app_json = fs::read(app_dir.join("app.json")).ok();
     let formation = appjson::formation(app_json.as_deref())?;
+    let scripts = appjson::scripts(app_json.as_deref())?;
     let mut healthchecks = crate::deploy::checks::from_app_json(app_json.as_deref())?;
     if !healthchecks.contains_key("web")
         && let Ok(text) = fs::read_to_string(app_dir.join("CHECKS"))
@@ -415,5 +418,5 @@ fn run_build(
     ));
     out.line(&format!("=====> Built {image}"));
     record.phases = phases;
-    Ok(Built { id: record.id, image, process_types, formation, healthchecks })
+    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts })
 }

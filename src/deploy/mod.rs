@@ -51,6 +51,8 @@ pub enum DeployError {
     NeverBound { port: u16, secs: u64, logs: String },
     #[error("the new web process exited with code {code} while starting; the previous release keeps serving. Its last output:\n{logs}")]
     Exited { code: i32, logs: String },
+    #[error("the {phase} command {why}")]
+    PhaseFailed { phase: String, why: String },
     #[error("{name} did not pass its health check, so the previous release keeps serving: {why}")]
     CheckFailed { name: String, why: String },
     #[error(transparent)]
@@ -287,6 +289,35 @@ pub fn record_release(root: &Path, app: &App, release: &Release) -> Result<(), D
     releases::record(&app.dir, release).map_err(|e| DeployError::Other(e.to_string()))?;
     retention::prune(root, app)?;
     Ok(())
+}
+
+/// The longest a predeploy, release or postdeploy command may run.
+pub const PHASE_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs one deploy phase (`predeploy`, the Procfile's `release`,
+/// `postdeploy`) as a one-off container of `release`, its output streamed
+/// to `say`. A non-zero exit is an error naming the phase.
+pub fn run_phase(
+    root: &Path,
+    app: &App,
+    release: &Release,
+    phase: &str,
+    command: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), DeployError> {
+    say(&format!("Running {phase}: {command}"));
+    let env = release_env(root, app, release)?;
+    let config = processes::one_off(root, app, &apps::meta(app)?, release, env, &[command.to_owned()], false);
+    let finished = crate::runtime::oneshot::run(root, &config, Some(PHASE_LIMIT), &mut |_, line| {
+        say(&format!("       {}", String::from_utf8_lossy(line)))
+    })?;
+    match (finished.timed_out, finished.exit_code) {
+        (true, _) => {
+            Err(DeployError::PhaseFailed { phase: phase.to_owned(), why: format!("ran past {} s and was stopped", PHASE_LIMIT.as_secs()) })
+        }
+        (false, 0) => Ok(()),
+        (false, code) => Err(DeployError::PhaseFailed { phase: phase.to_owned(), why: format!("exited with code {code}") }),
+    }
 }
 
 /// The release that runs now, or `NeverDeployed`.

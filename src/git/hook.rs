@@ -68,10 +68,26 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             formation: built.formation.clone(),
             healthchecks: built.healthchecks.clone(),
+            scripts: built.scripts.clone(),
         };
         say(&format!("-----> Releasing {} v{}", app.name, release.version));
-        let url = deploy::deploy(root, app, &release, &mut |line| say(&format!("-----> {line}")))?;
+        let mut step = |line: &str| say(&format!("-----> {line}"));
+        // Before anything starts: app.json's predeploy, then the Procfile's release process.
+        let kept = |e: deploy::DeployError| anyhow::anyhow!("{e}; the previous release keeps serving");
+        if let Some(command) = &release.scripts.predeploy {
+            deploy::run_phase(root, app, &release, "predeploy", command, &mut step).map_err(kept)?;
+        }
+        if let Some(command) = release.process_types.get("release") {
+            deploy::run_phase(root, app, &release, "release", command, &mut step).map_err(kept)?;
+        }
+        let url = deploy::deploy(root, app, &release, &mut step)?;
         deploy::record_release(root, app, &release)?;
+        if let Some(command) = &release.scripts.postdeploy {
+            // The release serves already: a failing postdeploy is reported, not undone.
+            if let Err(e) = deploy::run_phase(root, app, &release, "postdeploy", command, &mut step) {
+                say(&format!(" !     {e}"));
+            }
+        }
         say(&format!("=====> Application deployed: {url}"));
         Ok(())
     })();

@@ -28,6 +28,9 @@ pub struct Release {
     /// Health checks from app.json (or CHECKS for web), by process type.
     #[serde(default)]
     pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
+    /// app.json's predeploy and postdeploy scripts.
+    #[serde(default)]
+    pub scripts: crate::build::appjson::Scripts,
 }
 
 fn dir(app_dir: &Path) -> PathBuf {
