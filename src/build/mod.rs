@@ -4,6 +4,7 @@
 
 pub mod appjson;
 pub mod buildpacks;
+pub mod handover;
 pub mod procfile;
 pub mod records;
 pub mod release;
@@ -125,6 +126,7 @@ pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say:
     let mut out = Output { log, say };
     let work = root.join("tmp").join(format!("build-{}-{id}", app.name));
     let result = run_build(root, app, source, &work, &container, &mut record, &mut out);
+    handover::take_back(&app.dir.join("cache"), &work.join("app"));
     let _ = make_removable(&work);
     let _ = fs::remove_dir_all(&work);
     record.finished_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -213,6 +215,7 @@ fn run_build(
     fs::write(driver_dir.join("driver.sh"), DRIVER).map_err(io_err("write", &driver_dir))?;
     let cache = app.dir.join("cache");
     fs::create_dir_all(&cache).map_err(io_err("create", &cache))?;
+    handover::hand_over(&cache, &app_dir);
     for dir in [&app_dir, &out_dir, &cache] {
         chown_app_user(dir)?;
     }
