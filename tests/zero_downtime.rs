@@ -24,10 +24,18 @@ struct Tally {
     slowest_ms: AtomicU64,
 }
 
+/// Wall-clock time for the failure lines, to set beside the berth output.
+fn stamp() -> String {
+    chrono::Utc::now().format("%H:%M:%S%.3f").to_string()
+}
+
 /// One request on a fresh connection, as a browser's first visit makes it.
 fn request(port: u16) -> Result<u16, std::io::Error> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // Longer than nginx's own upstream timeouts (60 s): a request nginx
+    // gives up on comes back as a 502 and counts as failed; a slow one is
+    // reported below but is not a dropped request.
+    stream.set_read_timeout(Some(Duration::from_secs(90)))?;
     stream.write_all(b"GET / HTTP/1.1\r\nHost: catmeow.berth.test\r\nConnection: close\r\n\r\n")?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
@@ -49,14 +57,17 @@ fn hammer(port: u16, clients: usize, stop: Arc<AtomicBool>, tally: Arc<Tally>) -
                     match request(port) {
                         Ok(code) if (200..300).contains(&code) => tally.ok.fetch_add(1, Ordering::Relaxed),
                         Ok(code) => {
-                            eprintln!("answer {code}");
+                            eprintln!("{} answer {code} to a request sent {:.1} s before", stamp(), started.elapsed().as_secs_f64());
                             tally.not_2xx.fetch_add(1, Ordering::Relaxed)
                         }
                         Err(e) => {
-                            eprintln!("socket error: {e}");
+                            eprintln!("{} socket error: {e} on a request sent {:.1} s before", stamp(), started.elapsed().as_secs_f64());
                             tally.socket_errors.fetch_add(1, Ordering::Relaxed)
                         }
                     };
+                    if started.elapsed() > Duration::from_secs(5) {
+                        eprintln!("{} a request took {:.1} s", stamp(), started.elapsed().as_secs_f64());
+                    }
                     tally.slowest_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 }
             })
@@ -88,10 +99,12 @@ fn no_request_fails_while_the_app_changes() {
         fs::write(checkout.join("catmeow.py"), code).unwrap();
         previous = next;
         git(&checkout, &["commit", "-q", "-am", &format!("redeploy {i}")]);
+        eprintln!("{} redeploy {i}", stamp());
         let pushed = site.push(&checkout, "main");
         assert!(pushed.status.success(), "{}", text(&pushed));
         assert_eq!(site.page(), format!("Cat dreams {i}..\n"));
     }
+    eprintln!("{} config:set, ps:restart, ps:scale", stamp());
     host.ok(["config:set", "catmeow", "GREETING=hello"]);
     host.ok(["ps:restart", "catmeow"]);
     host.ok(["ps:scale", "catmeow", "web=3"]);
@@ -107,6 +120,7 @@ fn no_request_fails_while_the_app_changes() {
     fs::write(checkout.join("app.json"), check(r#""path": "/", "content": "Cat dreams""#)).unwrap();
     git(&checkout, &["add", "app.json"]);
     git(&checkout, &["commit", "-q", "-m", "a health check"]);
+    eprintln!("{} a checked deploy", stamp());
     let checked = site.push(&checkout, "main");
     assert!(checked.status.success() && text(&checked).contains("Check root passed"), "{}", text(&checked));
     let app = fs::read_to_string(checkout.join("catmeow.py")).unwrap();
@@ -122,6 +136,7 @@ fn no_request_fails_while_the_app_changes() {
             fs::write(checkout.join("Procfile"), procfile).unwrap();
         }
         git(&checkout, &["commit", "-q", "-am", what]);
+        eprintln!("{} a deploy with {what}", stamp());
         let refused = site.push(&checkout, "main");
         let said = text(&refused);
         assert!(!refused.status.success(), "{what} was deployed: {said}");
@@ -136,6 +151,7 @@ fn no_request_fails_while_the_app_changes() {
     let scripts = |pre: &str| format!(r#"{{"scripts": {{"dokku": {{"predeploy": "{pre}", "postdeploy": "echo postdeploy ran"}}}}}}"#);
     fs::write(checkout.join("app.json"), scripts("echo predeploy ran && test -f catmeow.py")).unwrap();
     git(&checkout, &["commit", "-q", "-am", "deploy phases"]);
+    eprintln!("{} deploy phases", stamp());
     let phased = site.push(&checkout, "main");
     let said = text(&phased);
     assert!(phased.status.success(), "{said}");
@@ -156,6 +172,7 @@ fn no_request_fails_while_the_app_changes() {
     assert!(!refused.status.success() && text(&refused).contains("the release command exited with code 4"), "{}", text(&refused));
     assert_eq!(site.page(), serving);
 
+    eprintln!("{} stopping the clients", stamp());
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     for client in clients {

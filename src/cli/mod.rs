@@ -157,12 +157,18 @@ fn help_command(command: &Command) -> String {
     format!("usage: berth {} {}\n\n{}\n", command.name, command.usage, command.about)
 }
 
+/// One line per command; a synopsis too long for the column gets a line
+/// of its own, with the description under it.
 fn list(commands: &[&Command]) -> String {
-    let width = commands.iter().map(|c| c.name.len() + c.usage.len() + 1).max().unwrap_or(0);
+    const COLUMN: usize = 44;
     let mut out = String::new();
     for c in commands {
         let synopsis = format!("{} {}", c.name, c.usage);
-        out.push_str(&format!("  {synopsis:<width$}  {}\n", c.about));
+        if synopsis.len() <= COLUMN {
+            out.push_str(&format!("  {synopsis:<COLUMN$}  {}\n", c.about));
+        } else {
+            out.push_str(&format!("  {synopsis}\n  {:<COLUMN$}  {}\n", "", c.about));
+        }
     }
     out
 }

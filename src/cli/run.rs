@@ -42,30 +42,27 @@ fn command_of(args: &Args, from: usize) -> Vec<String> {
     args.positional()[from..].iter().map(|a| a.to_string_lossy().into_owned()).collect()
 }
 
-fn run_attached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+/// The one-off container `run APP CMD...` asks for, from the current release.
+fn one_off_for(ctx: &Ctx, args: &Args, terminal: bool) -> anyhow::Result<crate::runtime::ContainerConfig> {
     let name = args.app(0)?;
-    let command = command_of(&args, 1);
+    let command = command_of(args, 1);
     if command.is_empty() {
         return Err(args.usage_error("missing CMD").into());
     }
     let app = apps::open(&ctx.root, &name)?;
     let release = deploy::current_release(&app)?;
     let env = deploy::release_env(&ctx.root, &app, &release)?;
-    let config = processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, attached::at_terminal());
+    Ok(processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, terminal))
+}
+
+fn run_attached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let config = one_off_for(ctx, &args, attached::at_terminal())?;
     let code = attached::run(&ctx.root, &config)?;
     std::process::exit(code);
 }
 
 fn run_detached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let name = args.app(0)?;
-    let command = command_of(&args, 1);
-    if command.is_empty() {
-        return Err(args.usage_error("missing CMD").into());
-    }
-    let app = apps::open(&ctx.root, &name)?;
-    let release = deploy::current_release(&app)?;
-    let env = deploy::release_env(&ctx.root, &app, &release)?;
-    let config = processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, false);
+    let config = one_off_for(ctx, &args, false)?;
     control::create(&ctx.root, &config)?;
     if let Err(e) = control::start(&ctx.root, &config.id) {
         let _ = control::remove(&ctx.root, &config.id, true);
