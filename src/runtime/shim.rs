@@ -10,7 +10,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -18,7 +17,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, setsid};
 
-use super::logs::{self, LogWriter};
+use super::logs::{self, LogWriter, Sink};
 use super::store::{ContainerConfig, ContainerDir, ContainerState, Status};
 use super::{ContainerId, cgroup, launch, network, rootfs, spec};
 use crate::image::unpack;
@@ -52,7 +51,11 @@ pub fn main(root: &Path, id: &ContainerId) -> i32 {
         }
     }
     let code = match Monitor::new(root, id) {
-        Ok(mut monitor) => monitor.run(),
+        Ok(mut monitor) => {
+            let code = monitor.run();
+            monitor.finish_log();
+            code
+        }
         Err(why) => {
             ready(&format!("error: {why}"));
             1
@@ -82,7 +85,9 @@ struct Monitor {
     paths: ContainerDir,
     config: ContainerConfig,
     state: ContainerState,
-    log: Arc<Mutex<LogWriter>>,
+    /// `None` only once the monitor is done and the log is being flushed.
+    log: Option<Sink>,
+    log_writer: Option<logs::Writer>,
     /// Readable when SIGCHLD arrived.
     child_signals: File,
     /// Readable when SIGTERM or SIGINT arrived.
@@ -108,16 +113,26 @@ impl Monitor {
             nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(|e| e.to_string())?;
         }
         let state = ContainerState { shim_pid: Some(std::process::id() as i32), ..paths.state().unwrap_or_default() };
+        let (sink, log_writer) = Sink::start(log);
         Ok(Monitor {
             root: root.to_owned(),
             paths,
             config,
             state,
-            log: Arc::new(Mutex::new(log)),
+            log: Some(sink),
+            log_writer: Some(log_writer),
             child_signals: File::from(child_r),
             stop_signals: File::from(stop_r),
             stopping: None,
         })
+    }
+
+    /// Lets the log writer put every queued line on disk before we exit.
+    fn finish_log(&mut self) {
+        self.log = None;
+        if let Some(writer) = self.log_writer.take() {
+            writer.finish(Duration::from_secs(5));
+        }
     }
 
     fn save(&self) {
@@ -125,8 +140,8 @@ impl Monitor {
     }
 
     fn note(&self, text: &str) {
-        if let Ok(mut log) = self.log.lock() {
-            let _ = log.line("berth", "shim", text.as_bytes());
+        if let Some(log) = &self.log {
+            log.line("berth", "shim", text.as_bytes());
         }
     }
 
@@ -142,8 +157,10 @@ impl Monitor {
 
     fn start_once(&mut self) -> Result<i32, String> {
         let (pid, out_r, err_r) = start_once(&self.root, &self.paths)?;
-        logs::pump(out_r, self.log.clone(), self.config.name.clone(), "stdout");
-        logs::pump(err_r, self.log.clone(), self.config.name.clone(), "stderr");
+        if let Some(log) = &self.log {
+            logs::pump(out_r, log.clone(), self.config.name.clone(), "stdout");
+            logs::pump(err_r, log.clone(), self.config.name.clone(), "stderr");
+        }
         Ok(pid)
     }
 
