@@ -136,6 +136,19 @@ pub fn from_checks_file(text: &str) -> Result<Vec<Check>, ChecksError> {
     Ok(checks)
 }
 
+/// The default check after TCP: one GET / must come back with any HTTP
+/// answer within `limit`. A listening socket is not yet a serving app
+/// (lazy imports, first-request setup); traffic moves only after this.
+/// An answer that is not HTTP passes: the process speaks something else.
+pub fn first_answer(address: Ipv4Addr, port: u16, limit: Duration) -> Result<(), String> {
+    let agent = ureq::AgentBuilder::new().timeout(limit).redirects(0).build();
+    match agent.get(&format!("http://{address}:{port}/")).call() {
+        Ok(_) | Err(ureq::Error::Status(..)) => Ok(()),
+        Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::Io => Err(format!("no HTTP answer to GET / within {} s: {t}", limit.as_secs())),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Runs one check against a container: up to `attempts` GETs, `wait`
 /// apart; each must answer 2xx or 3xx within `timeout` and hold `content`.
 pub fn run(check: &Check, address: Ipv4Addr, default_port: u16, say: &mut dyn FnMut(&str)) -> Result<(), String> {

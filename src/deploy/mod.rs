@@ -198,6 +198,9 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
             }
             let address = processes::wait_for_port(root, id, WEB_PORT, boot)?;
             say(&format!("{} answers on {address}:{WEB_PORT}", name_of(root, id)));
+            if checks.is_empty() {
+                checks::first_answer(address, WEB_PORT, boot).map_err(|why| DeployError::CheckFailed { name: name_of(root, id), why })?;
+            }
             for check in &checks {
                 checks::run(check, address, WEB_PORT, say).map_err(|why| DeployError::CheckFailed { name: name_of(root, id), why })?;
             }
