@@ -144,7 +144,9 @@ pub fn first_answer(address: Ipv4Addr, port: u16, limit: Duration) -> Result<(),
     let agent = ureq::AgentBuilder::new().timeout(limit).redirects(0).build();
     match agent.get(&format!("http://{address}:{port}/")).call() {
         Ok(_) | Err(ureq::Error::Status(..)) => Ok(()),
-        Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::Io => Err(format!("no HTTP answer to GET / within {} s: {t}", limit.as_secs())),
+        Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::Io => {
+            Err(format!("no HTTP answer to GET / within {} s: {t}", limit.as_secs()))
+        }
         Err(_) => Ok(()),
     }
 }
