@@ -191,11 +191,7 @@ fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let config = config_from(ctx, &args)?;
-    control::create(&ctx.root, &config)?;
-    if let Err(e) = control::start(&ctx.root, &config.id) {
-        let _ = control::remove(&ctx.root, &config.id, true);
-        return Err(e.into());
-    }
+    control::create_and_start(&ctx.root, &config)?;
     println!("{}", config.id);
     Ok(())
 }

@@ -210,11 +210,7 @@ fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let app = apps::open(&ctx.root, &args.app(0)?)?;
     let settings = Settings::load(&ctx.root)?;
     let meta = apps::meta(&app)?;
-    let upstreams: Vec<String> = crate::deploy::processes::of_app(&ctx.root, &app)
-        .into_iter()
-        .filter(|p| p.process == "web" && p.is_up())
-        .filter_map(|p| Some(format!("{}:{}", p.state.address?, crate::deploy::WEB_PORT)))
-        .collect();
+    let upstreams: Vec<String> = proxy::running_upstreams(&ctx.root, &app).iter().map(|(a, p)| format!("{a}:{p}")).collect();
     let report = serde_json::json!({
         "enabled": !meta.proxy_disabled,
         "type": "nginx",

@@ -63,11 +63,7 @@ fn run_attached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 fn run_detached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let config = one_off_for(ctx, &args, false)?;
-    control::create(&ctx.root, &config)?;
-    if let Err(e) = control::start(&ctx.root, &config.id) {
-        let _ = control::remove(&ctx.root, &config.id, true);
-        return Err(e.into());
-    }
+    control::create_and_start(&ctx.root, &config)?;
     println!("{}", config.id);
     Ok(())
 }

@@ -88,11 +88,9 @@ pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
     for id in processes::one_offs(root, app) {
         control::remove(root, &id, true)?;
     }
-    let conf = nginx::conf_file(root, &app.name);
-    if conf.exists() {
-        std::fs::remove_file(&conf).map_err(|e| DeployError::Other(format!("cannot remove {}: {e}", conf.display())))?;
+    if nginx::conf_file(root, &app.name).exists() {
         let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
-        nginx::reload(&settings)?;
+        nginx::remove(root, &settings, &app.name)?;
     }
     let store = Store::open(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let repository = format!("berth/app-{}", app.name);

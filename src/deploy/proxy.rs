@@ -61,16 +61,21 @@ pub fn write(
     Ok(nginx::apply(root, settings, &app.name, &nginx::render(&site))?)
 }
 
+/// The addresses of the app's web containers whose monitors live.
+pub fn running_upstreams(root: &Path, app: &App) -> Vec<(std::net::Ipv4Addr, u16)> {
+    processes::of_app(root, app)
+        .into_iter()
+        .filter(|p| p.process == "web" && p.is_up())
+        .filter_map(|p| Some((p.state.address?.parse().ok()?, WEB_PORT)))
+        .collect()
+}
+
 /// Rewrites the server block from what runs now (after a domain or proxy
 /// change); waits for the old workers so the change is live on return.
 pub fn refresh(root: &Path, app: &App) -> Result<(), DeployError> {
     let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let meta = apps::meta(app)?;
-    let upstreams: Vec<_> = processes::of_app(root, app)
-        .into_iter()
-        .filter(|p| p.process == "web" && p.is_up())
-        .filter_map(|p| Some((p.state.address?.parse().ok()?, WEB_PORT)))
-        .collect();
+    let upstreams = running_upstreams(root, app);
     let why = if meta.stopped { "is stopped" } else { "has no web process running" };
     write(root, &settings, app, &meta, upstreams, why)?;
     Ok(())

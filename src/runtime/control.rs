@@ -59,6 +59,14 @@ pub fn create(root: &Path, config: &ContainerConfig) -> Result<ContainerDir, Con
     Ok(ContainerDir::create(root, config)?)
 }
 
+/// Creates and starts a container; one that cannot start is removed again.
+pub fn create_and_start(root: &Path, config: &ContainerConfig) -> Result<i32, ControlError> {
+    create(root, config)?;
+    start(root, &config.id).inspect_err(|_| {
+        let _ = remove(root, &config.id, true);
+    })
+}
+
 /// Starts the container's shim and waits for its first start. Returns the
 /// container init's pid. The shim detaches: this process may exit at once.
 pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
