@@ -154,6 +154,39 @@ esac"
     update-rc.d berth defaults >/dev/null 2>&1 || true
   fi
 fi
+# --- Let's Encrypt certificates are renewed daily, 30 days before expiry
+# (`berth letsencrypt:auto-renew` only touches apps that use it).
+if have_systemd; then
+  want_service="[Unit]
+Description=berth: renew Let's Encrypt certificates that are due
+
+[Service]
+Type=oneshot
+Environment=BERTH_ROOT=$BERTH_ROOT
+ExecStart=$BIN letsencrypt:auto-renew"
+  want_timer="[Unit]
+Description=berth: renew Let's Encrypt certificates daily
+
+[Timer]
+OnCalendar=daily
+RandomizedDelaySec=1h
+Persistent=true
+
+[Install]
+WantedBy=timers.target"
+  if [ "$(cat /etc/systemd/system/berth-letsencrypt.service 2>/dev/null)" != "$want_service" ] ||
+    [ "$(cat /etc/systemd/system/berth-letsencrypt.timer 2>/dev/null)" != "$want_timer" ]; then
+    printf '%s\n' "$want_service" > /etc/systemd/system/berth-letsencrypt.service
+    printf '%s\n' "$want_timer" > /etc/systemd/system/berth-letsencrypt.timer
+    systemctl daemon-reload
+  fi
+  systemctl enable --now berth-letsencrypt.timer >/dev/null 2>&1
+elif [ -d /etc/cron.d ]; then
+  printf '%s\n' "# Written by berth's install.sh: renew Let's Encrypt certificates that are due." \
+    "17 3 * * * root BERTH_ROOT=$BERTH_ROOT $BIN letsencrypt:auto-renew >/dev/null" > /etc/cron.d/berth-letsencrypt
+else
+  say "No systemd and no cron here: run 'berth letsencrypt:auto-renew' daily to renew Let's Encrypt certificates"
+fi
 say "Restoring apps that should be running"
 "$BIN" ps:restore 2>&1 | sed 's/^/       /' || say "Some apps did not come back (see above); the rest run"
 

@@ -68,6 +68,17 @@ fn from_tar(input: impl Read) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     }
 }
 
+/// A certificate set by hand is not renewed from Let's Encrypt.
+fn not_letsencrypt(locked: &apps::LockedApp) -> anyhow::Result<()> {
+    let mut meta = apps::meta(&locked.app)?;
+    if meta.letsencrypt {
+        meta.letsencrypt = false;
+        apps::write_meta(locked, &meta)?;
+        println!("-----> {} no longer renews from Let's Encrypt", locked.app.name);
+    }
+    Ok(())
+}
+
 fn add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (cert, key) = match args.positional().len() {
         3 => {
@@ -82,6 +93,7 @@ fn add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     tls::install(&locked.app, &cert, &key)?;
+    not_letsencrypt(&locked)?;
     proxy::refresh(&ctx.root, &locked.app)?;
     println!("-----> {} serves HTTPS with the new certificate", locked.app.name);
     Ok(())
@@ -101,6 +113,7 @@ fn generate(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         names = proxy::server_names(&Settings::load(&ctx.root)?, &locked.app, &apps::meta(&locked.app)?);
     }
     tls::generate(&locked.app, &names, days)?;
+    not_letsencrypt(&locked)?;
     proxy::refresh(&ctx.root, &locked.app)?;
     println!("-----> {} serves HTTPS with a self-signed certificate for {}", locked.app.name, names.join(" "));
     Ok(())
@@ -110,6 +123,7 @@ fn remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     tls::remove(&locked.app)?;
+    not_letsencrypt(&locked)?;
     proxy::refresh(&ctx.root, &locked.app)?;
     println!("-----> {} is served over HTTP only", locked.app.name);
     Ok(())

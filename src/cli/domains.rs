@@ -7,7 +7,8 @@ use anyhow::bail;
 
 use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
 use crate::deploy::domain::Domain;
-use crate::deploy::nginx::SiteOptions;
+use crate::deploy::nginx::{Listener, SiteOptions};
+use crate::deploy::ports::PortMap;
 use crate::deploy::proxy;
 use crate::state::apps::{self, AppMeta, LockedApp};
 use crate::state::settings::Settings;
@@ -41,7 +42,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "domains:reset",
         usage: "APP",
-        about: "Back to the default name APP.<global domain>",
+        about: "Back to the default names APP.<each global domain>",
         switches: &[],
         options: &[],
         run: reset,
@@ -70,6 +71,79 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &["--format"],
         run: proxy_report,
+    },
+    Command {
+        name: "proxy:ports",
+        usage: "APP [--format json]",
+        about: "The app's port mappings (SCHEME:HOST_PORT:CONTAINER_PORT)",
+        switches: &[],
+        options: &["--format"],
+        run: ports,
+    },
+    Command {
+        name: "proxy:ports-add",
+        usage: "APP SCHEME:HOST_PORT:CONTAINER_PORT...",
+        about: "Listen on more ports (http or https); a host port already mapped is replaced",
+        switches: &[],
+        options: &[],
+        run: ports_add,
+    },
+    Command {
+        name: "proxy:ports-set",
+        usage: "APP SCHEME:HOST_PORT:CONTAINER_PORT...",
+        about: "Listen on exactly these ports",
+        switches: &[],
+        options: &[],
+        run: ports_set,
+    },
+    Command {
+        name: "proxy:ports-remove",
+        usage: "APP MAPPING|HOST_PORT...",
+        about: "Stop listening on these ports",
+        switches: &[],
+        options: &[],
+        run: ports_remove,
+    },
+    Command {
+        name: "proxy:ports-clear",
+        usage: "APP",
+        about: "Back to http on the listen port to $PORT (and https with a certificate)",
+        switches: &[],
+        options: &[],
+        run: ports_clear,
+    },
+    Command {
+        name: "domains:set-global",
+        usage: "DOMAIN...",
+        about: "Serve apps at APP.DOMAIN for each of these domains",
+        switches: &[],
+        options: &[],
+        run: set_global,
+    },
+    Command { name: "domains:add-global", usage: "DOMAIN...", about: "Add global domains", switches: &[], options: &[], run: add_global },
+    Command {
+        name: "domains:remove-global",
+        usage: "DOMAIN...",
+        about: "Remove global domains",
+        switches: &[],
+        options: &[],
+        run: remove_global,
+    },
+    Command {
+        name: "domains:clear-global",
+        usage: "",
+        about: "Back to the host's name as the only global domain",
+        switches: &[],
+        options: &[],
+        run: clear_global,
+    },
+    Command {
+        name: "domains:report-global",
+        usage: "[--format json]",
+        about: "The global domains, one per line",
+        switches: &[],
+        options: &["--format"],
+        run: report_global,
     },
     Command {
         name: "nginx:set",
@@ -123,7 +197,7 @@ fn show_names(ctx: &Ctx, locked: &LockedApp) -> anyhow::Result<()> {
 fn current(settings: &Settings, locked: &LockedApp, meta: &AppMeta) -> Vec<Domain> {
     match &meta.domains {
         Some(list) => list.clone(),
-        None => Domain::parse(&proxy::default_name(settings, &locked.app)).map(|d| vec![d]).unwrap_or_default(),
+        None => proxy::default_names(settings, &locked.app).iter().filter_map(|n| Domain::parse(n).ok()).collect(),
     }
 }
 
@@ -181,10 +255,10 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let settings = Settings::load(&ctx.root)?;
     let names = proxy::server_names(&settings, &app, &apps::meta(&app)?);
     if wants_json(&args)? {
-        return print_json(&serde_json::json!({ "domains": names, "global_domain": settings.global_domain() }));
+        return print_json(&serde_json::json!({ "domains": names, "global_domains": settings.global_domains() }));
     }
     println!("=====> {} domains", app.name);
-    println!("       global domain:       {}", settings.global_domain());
+    println!("       global domains:      {}", settings.global_domains().join(" "));
     println!("       app domains:         {}", names.join(" "));
     Ok(())
 }
@@ -210,13 +284,15 @@ fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let app = apps::open(&ctx.root, &args.app(0)?)?;
     let settings = Settings::load(&ctx.root)?;
     let meta = apps::meta(&app)?;
-    let upstreams: Vec<String> = proxy::running_upstreams(&ctx.root, &app).iter().map(|(a, p)| format!("{a}:{p}")).collect();
+    let maps: Vec<String> = proxy::port_maps(&settings, &meta).iter().map(|m| m.to_string()).collect();
+    let addresses: Vec<String> = proxy::running_addresses(&ctx.root, &app).iter().map(|a| a.to_string()).collect();
+    let listening: Vec<String> = proxy::listeners(&settings, &app, &proxy::port_maps(&settings, &meta)).iter().map(describe).collect();
     let report = serde_json::json!({
         "enabled": !meta.proxy_disabled,
         "type": "nginx",
-        "listen_port": settings.proxy.listen_port,
-        "port_map": format!("http:{}:{}", settings.proxy.listen_port, crate::deploy::WEB_PORT),
-        "upstreams": upstreams,
+        "port_map": maps,
+        "listeners": listening,
+        "web_containers": addresses,
     });
     if wants_json(&args)? {
         return print_json(&report);
@@ -224,8 +300,204 @@ fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     println!("=====> {} proxy", app.name);
     println!("       enabled:             {}", !meta.proxy_disabled);
     println!("       type:                nginx");
-    println!("       port map:            http:{}:{}", settings.proxy.listen_port, crate::deploy::WEB_PORT);
-    println!("       upstreams:           {}", if upstreams.is_empty() { "none".to_owned() } else { upstreams.join(" ") });
+    println!("       port map:            {}", maps.join(" "));
+    println!("       listeners:           {}", listening.join(", "));
+    println!("       web containers:      {}", if addresses.is_empty() { "none".to_owned() } else { addresses.join(" ") });
+    Ok(())
+}
+
+fn describe(listener: &Listener) -> String {
+    match listener {
+        Listener::Http { port, container } => format!("http {port} -> {container}"),
+        Listener::Https { port, container, .. } => format!("https {port} -> {container}"),
+        Listener::Redirect { port, https_port } => format!("http {port} redirects to https {https_port}"),
+    }
+}
+
+fn ports_of(args: &Args) -> anyhow::Result<Vec<PortMap>> {
+    let raw: Vec<String> = args.positional()[1..].iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    if raw.is_empty() {
+        return Err(args.usage_error("missing a SCHEME:HOST_PORT:CONTAINER_PORT mapping").into());
+    }
+    Ok(PortMap::parse_all(raw.iter().map(String::as_str))?)
+}
+
+fn show_ports(ctx: &Ctx, locked: &LockedApp) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.root)?;
+    let maps: Vec<String> = proxy::port_maps(&settings, &apps::meta(&locked.app)?).iter().map(|m| m.to_string()).collect();
+    println!("-----> {} port map: {}", locked.app.name, maps.join(" "));
+    Ok(())
+}
+
+fn ports(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let settings = Settings::load(&ctx.root)?;
+    let maps = proxy::port_maps(&settings, &apps::meta(&app)?);
+    if wants_json(&args)? {
+        return print_json(&maps);
+    }
+    println!("-----> scheme  host port  container port");
+    for m in maps {
+        let scheme = m.to_string();
+        println!("{:<7} {:<10} {}", scheme.split(':').next().unwrap_or(""), m.host, m.container);
+    }
+    Ok(())
+}
+
+fn ports_add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let wanted = ports_of(&args)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let settings = Settings::load(&ctx.root)?;
+    let mut maps = proxy::port_maps(&settings, &apps::meta(&locked.app)?);
+    for map in wanted {
+        // A host port has one server block: a new mapping replaces its old one.
+        maps.retain(|m| m.host != map.host);
+        maps.push(map);
+    }
+    update(ctx, &locked, |_, meta| meta.ports = Some(maps))?;
+    show_ports(ctx, &locked)
+}
+
+fn ports_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let wanted = ports_of(&args)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    update(ctx, &locked, |_, meta| meta.ports = Some(wanted))?;
+    show_ports(ctx, &locked)
+}
+
+fn ports_remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let raw: Vec<String> = args.positional()[1..].iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    if raw.is_empty() {
+        return Err(args.usage_error("missing a mapping or host port").into());
+    }
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let settings = Settings::load(&ctx.root)?;
+    let mut maps = proxy::port_maps(&settings, &apps::meta(&locked.app)?);
+    for text in &raw {
+        // Dokku takes a whole mapping or just its host port.
+        let gone = match text.parse::<u16>() {
+            Ok(port) if text.bytes().all(|b| b.is_ascii_digit()) => maps.iter().position(|m| m.host == port),
+            _ => {
+                let map = PortMap::parse(text)?;
+                maps.iter().position(|m| *m == map)
+            }
+        };
+        match gone {
+            Some(i) => {
+                maps.remove(i);
+            }
+            None => bail!("{} has no port mapping {text}", locked.app.name),
+        }
+    }
+    if maps.is_empty() {
+        bail!("that would leave {} with no port; use proxy:disable to stop routing to it", locked.app.name);
+    }
+    update(ctx, &locked, |_, meta| meta.ports = Some(maps))?;
+    show_ports(ctx, &locked)
+}
+
+fn ports_clear(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    update(ctx, &locked, |_, meta| meta.ports = None)?;
+    show_ports(ctx, &locked)
+}
+
+/// Applies a change to the global domains, checks it the way loading
+/// does, and moves every routed app to the new names (undone on failure).
+fn change_globals(ctx: &Ctx, change: impl FnOnce(&mut Vec<String>)) -> anyhow::Result<()> {
+    let before = Settings::load(&ctx.root)?;
+    let mut settings = before.clone();
+    let mut list = if settings.proxy.global_domains.is_empty() && !settings.proxy.global_domain.is_empty() {
+        vec![settings.proxy.global_domain.clone()]
+    } else {
+        settings.proxy.global_domains.clone()
+    };
+    change(&mut list);
+    settings.proxy.global_domains = list;
+    settings.proxy.global_domain = String::new();
+    settings.save(&ctx.root)?;
+    let refreshed = (|| -> anyhow::Result<()> {
+        // Validation lives in Settings::load: read back before any app moves.
+        Settings::load(&ctx.root)?;
+        for name in apps::list(&ctx.root)? {
+            let locked = apps::lock(&ctx.root, &name)?;
+            if crate::deploy::nginx::conf_file(&ctx.root, &name).exists() {
+                proxy::refresh(&ctx.root, &locked.app)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = refreshed {
+        before.save(&ctx.root)?;
+        for name in apps::list(&ctx.root)? {
+            let locked = apps::lock(&ctx.root, &name)?;
+            if crate::deploy::nginx::conf_file(&ctx.root, &name).exists() {
+                let _ = proxy::refresh(&ctx.root, &locked.app);
+            }
+        }
+        return Err(e);
+    }
+    println!("-----> Apps are served at APP.{{{}}}", Settings::load(&ctx.root)?.global_domains().join(","));
+    Ok(())
+}
+
+fn global_domains_of(args: &Args) -> anyhow::Result<Vec<String>> {
+    let raw = args.positional();
+    if raw.is_empty() {
+        return Err(args.usage_error("missing DOMAIN").into());
+    }
+    let mut out = Vec::new();
+    for d in raw {
+        let domain = Domain::parse(&d.to_string_lossy())?;
+        if domain.is_wildcard() {
+            bail!("{domain} is a wildcard; a global domain is a plain host name apps go under");
+        }
+        out.push(domain.to_string());
+    }
+    Ok(out)
+}
+
+fn set_global(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let wanted = global_domains_of(&args)?;
+    change_globals(ctx, |list| *list = wanted)
+}
+
+fn add_global(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let wanted = global_domains_of(&args)?;
+    change_globals(ctx, |list| {
+        for d in wanted {
+            if !list.contains(&d) {
+                list.push(d);
+            }
+        }
+    })
+}
+
+fn remove_global(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let unwanted = global_domains_of(&args)?;
+    let current = Settings::load(&ctx.root)?.global_domains();
+    if let Some(missing) = unwanted.iter().find(|d| !current.contains(d)) {
+        bail!("{missing} is not a global domain");
+    }
+    change_globals(ctx, |list| list.retain(|d| !unwanted.contains(d)))
+}
+
+fn clear_global(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    change_globals(ctx, Vec::clear)
+}
+
+fn report_global(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let domains = Settings::load(&ctx.root)?.global_domains();
+    if wants_json(&args)? {
+        return print_json(&domains);
+    }
+    for d in domains {
+        println!("{d}");
+    }
     Ok(())
 }
 

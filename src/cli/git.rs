@@ -50,22 +50,6 @@ pub const COMMANDS: &[Command] = &[
         run: rebuild,
     },
     Command {
-        name: "domains:set-global",
-        usage: "DOMAIN",
-        about: "Serve apps at APP.DOMAIN",
-        switches: &[],
-        options: &[],
-        run: set_global_domain,
-    },
-    Command {
-        name: "domains:report-global",
-        usage: "",
-        about: "Show the global domain",
-        switches: &[],
-        options: &[],
-        run: report_global_domain,
-    },
-    Command {
         name: "releases",
         usage: "APP [--format json]",
         about: "List an app's releases",
@@ -174,34 +158,6 @@ fn rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         })
         .with_context(|| format!("{} has no pushed commit on its deploy branch yet", locked.app.name))?;
     hook::deploy_revision(&ctx.root, &locked.app, &revision, &mut |line| println!("{line}"))
-}
-
-fn set_global_domain(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let mut settings = Settings::load(&ctx.root)?;
-    let previous = std::mem::replace(&mut settings.proxy.global_domain, args.get(0).expect("checked").to_string_lossy().into_owned());
-    settings.save(&ctx.root)?;
-    // Validation lives in Settings::load: read back, and undo a bad value.
-    if let Err(e) = Settings::load(&ctx.root) {
-        settings.proxy.global_domain = previous;
-        settings.save(&ctx.root)?;
-        return Err(e.into());
-    }
-    // Apps on their default name move to the new one now.
-    for name in apps::list(&ctx.root)? {
-        let locked = apps::lock(&ctx.root, &name)?;
-        if crate::deploy::nginx::conf_file(&ctx.root, &name).exists() {
-            crate::deploy::proxy::refresh(&ctx.root, &locked.app)?;
-        }
-    }
-    println!("-----> Apps are served at APP.{}", settings.proxy.global_domain);
-    Ok(())
-}
-
-fn report_global_domain(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(0, 0)?;
-    println!("{}", Settings::load(&ctx.root)?.global_domain());
-    Ok(())
 }
 
 fn list_releases(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ mod containers;
 mod domains;
 mod git;
 mod images;
+mod letsencrypt;
 mod logs;
 mod ps;
 mod report;
@@ -49,7 +50,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 17] {
+fn tables() -> [&'static [Command]; 18] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -60,6 +61,7 @@ fn tables() -> [&'static [Command]; 17] {
         domains::COMMANDS,
         git::COMMANDS,
         images::COMMANDS,
+        letsencrypt::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
         report::COMMANDS,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Args, Command, Ctx, human_bytes, print_json, wants_json};
-use crate::deploy::{self, formation, processes};
+use crate::deploy::{self, formation, processes, proxy};
 use crate::image::Store;
 use crate::image::maintenance;
 use crate::state::settings::Settings;
@@ -42,12 +42,11 @@ fn app_row(ctx: &Ctx, settings: &Settings, name: &crate::app::AppName) -> anyhow
         (Some(_), false) if up == 0 => "down",
         (Some(_), false) => "running",
     };
-    let port = if settings.proxy.listen_port == 80 { String::new() } else { format!(":{}", settings.proxy.listen_port) };
     Ok(AppRow {
         app: app.name.to_string(),
         state,
         release: latest.as_ref().map(|r| r.version),
-        url: latest.as_ref().map(|_| format!("http://{}.{}{port}", app.name, settings.global_domain())),
+        url: latest.as_ref().and_then(|_| proxy::url(settings, &app, &meta)),
         formation: latest.map(|r| formation::effective(&meta.formation, &r.formation, &r.process_types)).unwrap_or_default(),
         containers_running: up,
         containers: running.len(),

@@ -5,11 +5,13 @@
 //! with the old ones untouched. Scale, restart, stop, start, restore and
 //! rollback are all rolls.
 
+pub mod acme;
 pub mod applogs;
 pub mod checks;
 pub mod domain;
 pub mod formation;
 pub mod nginx;
+pub mod ports;
 pub mod processes;
 pub mod proxy;
 pub mod retention;
@@ -212,8 +214,8 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
     }
 
     // Route to the web containers the app now has, then retire the rest.
-    let upstreams = web_upstreams(root, keep.iter().chain(started.iter().map(|(id, _, _)| id)));
-    let old_workers = match proxy::write(root, &settings, app, &meta, upstreams, "has no web process running") {
+    let addresses = web_addresses(root, keep.iter().chain(started.iter().map(|(id, _, _)| id)));
+    let old_workers = match proxy::write(root, &settings, app, &meta, addresses, "has no web process running") {
         Ok(workers) => workers,
         Err(e) => {
             abandon(root, &started);
@@ -237,12 +239,7 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
             let _ = control::remove(root, &old.id, true);
         }
     }
-    Ok(url(&settings, app))
-}
-
-fn url(settings: &Settings, app: &App) -> String {
-    let port = if settings.proxy.listen_port == 80 { String::new() } else { format!(":{}", settings.proxy.listen_port) };
-    format!("http://{}.{}{port}", app.name, settings.global_domain())
+    Ok(proxy::url(&settings, app, &meta).unwrap_or_else(|| format!("{} (not routed by nginx)", app.name)))
 }
 
 fn name_of(root: &Path, id: &ContainerId) -> String {
@@ -250,13 +247,12 @@ fn name_of(root: &Path, id: &ContainerId) -> String {
 }
 
 /// The addresses nginx should route to: the web containers among `ids`.
-fn web_upstreams<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<(Ipv4Addr, u16)> {
+fn web_addresses<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<Ipv4Addr> {
     ids.filter_map(|id| {
         let paths = ContainerDir::new(root, id);
         let config = paths.config().ok()?;
         (config.labels.get(PROCESS_LABEL).map(String::as_str) == Some("web")).then_some(())?;
-        let address = current_state(&paths).ok()?.address?.parse().ok()?;
-        Some((address, WEB_PORT))
+        current_state(&paths).ok()?.address?.parse().ok()
     })
     .collect()
 }

@@ -44,28 +44,37 @@ pub struct SiteOptions {
     pub error_log: Option<String>,
 }
 
-/// What an app's server block says: where it listens, the names it
-/// answers to, and either its web containers or why there are none.
+/// What an app's server blocks say: the names it answers to, its web
+/// containers (or why there are none), and one block per listener.
 pub struct Site<'a> {
     pub app: &'a AppName,
-    pub listen_port: u16,
     pub server_names: Vec<String>,
-    pub upstreams: Vec<(Ipv4Addr, u16)>,
-    /// With no upstreams: the reason a plain 503 gives ("is stopped").
+    /// The web containers' addresses; none: a plain 503 saying `unavailable`.
+    pub addresses: Vec<Ipv4Addr>,
+    /// With no addresses: the reason a plain 503 gives ("is stopped").
     pub unavailable: &'a str,
     pub options: &'a SiteOptions,
-    /// With a certificate: HTTPS on this port (HTTP/2 on), HTTP redirects there.
-    pub tls: Option<Tls>,
+    pub listeners: Vec<Listener>,
+    /// ACME HTTP-01 answers served on the plain-HTTP listeners.
+    pub challenges: Vec<super::acme::Challenge>,
 }
 
-pub struct Tls {
-    pub listen_port: u16,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listener {
+    /// Plain HTTP on `port`, forwarded to `container` of each web container.
+    Http { port: u16, container: u16 },
+    /// HTTPS (HTTP/2 on) with the app's certificate.
+    Https { port: u16, container: u16, cert: PathBuf, key: PathBuf },
+    /// Plain HTTP on `port` that sends clients to HTTPS on `https_port`.
+    Redirect { port: u16, https_port: u16 },
 }
 
-/// The app's server block. Every value in it was validated into a type
-/// (names, domains, addresses) or checked by `nginx:set`.
+fn upstream_name(app: &AppName, container: u16) -> String {
+    format!("berth-{app}-{container}")
+}
+
+/// The app's server blocks. Every value in them was validated into a
+/// type (names, domains, addresses, ports, tokens) or checked by `nginx:set`.
 pub fn render(site: &Site) -> String {
     let app = site.app;
     let names = site.server_names.join(" ");
@@ -82,44 +91,74 @@ pub fn render(site: &Site) -> String {
     set("proxy_send_timeout", &o.proxy_send_timeout);
     set("access_log", &o.access_log);
     set("error_log", &o.error_log);
-    let head = format!("# Written by berth for app {app}; changes are overwritten on the next deploy.\n");
-    let (upstream, body) = if site.upstreams.is_empty() {
-        let why = site.unavailable;
-        (
-            String::new(),
-            format!("    location / {{\n        default_type text/plain;\n        return 503 \"app {app} {why}\\n\";\n    }}\n"),
-        )
-    } else {
-        let servers: String = site.upstreams.iter().map(|(addr, port)| format!("    server {addr}:{port};\n")).collect();
-        (
-            format!("upstream berth-{app} {{\n{servers}    keepalive 16;\n}}\n"),
+    let challenges: String = site
+        .challenges
+        .iter()
+        .map(|c| {
+            format!(
+                "    location = /.well-known/acme-challenge/{} {{\n        default_type text/plain;\n        return 200 \"{}\";\n    }}\n",
+                c.token(),
+                c.key_authorization()
+            )
+        })
+        .collect();
+    let forward = |container: u16| {
+        if site.addresses.is_empty() {
+            let why = site.unavailable;
+            format!("    location / {{\n        default_type text/plain;\n        return 503 \"app {app} {why}\\n\";\n    }}\n")
+        } else {
             format!(
                 "    location / {{\n\
-                 \x20       proxy_pass http://berth-{app};\n\
+                 \x20       proxy_pass http://{};\n\
                  \x20       proxy_http_version 1.1;\n\
                  \x20       proxy_set_header Connection \"\";\n\
                  \x20       proxy_set_header Host $host;\n\
                  \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
                  \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
                  \x20       proxy_set_header X-Request-Start $msec;\n\
-                 \x20   }}\n"
-            ),
-        )
-    };
-    let listen = site.listen_port;
-    match &site.tls {
-        None => format!("{head}{upstream}server {{\n    listen {listen};\n    server_name {names};\n{settings}{body}}}\n"),
-        Some(tls) => {
-            let port = if tls.listen_port == 443 { String::new() } else { format!(":{}", tls.listen_port) };
-            format!(
-                "{head}{upstream}server {{\n    listen {listen};\n    server_name {names};\n    location / {{\n        return 301 https://$host{port}$request_uri;\n    }}\n}}\n\
-                 server {{\n    listen {} ssl http2;\n    server_name {names};\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n{settings}{body}}}\n",
-                tls.listen_port,
-                tls.cert.display(),
-                tls.key.display()
+                 \x20   }}\n",
+                upstream_name(app, container)
             )
         }
+    };
+    let mut text = format!("# Written by berth for app {app}; changes are overwritten on the next deploy.\n");
+    let mut containers: Vec<u16> = site
+        .listeners
+        .iter()
+        .filter_map(|l| match l {
+            Listener::Http { container, .. } | Listener::Https { container, .. } => Some(*container),
+            Listener::Redirect { .. } => None,
+        })
+        .collect();
+    containers.sort_unstable();
+    containers.dedup();
+    if !site.addresses.is_empty() {
+        for container in containers {
+            let servers: String = site.addresses.iter().map(|addr| format!("    server {addr}:{container};\n")).collect();
+            text.push_str(&format!("upstream {} {{\n{servers}    keepalive 16;\n}}\n", upstream_name(app, container)));
+        }
     }
+    for listener in &site.listeners {
+        let block = match listener {
+            Listener::Http { port, container } => {
+                format!("    listen {port};\n    server_name {names};\n{challenges}{settings}{}", forward(*container))
+            }
+            Listener::Redirect { port, https_port } => {
+                let to = if *https_port == 443 { String::new() } else { format!(":{https_port}") };
+                format!(
+                    "    listen {port};\n    server_name {names};\n{challenges}    location / {{\n        return 301 https://$host{to}$request_uri;\n    }}\n"
+                )
+            }
+            Listener::Https { port, container, cert, key } => format!(
+                "    listen {port} ssl http2;\n    server_name {names};\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n{settings}{}",
+                cert.display(),
+                key.display(),
+                forward(*container)
+            ),
+        };
+        text.push_str(&format!("server {{\n{block}}}\n"));
+    }
+    text
 }
 
 /// Removes the app's server block (proxy disabled, app destroyed) and
@@ -148,18 +187,28 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
     let path = conf_file(root, app);
     let previous = fs::read(&path).ok();
     atomic::write_atomic(&path, text.as_bytes()).map_err(|e| NginxError::Write { path: path.clone(), source: e.source })?;
-    if let Err(why) = nginx(settings, &["-t", "-q"]) {
-        match previous {
-            Some(old) => {
-                let _ = atomic::write_atomic(&path, &old);
-            }
-            None => {
-                let _ = fs::remove_file(&path);
-            }
+    let put_back = || match &previous {
+        Some(old) => {
+            let _ = atomic::write_atomic(&path, old);
         }
+        None => {
+            let _ = fs::remove_file(&path);
+        }
+    };
+    if let Err(why) = nginx(settings, &["-t", "-q"]) {
+        put_back();
         return Err(NginxError::Invalid(why));
     }
-    reload(settings)
+    match reload(settings) {
+        Ok(old_workers) => Ok(old_workers),
+        Err(e) => {
+            // nginx kept its old configuration (a port it cannot bind, say):
+            // the file goes back too, so the next reload does not trip on it.
+            put_back();
+            let _ = reload(settings);
+            Err(e)
+        }
+    }
 }
 
 /// Reloads nginx and waits until new workers run the new configuration.
@@ -225,40 +274,42 @@ fn workers(settings: &Settings) -> Vec<u32> {
 mod tests {
     use super::*;
 
-    fn stopped_site<'a>(app: &'a AppName, options: &'a SiteOptions) -> Site<'a> {
-        Site {
-            app,
-            listen_port: 80,
-            server_names: vec!["a.test".into()],
-            upstreams: Vec::new(),
-            unavailable: "is stopped",
-            options,
-            tls: None,
-        }
-    }
-
     #[test]
-    fn renders_one_server_per_upstream() {
+    fn renders_each_listener_and_one_server_per_address() {
         let app = AppName::parse(std::ffi::OsStr::new("catmeow")).unwrap();
         let options = SiteOptions { client_max_body_size: Some("10m".into()), ..SiteOptions::default() };
         let site = Site {
             app: &app,
-            listen_port: 8080,
             server_names: vec!["catmeow.example.test".into(), "cats.example.org".into()],
-            upstreams: vec![(Ipv4Addr::new(10, 88, 0, 2), 5000), (Ipv4Addr::new(10, 88, 0, 3), 5000)],
+            addresses: vec![Ipv4Addr::new(10, 88, 0, 2), Ipv4Addr::new(10, 88, 0, 3)],
             unavailable: "is stopped",
             options: &options,
-            tls: None,
+            listeners: vec![Listener::Http { port: 8080, container: 5000 }, Listener::Http { port: 8081, container: 6000 }],
+            challenges: Vec::new(),
         };
         let text = render(&site);
-        assert!(text.contains("server 10.88.0.2:5000;\n    server 10.88.0.3:5000;"));
-        assert!(text.contains("listen 8080;") && text.contains("server_name catmeow.example.test cats.example.org;"));
+        assert!(text.contains("upstream berth-catmeow-5000 {\n    server 10.88.0.2:5000;\n    server 10.88.0.3:5000;"), "{text}");
+        assert!(text.contains("server 10.88.0.3:6000;") && text.contains("proxy_pass http://berth-catmeow-6000;"));
+        assert!(text.contains("listen 8080;") && text.contains("listen 8081;"));
+        assert!(text.contains("server_name catmeow.example.test cats.example.org;"));
         assert!(text.contains("client_max_body_size 10m;"));
-        let stopped = render(&Site { upstreams: Vec::new(), ..site });
+        let stopped = render(&Site { addresses: Vec::new(), ..site });
         assert!(stopped.contains("return 503 \"app catmeow is stopped\\n\";") && !stopped.contains("upstream"));
-        let tls = Tls { listen_port: 8443, cert: "/c.crt".into(), key: "/c.key".into() };
-        let secure = render(&Site { tls: Some(tls), upstreams: vec![(Ipv4Addr::new(10, 88, 0, 2), 5000)], ..stopped_site(&app, &options) });
+        let challenge = crate::deploy::acme::Challenge::new("tok-EN_1", "tok-EN_1.thumb").unwrap();
+        let secure = render(&Site {
+            app: &app,
+            server_names: vec!["a.test".into()],
+            addresses: vec![Ipv4Addr::new(10, 88, 0, 2)],
+            unavailable: "is stopped",
+            options: &options,
+            listeners: vec![
+                Listener::Redirect { port: 80, https_port: 8443 },
+                Listener::Https { port: 8443, container: 5000, cert: "/c.crt".into(), key: "/c.key".into() },
+            ],
+            challenges: vec![challenge],
+        });
         assert!(secure.contains("return 301 https://$host:8443$request_uri;") && secure.contains("listen 8443 ssl http2;"), "{secure}");
-        assert!(secure.contains("ssl_certificate /c.crt;") && secure.contains("proxy_pass http://berth-catmeow;"));
+        assert!(secure.contains("ssl_certificate /c.crt;") && secure.contains("proxy_pass http://berth-catmeow-5000;"));
+        assert!(secure.contains("location = /.well-known/acme-challenge/tok-EN_1 {") && secure.contains("return 200 \"tok-EN_1.thumb\";"));
     }
 }

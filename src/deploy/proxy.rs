@@ -1,32 +1,80 @@
-//! An app's nginx server block from its state: the names it answers to
-//! (`APP.<global domain>` unless `domains:set` said otherwise, plus added
-//! domains), its nginx options, and its running web containers. Written
-//! after every roll and every domain or proxy change.
+//! An app's nginx server blocks from its state: the names it answers to
+//! (`APP.<each global domain>` unless `domains:set` said otherwise, plus
+//! added domains), its port mappings and certificate, its nginx options,
+//! pending ACME challenges, and its running web containers. Written after
+//! every roll and every domain, port, certificate or proxy change.
 
 use std::path::Path;
 
 use super::domain::Domain;
-use super::nginx::{self, Site};
+use super::nginx::{self, Listener, Site};
+use super::ports::{PortMap, Scheme};
 use super::processes;
 use super::{DeployError, WEB_PORT};
 use crate::app::App;
 use crate::state::apps::{self, AppMeta};
 use crate::state::settings::Settings;
 
-/// The app's default name: `APP.<global domain>`.
-pub fn default_name(settings: &Settings, app: &App) -> String {
-    format!("{}.{}", app.name, settings.global_domain())
+/// The app's default names: `APP.<each global domain>`.
+pub fn default_names(settings: &Settings, app: &App) -> Vec<String> {
+    settings.global_domains().iter().map(|d| format!("{}.{d}", app.name)).collect()
+}
+
+/// The app's port mappings: `proxy:ports-set`, else http on the listen
+/// port to $PORT.
+pub fn port_maps(settings: &Settings, meta: &AppMeta) -> Vec<PortMap> {
+    meta.ports.clone().unwrap_or_else(|| vec![PortMap { scheme: Scheme::Http, host: settings.proxy.listen_port, container: WEB_PORT }])
+}
+
+/// The server blocks for these mappings. With a certificate, an app with
+/// no https mapping gets one on the TLS port (as Dokku adds 443 with
+/// `certs:add`) and its http ports redirect there; without one, https
+/// mappings wait for a certificate.
+pub fn listeners(settings: &Settings, app: &App, maps: &[PortMap]) -> Vec<Listener> {
+    let has_cert = super::tls::has_cert(app);
+    let mut maps = maps.to_vec();
+    if has_cert && !maps.iter().any(|m| m.scheme == Scheme::Https) {
+        let container = maps.first().map_or(WEB_PORT, |m| m.container);
+        maps.push(PortMap { scheme: Scheme::Https, host: settings.proxy.tls_listen_port, container });
+    }
+    let https_port = maps.iter().find(|m| m.scheme == Scheme::Https).map(|m| m.host).filter(|_| has_cert);
+    maps.iter()
+        .filter_map(|m| match (m.scheme, https_port) {
+            (Scheme::Http, Some(https_port)) => Some(Listener::Redirect { port: m.host, https_port }),
+            (Scheme::Http, None) => Some(Listener::Http { port: m.host, container: m.container }),
+            (Scheme::Https, Some(_)) => Some(Listener::Https {
+                port: m.host,
+                container: m.container,
+                cert: super::tls::cert_file(app),
+                key: super::tls::key_file(app),
+            }),
+            (Scheme::Https, None) => None,
+        })
+        .collect()
 }
 
 /// Every name the app answers to, in order, without repeats.
 pub fn server_names(settings: &Settings, app: &App, meta: &AppMeta) -> Vec<String> {
     let mut names: Vec<String> = match &meta.domains {
-        None => vec![default_name(settings, app)],
+        None => default_names(settings, app),
         Some(list) => list.iter().map(Domain::to_string).collect(),
     };
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| seen.insert(n.clone()));
     names
+}
+
+/// Where a user reaches the app: its first name on its first listener
+/// that serves it (HTTPS when there is a certificate); none when nginx
+/// does not route to it.
+pub fn url(settings: &Settings, app: &App, meta: &AppMeta) -> Option<String> {
+    let name = server_names(settings, app, meta).into_iter().next().filter(|_| !meta.proxy_disabled)?;
+    let port = |p: u16, default: u16| if p == default { String::new() } else { format!(":{p}") };
+    listeners(settings, app, &port_maps(settings, meta)).into_iter().find_map(|l| match l {
+        Listener::Https { port: p, .. } => Some(format!("https://{name}{}", port(p, 443))),
+        Listener::Http { port: p, .. } => Some(format!("http://{name}{}", port(p, 80))),
+        Listener::Redirect { .. } => None,
+    })
 }
 
 /// Writes the app's server block for these web upstreams (or the 503 page
@@ -37,36 +85,31 @@ pub fn write(
     settings: &Settings,
     app: &App,
     meta: &AppMeta,
-    upstreams: Vec<(std::net::Ipv4Addr, u16)>,
+    addresses: Vec<std::net::Ipv4Addr>,
     unavailable: &str,
 ) -> Result<Vec<u32>, DeployError> {
     let names = server_names(settings, app, meta);
     if meta.proxy_disabled || names.is_empty() {
         return Ok(nginx::remove(root, settings, &app.name)?);
     }
-    let tls = super::tls::has_cert(app).then(|| nginx::Tls {
-        listen_port: settings.proxy.tls_listen_port,
-        cert: super::tls::cert_file(app),
-        key: super::tls::key_file(app),
-    });
     let site = Site {
         app: &app.name,
-        listen_port: settings.proxy.listen_port,
         server_names: names,
-        upstreams,
+        addresses,
         unavailable,
         options: &meta.nginx,
-        tls,
+        listeners: listeners(settings, app, &port_maps(settings, meta)),
+        challenges: super::acme::pending_challenges(app),
     };
     Ok(nginx::apply(root, settings, &app.name, &nginx::render(&site))?)
 }
 
 /// The addresses of the app's web containers whose monitors live.
-pub fn running_upstreams(root: &Path, app: &App) -> Vec<(std::net::Ipv4Addr, u16)> {
+pub fn running_addresses(root: &Path, app: &App) -> Vec<std::net::Ipv4Addr> {
     processes::of_app(root, app)
         .into_iter()
         .filter(|p| p.process == "web" && p.is_up())
-        .filter_map(|p| Some((p.state.address?.parse().ok()?, WEB_PORT)))
+        .filter_map(|p| p.state.address?.parse().ok())
         .collect()
 }
 
@@ -75,8 +118,8 @@ pub fn running_upstreams(root: &Path, app: &App) -> Vec<(std::net::Ipv4Addr, u16
 pub fn refresh(root: &Path, app: &App) -> Result<(), DeployError> {
     let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let meta = apps::meta(app)?;
-    let upstreams = running_upstreams(root, app);
+    let addresses = running_addresses(root, app);
     let why = if meta.stopped { "is stopped" } else { "has no web process running" };
-    write(root, &settings, app, &meta, upstreams, why)?;
+    write(root, &settings, app, &meta, addresses, why)?;
     Ok(())
 }

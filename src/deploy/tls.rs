@@ -138,3 +138,23 @@ pub fn describe(app: &App) -> Result<Vec<(String, String)>, TlsError> {
     }
     Ok(fields)
 }
+
+/// Whether the app's certificate expires within `secs` (or has expired).
+pub fn expires_within(app: &App, secs: u64) -> Result<bool, TlsError> {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])
+        .arg(cert_file(app))
+        .output()
+        .map_err(|e| TlsError::Openssl(format!("cannot run openssl: {e}")))?;
+    // -checkend exits 1 for "will expire"; a certificate it cannot read says so on stderr.
+    match out.status.code() {
+        Some(0) => Ok(false),
+        Some(1) if out.stderr.is_empty() => Ok(true),
+        _ => Err(TlsError::BadCert(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned())),
+    }
+}
+
+/// The certificate's notAfter as openssl prints it.
+pub fn not_after(app: &App) -> Result<String, TlsError> {
+    Ok(describe(app)?.into_iter().find(|(k, _)| k == "notAfter").map(|(_, v)| v).unwrap_or_default())
+}

@@ -89,6 +89,13 @@ pub struct AppMeta {
     /// `nginx:set` options for the app's server block.
     #[serde(default)]
     pub nginx: crate::deploy::nginx::SiteOptions,
+    /// `proxy:ports-set`: what nginx listens on; `None`: http on the
+    /// listen port (and https with a certificate) to $PORT.
+    #[serde(default)]
+    pub ports: Option<Vec<crate::deploy::ports::PortMap>>,
+    /// `letsencrypt:enable`: the certificate comes from ACME and is renewed.
+    #[serde(default)]
+    pub letsencrypt: bool,
 }
 
 /// `checks:*`: which process types are checked before traffic moves, and
@@ -151,6 +158,8 @@ impl AppMeta {
             domains: None,
             proxy_disabled: false,
             nginx: Default::default(),
+            ports: None,
+            letsencrypt: false,
         }
     }
 }

@@ -33,6 +33,32 @@ pub struct Settings {
     pub deploy: DeploySettings,
     pub storage: StorageSettings,
     pub logs: LogSettings,
+    pub letsencrypt: LetsencryptSettings,
+}
+
+/// Where `letsencrypt:*` gets certificates: an ACME directory, the CA
+/// that signs its HTTPS certificate when it is not a public one (a test
+/// server), the contact address, and how early to renew.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LetsencryptSettings {
+    pub server: String,
+    /// A PEM root to trust for the ACME server's HTTPS; empty: the system's roots.
+    pub ca_file: String,
+    pub email: String,
+    /// Certificates are renewed this many days before they expire.
+    pub renew_days_before: u32,
+}
+
+impl Default for LetsencryptSettings {
+    fn default() -> Self {
+        LetsencryptSettings {
+            server: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            ca_file: String::new(),
+            email: String::new(),
+            renew_days_before: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,7 +106,10 @@ pub struct ProxySettings {
     /// nginx's pid file, to see its new workers take over after a reload.
     pub pid_file: String,
     /// Apps are served at APP.<global_domain>; empty: this host's name.
+    /// Kept for configs that name one domain; `global_domains` wins.
     pub global_domain: String,
+    /// Apps are served at APP.<each of these> (`domains:set-global`).
+    pub global_domains: Vec<String>,
     /// HTTPS port for apps with a certificate.
     pub tls_listen_port: u16,
 }
@@ -93,6 +122,7 @@ impl Default for ProxySettings {
             listen_port: 80,
             pid_file: "/run/nginx.pid".into(),
             global_domain: String::new(),
+            global_domains: Vec::new(),
             tls_listen_port: 443,
         }
     }
@@ -182,7 +212,6 @@ impl Settings {
         if bridge.is_empty() || bridge.len() > 15 || !bridge.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(invalid(format!("network.bridge {bridge:?} is not an interface name (a-z, 0-9, - and _, at most 15)")));
         }
-        let domain = &settings.proxy.global_domain;
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63
@@ -190,8 +219,11 @@ impl Settings {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         };
-        if !domain.is_empty() && (domain.len() > 253 || !domain.split('.').all(label_ok)) {
-            return Err(invalid(format!("proxy.global_domain {domain:?} is not a host name")));
+        for domain in std::iter::once(&settings.proxy.global_domain).filter(|d| !d.is_empty()).chain(&settings.proxy.global_domains) {
+            // Apps get APP.<domain>: that must stay a host name too.
+            if domain.len() > 200 || !domain.split('.').all(label_ok) {
+                return Err(invalid(format!("global domain {domain:?} is not a host name")));
+            }
         }
         if Subnet::parse(&settings.network.subnet).is_none() {
             return Err(invalid(format!("network.subnet {:?} is not an IPv4 network like 10.88.0.0/16", settings.network.subnet)));
@@ -199,12 +231,15 @@ impl Settings {
         Ok(settings)
     }
 
-    /// The domain apps live under: the setting, else the host's name.
-    pub fn global_domain(&self) -> String {
-        if !self.proxy.global_domain.is_empty() {
-            return self.proxy.global_domain.clone();
+    /// The domains apps live under: the settings, else the host's name.
+    pub fn global_domains(&self) -> Vec<String> {
+        if !self.proxy.global_domains.is_empty() {
+            return self.proxy.global_domains.clone();
         }
-        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+        if !self.proxy.global_domain.is_empty() {
+            return vec![self.proxy.global_domain.clone()];
+        }
+        vec![std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())]
     }
 
     /// Writes the settings back to `$BERTH_ROOT/config.toml` (atomically).

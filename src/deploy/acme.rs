@@ -1,0 +1,287 @@
+//! Certificates from Let's Encrypt (or any ACME server) by HTTP-01:
+//! nginx answers the challenges from the app's own server block, so no
+//! second web server and no downtime. The account key is kept in
+//! `$BERTH_ROOT/letsencrypt/account.json` (root-only) and reused; a new
+//! one is made only when the configured server changes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+
+use super::{proxy, tls};
+use crate::app::{App, AppName};
+use crate::state::apps;
+use crate::state::atomic;
+use crate::state::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    #[error("app {0} answers to no name; add one with domains:add first")]
+    NoNames(AppName),
+    #[error("{0} is a wildcard: it needs a DNS challenge, and berth proves names over HTTP; remove it or use certs:add")]
+    Wildcard(String),
+    #[error("app {0} has its proxy disabled, so nginx cannot answer the challenge; run proxy:enable first")]
+    ProxyDisabled(AppName),
+    #[error("the ACME server at {server} failed to {step}: {source}")]
+    Server {
+        server: String,
+        step: &'static str,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("the ACME server did not validate {names}: {why}")]
+    Refused { names: String, why: String },
+    #[error("the ACME server offered no http-01 challenge for {0}")]
+    NoHttpChallenge(String),
+    #[error("the ACME server sent a challenge token berth will not put into nginx: {0:?}")]
+    BadToken(String),
+    #[error("openssl failed to make the key and request: {0}")]
+    Openssl(String),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve the challenge: {0}")]
+    Proxy(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Apps(#[from] apps::AppsError),
+}
+
+/// One HTTP-01 answer: nginx returns `key_authorization` at
+/// `/.well-known/acme-challenge/<token>`. Both are base64url (the key
+/// authorization joins two with a dot), checked here so a hostile server
+/// cannot write nginx syntax.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Challenge {
+    token: String,
+    key_authorization: String,
+}
+
+fn base64url(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 256 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Challenge {
+    pub fn new(token: &str, key_authorization: &str) -> Option<Challenge> {
+        let (prefix, thumbprint) = key_authorization.split_once('.')?;
+        (base64url(token) && prefix == token && base64url(thumbprint))
+            .then(|| Challenge { token: token.to_owned(), key_authorization: key_authorization.to_owned() })
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn key_authorization(&self) -> &str {
+        &self.key_authorization
+    }
+}
+
+fn pending_file(app: &App) -> PathBuf {
+    app.dir.join("letsencrypt-challenges.json")
+}
+
+/// The challenges an issue in progress wants nginx to answer; read each
+/// time the server block is written, so a deploy meanwhile keeps them.
+pub fn pending_challenges(app: &App) -> Vec<Challenge> {
+    let Ok(text) = std::fs::read_to_string(pending_file(app)) else {
+        return Vec::new();
+    };
+    let saved: Vec<Challenge> = serde_json::from_str(&text).unwrap_or_default();
+    // Checked again: the file is state on disk, not a type.
+    saved.into_iter().filter_map(|c| Challenge::new(&c.token, &c.key_authorization)).collect()
+}
+
+fn set_pending(root: &Path, app: &App, challenges: &[Challenge]) -> Result<(), AcmeError> {
+    let path = pending_file(app);
+    if challenges.is_empty() {
+        let _ = std::fs::remove_file(&path);
+    } else {
+        let text = serde_json::to_vec(challenges).expect("challenges serialise");
+        atomic::write_atomic(&path, &text).map_err(|e| AcmeError::Io { action: "write", path: path.clone(), source: e.source })?;
+    }
+    proxy::refresh(root, app).map_err(|e| AcmeError::Proxy(e.to_string()))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedAccount {
+    server: String,
+    credentials: AccountCredentials,
+}
+
+fn account_file(root: &Path) -> PathBuf {
+    root.join("letsencrypt").join("account.json")
+}
+
+async fn account(root: &Path, settings: &Settings) -> Result<Account, AcmeError> {
+    let le = &settings.letsencrypt;
+    let server_err = |step| move |source| AcmeError::Server { server: le.server.clone(), step, source };
+    let builder = || {
+        if le.ca_file.is_empty() { Account::builder() } else { Account::builder_with_root(&le.ca_file) }
+            .map_err(server_err("set up an HTTPS client"))
+    };
+    let path = account_file(root);
+    if let Some(saved) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<SavedAccount>(&b).ok())
+        && saved.server == le.server
+    {
+        return builder()?.from_credentials(saved.credentials).await.map_err(server_err("load the account"));
+    }
+    let mailto = format!("mailto:{}", le.email);
+    let contact: Vec<&str> = if le.email.is_empty() { Vec::new() } else { vec![mailto.as_str()] };
+    let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
+    let (account, credentials) = builder()?.create(&new, le.server.clone(), None).await.map_err(server_err("create an account"))?;
+    let dir = path.parent().expect("has a parent").to_owned();
+    std::fs::create_dir_all(&dir).map_err(|source| AcmeError::Io { action: "create", path: dir.clone(), source })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| AcmeError::Io {
+        action: "chmod",
+        path: dir.clone(),
+        source,
+    })?;
+    let text = serde_json::to_vec(&SavedAccount { server: le.server.clone(), credentials }).expect("account serialises");
+    atomic::write_atomic(&path, &text).map_err(|e| AcmeError::Io { action: "write", path: path.clone(), source: e.source })?;
+    Ok(account)
+}
+
+/// A new ECDSA P-256 key and a DER certificate request for `names`.
+fn key_and_request(names: &[String]) -> Result<(Vec<u8>, Vec<u8>), AcmeError> {
+    let work = tempfile::tempdir().map_err(|source| AcmeError::Io { action: "create", path: std::env::temp_dir(), source })?;
+    let (key, csr) = (work.path().join("key.pem"), work.path().join("request.der"));
+    // The subject is a formality (ACME reads the names); CN holds 64 bytes.
+    let subject = names.iter().find(|n| n.len() <= 64).map_or("/O=berth".to_owned(), |n| format!("/CN={n}"));
+    let san = format!("subjectAltName={}", names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(","));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", &subject, "-addext", &san])
+        .arg("-keyout")
+        .arg(&key)
+        .args(["-outform", "DER", "-out"])
+        .arg(&csr)
+        .output()
+        .map_err(|e| AcmeError::Openssl(e.to_string()))?;
+    if !out.status.success() {
+        return Err(AcmeError::Openssl(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned()));
+    }
+    let read = |p: &Path| std::fs::read(p).map_err(|source| AcmeError::Io { action: "read", path: p.to_owned(), source });
+    Ok((read(&key)?, read(&csr)?))
+}
+
+/// Gets a certificate for every name the app answers to and installs it;
+/// nginx serves it (HTTPS, HTTP redirecting) when this returns.
+pub fn issue(root: &Path, settings: &Settings, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), AcmeError> {
+    let meta = apps::meta(app)?;
+    if meta.proxy_disabled {
+        return Err(AcmeError::ProxyDisabled(app.name.clone()));
+    }
+    let names = proxy::server_names(settings, app, &meta);
+    if names.is_empty() {
+        return Err(AcmeError::NoNames(app.name.clone()));
+    }
+    if let Some(wild) = names.iter().find(|n| n.starts_with('*')) {
+        return Err(AcmeError::Wildcard(wild.clone()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| AcmeError::Io {
+        action: "start",
+        path: "an async runtime".into(),
+        source,
+    })?;
+    let result = runtime.block_on(order(root, settings, app, &names, say));
+    // Challenges are answered only while an order needs them.
+    let cleared = set_pending(root, app, &[]);
+    let (chain, key) = result?;
+    cleared?;
+    tls::install(app, chain.as_bytes(), &key)?;
+    proxy::refresh(root, app).map_err(|e| AcmeError::Proxy(e.to_string()))?;
+    Ok(())
+}
+
+async fn order(
+    root: &Path,
+    settings: &Settings,
+    app: &App,
+    names: &[String],
+    say: &mut dyn FnMut(&str),
+) -> Result<(String, Vec<u8>), AcmeError> {
+    let server = &settings.letsencrypt.server;
+    let server_err = |step| move |source| AcmeError::Server { server: server.clone(), step, source };
+    let account = account(root, settings).await?;
+    say(&format!("Ordering a certificate for {} from {server}", names.join(" ")));
+    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    let mut order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(server_err("create an order"))?;
+
+    // First every answer into nginx, then tell the server to look.
+    let mut challenges = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.map_err(server_err("list the authorizations"))?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let name = authz.identifier().to_string();
+        let challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| AcmeError::NoHttpChallenge(name))?;
+        let answer = challenge.key_authorization();
+        challenges.push(Challenge::new(&challenge.token, answer.as_str()).ok_or_else(|| AcmeError::BadToken(challenge.token.clone()))?);
+    }
+    set_pending(root, app, &challenges)?;
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.map_err(server_err("list the authorizations"))?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let name = authz.identifier().to_string();
+        let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| AcmeError::NoHttpChallenge(name))?;
+        challenge.set_ready().await.map_err(server_err("start a validation"))?;
+    }
+    let patience = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90));
+    let status = order.poll_ready(&patience).await.map_err(server_err("validate the names"))?;
+    if status != OrderStatus::Ready {
+        return Err(AcmeError::Refused { names: names.join(" "), why: refusal(&mut order).await });
+    }
+    say("The names are validated; finalizing");
+    let (key, request) = key_and_request(names)?;
+    order.finalize_csr(&request).await.map_err(server_err("finalize the order"))?;
+    let chain = order.poll_certificate(&patience).await.map_err(server_err("issue the certificate"))?;
+    Ok((chain, key))
+}
+
+/// What the server said went wrong: the first challenge error it reports.
+async fn refusal(order: &mut instant_acme::Order) -> String {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(authz)) = authorizations.next().await {
+        for challenge in &authz.challenges {
+            if let Some(problem) = &challenge.error {
+                return format!("{}: {}", authz.identifier(), problem);
+            }
+        }
+    }
+    "the order became invalid".to_owned()
+}
+
+/// Whether the app's certificate is missing or expires within the renewal window.
+pub fn due(settings: &Settings, app: &App) -> Result<bool, tls::TlsError> {
+    if !tls::has_cert(app) {
+        return Ok(true);
+    }
+    tls::expires_within(app, u64::from(settings.letsencrypt.renew_days_before) * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_hold_base64url_only() {
+        assert!(Challenge::new("abc-_1", "abc-_1.Thumb-_9").is_some());
+        for (token, answer) in [("a;b", "a;b.t"), ("abc", "abd.t"), ("abc", "abc"), ("abc", "abc.t\"; }"), ("", ".t"), ("abc", "abc.t.u")] {
+            assert!(Challenge::new(token, answer).is_none(), "{token} {answer}");
+        }
+    }
+}
