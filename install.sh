@@ -6,20 +6,33 @@ set -euo pipefail
 BERTH_ROOT=${BERTH_ROOT:-/var/lib/berth}
 BIN=/usr/local/bin/berth
 here=$(cd "$(dirname "$0")" && pwd)
+# --offline: an air-gapped host. Packages come from offline/debs, crates
+# from vendor/, the stack and the demo from offline/bundle.tar, all gathered
+# by scripts/offline-kit.sh on a connected machine.
+offline=false
+case "${1:-}" in
+  --offline) offline=true ;;
+  "") ;;
+  *) printf 'usage: %s [--offline]\n' "$0" >&2; exit 2 ;;
+esac
 
 say() { printf -- '-----> %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run me as root (sudo ./install.sh)"
 
-# Debian packages berth uses at run time and to build itself.
-packages=(ca-certificates openssl git gcc libc6-dev pkg-config libseccomp-dev mmdebstrap skopeo umoci tar gzip uidmap iproute2 iptables curl
-  nginx openssh-server openssh-client sudo procps)
+# Debian packages berth uses at run time and to build itself (one list,
+# shared with scripts/offline-kit.sh).
+mapfile -t packages < <(sed 's/#.*//' "$here/packages.debian" | tr -s ' \t' '\n' | grep .)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] && $offline; then
+  ls "$here"/offline/debs/*.deb >/dev/null 2>&1 || die "offline/debs/ holds no .deb: run scripts/offline-kit.sh on a connected machine first"
+  say "Installing Debian packages from offline/debs: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive dpkg -i --skip-same-version "$here"/offline/debs/*.deb >/dev/null
+elif [ ${#missing[@]} -gt 0 ]; then
   say "Installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
@@ -32,8 +45,14 @@ for dir in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin ${SUDO_USER:
 done
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) and run me again"
 
-say "Building berth (release)"
-(cd "$here" && cargo build --release --locked --quiet)
+if $offline; then
+  [ -f "$here/.cargo/config.toml" ] && [ -d "$here/vendor" ] || die "vendor/ is missing: run scripts/offline-kit.sh on a connected machine first"
+  say "Building berth (release) from vendor/"
+  (cd "$here" && cargo build --release --locked --offline --quiet)
+else
+  say "Building berth (release)"
+  (cd "$here" && cargo build --release --locked --quiet)
+fi
 if ! cmp -s "$here/target/release/berth" "$BIN"; then
   install -m 0755 "$here/target/release/berth" "$BIN"
   say "Installed $BIN"
@@ -58,7 +77,10 @@ fi
 
 # The stack: built once with mmdebstrap (a few minutes), then kept in the
 # stack cache keyed by the recipe's hash; later runs find it up to date.
-BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build bookworm --cache /var/cache/berth/stacks
+# Offline, it comes from the bundle (loaded below, once nginx runs).
+if ! $offline; then
+  BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build bookworm --cache /var/cache/berth/stacks
+fi
 # --- Pushes arrive over OpenSSH as the unprivileged `berth` user, whose
 # keys may only run `berth ssh-command`; that re-runs itself as root
 # through exactly one sudo rule.
@@ -215,6 +237,11 @@ if [ -n "${SUDO_USER:-}" ]; then
   done
 fi
 
+if $offline; then
+  [ -f "$here/offline/bundle.tar" ] || die "offline/bundle.tar is missing: run scripts/offline-kit.sh on a connected machine first"
+  say "Loading offline/bundle.tar: the stack and the catmeow demo"
+  "$BIN" bundle:load "$here/offline/bundle.tar" 2>&1 | sed 's/^/       /'
+fi
 demo=$BERTH_ROOT/tmp/catmeow-demo
 rm -rf "$demo"
 mkdir -p "$demo"
@@ -225,12 +252,13 @@ cp -a "$here/examples/catmeow/." "$demo/"
   git init -q -b main
   git add .
   git -c user.name=berth -c user.email=install@berth commit -q -m "catmeow"
+  $offline && exit 0
   say "Deploying examples/catmeow with git push berth@127.0.0.1:catmeow main"
   GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$BERTH_ROOT/known_hosts -o LogLevel=ERROR" \
     git push -q --force berth@127.0.0.1:catmeow main 2>&1 | sed 's/^/       /'
 )
 rm -rf "$demo"
-domain=$("$BIN" domains:report-global)
+domain=$("$BIN" domains:report-global | head -n 1)
 url="http://catmeow.$domain"
 answers() {
   for _ in $(seq 25); do
@@ -242,7 +270,7 @@ answers() {
 }
 # The demo commit is always the same, so on a host that has it already the
 # push changes nothing: when that copy does not answer, build it again.
-if ! answers; then
+if ! answers && ! $offline; then
   say "catmeow does not answer yet; rebuilding it from its pushed commit"
   "$BIN" ps:rebuild catmeow 2>&1 | sed 's/^/       /'
   answers || true

@@ -6,8 +6,13 @@ cd "$(dirname "$0")"
 for dir in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
   [ -x "$dir/cargo" ] && PATH="$dir:$PATH"
 done
-# Peers the tests start but berth does not need: an ACME test server.
-if [ "$(id -u)" = 0 ] && ! command -v pebble >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pebble
+# Peers the tests start but berth does not need: an ACME test server, an
+# image registry, and htpasswd for its basic auth.
+peers=()
+command -v pebble >/dev/null || peers+=(pebble)
+command -v docker-registry >/dev/null || peers+=(docker-registry)
+command -v htpasswd >/dev/null || peers+=(apache2-utils)
+if [ "$(id -u)" = 0 ] && [ ${#peers[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${peers[@]}"
 fi
 exec cargo test --release --locked "$@"

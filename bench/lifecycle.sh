@@ -5,7 +5,7 @@
 # Usage: bench/lifecycle.sh [RUNS]      (default 5)
 set -euo pipefail
 RUNS=${1:-5}
-domain=$(berth domains:report-global)
+domain=$(berth domains:report-global | head -n 1)
 stats() { python3 -c '
 import statistics, sys
 v = sorted(float(x) for x in sys.stdin.read().split())

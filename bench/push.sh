@@ -9,7 +9,7 @@ RUNS=${1:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
 BERTH_ROOT=${BERTH_ROOT:-/var/lib/berth}
 key=$BERTH_ROOT/install_key
-domain=$(berth domains:report-global)
+domain=$(berth domains:report-global | head -n 1)
 export GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$BERTH_ROOT/known_hosts -o LogLevel=ERROR"
 work=$(mktemp -d /var/tmp/berth-bench-push.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -7,6 +7,8 @@ mod cli;
 mod deploy;
 mod git;
 mod image;
+mod progress;
+mod registry;
 mod runtime;
 mod stack;
 mod state;

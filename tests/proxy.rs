@@ -9,30 +9,12 @@ mod common;
 use std::fs;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use common::assert_clear_failure;
 use common::push_host::{PushHost, checkout_of, free_port, run, text};
+use common::servers::{Server, wait_for_port};
 use common::site::is_root;
-
-/// A server process the test started; killed when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A CA and a certificate it signed for 127.0.0.1, for pebble's own HTTPS.
 fn make_pki(dir: &Path) {

@@ -35,6 +35,14 @@ pub const COMMANDS: &[Command] = &[
         run: import,
     },
     Command {
+        name: "images:export",
+        usage: "APP [--release vN] [--format oci-archive|oci-dir|docker-archive] -o FILE",
+        about: "Write an app's release image (default: the current one) as an OCI archive, OCI layout dir or docker archive, tagged APP:vN",
+        switches: &[],
+        options: &["--release", "--format", "-o"],
+        run: export,
+    },
+    Command {
         name: "images:from-dir",
         usage: "DIR REF [--base REF]",
         about: "Make an image from a directory tree: one deterministic layer, on top of --base if given",
@@ -134,18 +142,31 @@ fn from_dir(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let base = args.option("--base").map(|b| b.to_string_lossy().parse::<ImageRef>()).transpose()?;
     let store = Store::open(&ctx.root)?;
     let _writing = store.writing()?;
-    let (mut layers, mut config) = match &base {
-        Some(base) => {
-            let image = store.image(base)?;
-            (image.layers()?, image.config)
-        }
+    let base = base.map(|b| store.image(&b)).transpose()?;
+    let (manifest, layer, took) = one_layer_image(&store, &dir, &name, base, &format!("berth images:from-dir {}", dir.display()))?;
+    println!("-----> Wrote layer {} ({}) in {took:.2} s", layer.digest, human_bytes(layer.size));
+    println!("-----> Tagged {name} ({})", manifest.digest());
+    Ok(())
+}
+
+/// Tags `name` as `base` (or nothing) plus one layer of `dir`'s tree.
+/// Returns the manifest, the layer and the seconds the layer took.
+pub fn one_layer_image(
+    store: &Store,
+    dir: &std::path::Path,
+    name: &ImageRef,
+    base: Option<crate::image::Image>,
+    created_by: &str,
+) -> anyhow::Result<(oci_spec::image::Descriptor, crate::image::LayerInfo, f64)> {
+    let (mut layers, mut config) = match base {
+        Some(image) => (image.layers()?, image.config),
         None => {
             let empty = serde_json::json!({"architecture": host_arch(), "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
             (Vec::new(), serde_json::from_value(empty)?)
         }
     };
     let started = std::time::Instant::now();
-    let layer = layer::write_tree(&store, &dir, layer::LayerOptions::from_env())?;
+    let layer = layer::write_tree(store, dir, layer::LayerOptions::from_env())?;
     let took = started.elapsed().as_secs_f64();
     let mut rootfs = config.rootfs().clone();
     let mut diff_ids = rootfs.diff_ids().clone();
@@ -153,13 +174,11 @@ fn from_dir(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     rootfs.set_diff_ids(diff_ids);
     config.set_rootfs(rootfs);
     let mut history = config.history().clone().unwrap_or_default();
-    history.push(serde_json::from_value(serde_json::json!({"created_by": format!("berth images:from-dir {}", dir.display())}))?);
+    history.push(serde_json::from_value(serde_json::json!({ "created_by": created_by }))?);
     config.set_history(Some(history));
     layers.push(layer.clone());
-    let manifest = store.write_image(&name, &layers, &config)?;
-    println!("-----> Wrote layer {} ({}) in {took:.2} s", layer.digest, human_bytes(layer.size));
-    println!("-----> Tagged {name} ({})", manifest.digest());
-    Ok(())
+    let manifest = store.write_image(name, &layers, &config)?;
+    Ok((manifest, layer, took))
 }
 
 /// The architecture name OCI uses for this host.
@@ -186,5 +205,43 @@ fn remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let name = image_ref(&args, 0)?;
     Store::open(&ctx.root)?.remove_tag(&name)?;
     println!("-----> Removed tag {name}; run store:gc to free its blobs");
+    Ok(())
+}
+
+fn export(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = crate::state::apps::open(&ctx.root, &args.app(0)?)?;
+    let out = PathBuf::from(args.option("-o").ok_or_else(|| args.usage_error("missing -o FILE"))?);
+    let all = crate::state::releases::list(&app.dir);
+    let release = match args.option("--release") {
+        None => all.last().cloned().with_context(|| format!("app {} has no release yet", app.name))?,
+        Some(v) => {
+            let text = v.to_string_lossy();
+            let number: u64 = text.trim_start_matches('v').parse().map_err(|_| args.usage_error("--release takes vN, e.g. v3"))?;
+            all.iter().find(|r| r.version == number).cloned().with_context(|| format!("app {} has no release v{number}", app.name))?
+        }
+    };
+    let store = Store::open(&ctx.root)?;
+    let digest: Digest = release.image_digest.parse()?;
+    // The store keeps a release's image by digest; the archive names it APP:vN.
+    let manifest =
+        store.image_by_digest(&digest).with_context(|| format!("the image of v{} is no longer in the store", release.version))?;
+    let size = store.read_blob(&manifest.manifest_digest)?.len() as u64;
+    let descriptor = crate::image::store::descriptor(oci_spec::image::MediaType::ImageManifest, &digest, size);
+    let name = ImageRef::new(app.name.as_str(), &format!("v{}", release.version))?;
+    let images = [(name.clone(), descriptor)];
+    let format = args.option("--format").map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "oci-archive".into());
+    match format.as_str() {
+        "oci-archive" => archive::export_oci(&store, &images, &out)?,
+        "docker-archive" => archive::export_docker(&store, &images, &out)?,
+        "oci-dir" => {
+            if out.exists() {
+                anyhow::bail!("{} exists; oci-dir writes a new directory", out.display());
+            }
+            archive::export_oci_dir(&store, &images, &out)?
+        }
+        other => return Err(args.usage_error(&format!("unknown format {other:?}: use oci-archive, oci-dir or docker-archive")).into()),
+    }
+    println!("-----> Exported {name} ({digest}) as {format} to {}", out.display());
     Ok(())
 }

@@ -7,6 +7,7 @@
 mod apps;
 mod args;
 mod builds;
+mod bundle;
 mod certs;
 mod checks;
 mod config;
@@ -17,6 +18,7 @@ mod images;
 mod letsencrypt;
 mod logs;
 mod ps;
+mod registry;
 mod report;
 mod resource;
 mod run;
@@ -50,10 +52,11 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 18] {
+fn tables() -> [&'static [Command]; 20] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
+        bundle::COMMANDS,
         certs::COMMANDS,
         checks::COMMANDS,
         config::COMMANDS,
@@ -64,6 +67,7 @@ fn tables() -> [&'static [Command]; 18] {
         letsencrypt::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
+        registry::COMMANDS,
         report::COMMANDS,
         resource::COMMANDS,
         run::COMMANDS,

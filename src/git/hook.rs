@@ -54,43 +54,119 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
     let result = (|| -> anyhow::Result<()> {
         super::repo::export(&super::repo::repo_dir(app), revision, &source)?;
         let built = build::build(root, app, &source, Some(revision), say)?;
-        let store = Store::open(root)?;
-        let image: &ImageRef = &built.image;
-        let digest = store.resolve(image)?.digest().to_string();
-        let release = Release {
-            version: releases::next_version(&app.dir),
-            description: format!("Deploy {short}"),
-            image: image.to_string(),
-            image_digest: digest,
+        let what = ReleaseOf {
             process_types: built.process_types.clone(),
-            config_vars: crate::deploy::config_snapshot(app)?,
-            git_revision: Some(revision.to_owned()),
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             formation: built.formation.clone(),
             healthchecks: built.healthchecks.clone(),
             scripts: built.scripts.clone(),
+            git_revision: Some(revision.to_owned()),
+            description: format!("Deploy {short}"),
         };
-        say(&format!("-----> Releasing {} v{}", app.name, release.version));
-        let mut step = |line: &str| say(&format!("-----> {line}"));
-        // Before anything starts: app.json's predeploy, then the Procfile's release process.
-        let kept = |e: deploy::DeployError| anyhow::anyhow!("{e}; the previous release keeps serving");
-        if let Some(command) = &release.scripts.predeploy {
-            deploy::run_phase(root, app, &release, "predeploy", command, &mut step).map_err(kept)?;
-        }
-        if let Some(command) = release.process_types.get("release") {
-            deploy::run_phase(root, app, &release, "release", command, &mut step).map_err(kept)?;
-        }
-        let url = deploy::deploy(root, app, &release, &mut step)?;
-        deploy::record_release(root, app, &release)?;
-        if let Some(command) = &release.scripts.postdeploy {
-            // The release serves already: a failing postdeploy is reported, not undone.
-            if let Err(e) = deploy::run_phase(root, app, &release, "postdeploy", command, &mut step) {
-                say(&format!(" !     {e}"));
-            }
-        }
-        say(&format!("=====> Application deployed: {url}"));
-        Ok(())
+        release_image(root, app, &built.image, what, say)
     })();
     let _ = std::fs::remove_dir_all(&source);
     result
+}
+
+/// What a release records besides its image.
+pub struct ReleaseOf {
+    pub process_types: std::collections::BTreeMap<String, String>,
+    pub formation: std::collections::BTreeMap<String, u32>,
+    pub healthchecks: std::collections::BTreeMap<String, Vec<crate::deploy::checks::Check>>,
+    pub scripts: crate::build::appjson::Scripts,
+    pub git_revision: Option<String>,
+    pub description: String,
+}
+
+/// Releases an image in the store (just built, or pulled by
+/// `git:from-image`): predeploy and the release process, the roll, the
+/// record, postdeploy, and the push to the app's registry when set.
+pub fn release_image(
+    root: &Path,
+    app: &crate::app::App,
+    image: &ImageRef,
+    what: ReleaseOf,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let store = Store::open(root)?;
+    let digest = store.resolve(image)?.digest().to_string();
+    let release = Release {
+        version: releases::next_version(&app.dir),
+        description: what.description,
+        image: image.to_string(),
+        image_digest: digest,
+        process_types: what.process_types,
+        config_vars: crate::deploy::config_snapshot(app)?,
+        git_revision: what.git_revision,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        formation: what.formation,
+        healthchecks: what.healthchecks,
+        scripts: what.scripts,
+    };
+    say(&format!("-----> Releasing {} v{}", app.name, release.version));
+    let mut step = |line: &str| say(&format!("-----> {line}"));
+    // Before anything starts: app.json's predeploy, then the Procfile's release process.
+    let kept = |e: deploy::DeployError| anyhow::anyhow!("{e}; the previous release keeps serving");
+    if let Some(command) = &release.scripts.predeploy {
+        deploy::run_phase(root, app, &release, "predeploy", command, &mut step).map_err(kept)?;
+    }
+    if let Some(command) = release.process_types.get("release") {
+        deploy::run_phase(root, app, &release, "release", command, &mut step).map_err(kept)?;
+    }
+    let url = deploy::deploy(root, app, &release, &mut step)?;
+    deploy::record_release(root, app, &release)?;
+    if let Some(command) = &release.scripts.postdeploy {
+        // The release serves already: a failing postdeploy is reported, not undone.
+        if let Err(e) = deploy::run_phase(root, app, &release, "postdeploy", command, &mut step) {
+            say(&format!(" !     {e}"));
+        }
+    }
+    if crate::state::apps::meta(app)?.registry.push_on_release {
+        // The release serves already: a failed push is reported, not undone.
+        match crate::registry::release_push(root, app, &release, &mut |line| say(&format!("-----> {line}"))) {
+            Ok(sent) => say(&format!("-----> Pushed {sent}")),
+            Err(e) => say(&format!(" !     the push to the app's registry failed: {e}")),
+        }
+    }
+    say(&format!("=====> Application deployed: {url}"));
+    Ok(())
+}
+
+/// Deploys an image berth built that is in the store under `image` (pulled,
+/// imported, or loaded from a bundle): the app is made if missing, the
+/// image gets the app's own tag (so gc keeps it), and it is released with
+/// the process types its label records.
+pub fn deploy_image(
+    root: &Path,
+    name: &crate::app::AppName,
+    image: &ImageRef,
+    description: &str,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let store = Store::open(root)?;
+    let descriptor = store.resolve(image)?;
+    let digest = crate::image::Digest::try_from(descriptor.digest())?;
+    let config = store.image_by_digest(&digest)?.config;
+    let labels = config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default();
+    let process_types: std::collections::BTreeMap<String, String> = labels
+        .get("io.berth.process-types")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .with_context(|| format!("{image} was not built by berth (no io.berth.process-types label): berth deploys its own images"))?;
+    if !crate::state::apps::exists(root, name) {
+        crate::state::apps::create(root, name)?;
+        say(&format!("-----> Created app {name}"));
+    }
+    let locked = crate::state::apps::lock(root, name)?;
+    let tag = ImageRef::new(&format!("berth/app-{name}"), &format!("img-{}", &digest.hex()[..12]))?;
+    store.set_tag(&tag, &descriptor)?;
+    let what = ReleaseOf {
+        process_types,
+        formation: Default::default(),
+        healthchecks: Default::default(),
+        scripts: Default::default(),
+        git_revision: labels.get("io.berth.git-revision").cloned(),
+        description: description.to_owned(),
+    };
+    release_image(root, &locked.app, &tag, what, say)
 }

@@ -56,24 +56,7 @@ pub struct Imported {
 /// OCI archive at `out`: a tar of an image layout holding just their blobs.
 pub fn export_oci(store: &Store, images: &[(ImageRef, Descriptor)], out: &Path) -> Result<(), ArchiveError> {
     let write_err = |source| ArchiveError::Write { path: out.to_owned(), source };
-    let mut blobs = BTreeSet::new();
-    let mut manifests = Vec::new();
-    for (name, descriptor) in images {
-        let digest = Digest::try_from(descriptor.digest()).map_err(StoreError::from)?;
-        let image = store.image_by_digest(&digest)?;
-        blobs.insert(digest);
-        blobs.insert(Digest::try_from(image.manifest.config().digest()).map_err(StoreError::from)?);
-        for layer in image.layers()? {
-            blobs.insert(layer.digest.0);
-        }
-        let mut tagged = descriptor.clone();
-        tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), name.to_string())])));
-        manifests.push(tagged);
-    }
-    let mut index: ImageIndex =
-        serde_json::from_str(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)
-            .expect("static index");
-    index.set_manifests(manifests);
+    let (blobs, index) = layout_of(store, images)?;
 
     let tmp = atomic::temp_path_for(out);
     let result = (|| {
@@ -108,6 +91,103 @@ pub fn export_oci(store: &Store, images: &[(ImageRef, Descriptor)], out: &Path) 
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(write_err)
+}
+
+/// Writes `images` as an OCI image layout directory at `out` (which must
+/// not exist): `oci-layout`, `index.json` and the blobs, as `oci:DIR` reads.
+pub fn export_oci_dir(store: &Store, images: &[(ImageRef, Descriptor)], out: &Path) -> Result<(), ArchiveError> {
+    let write_err = |source| ArchiveError::Write { path: out.to_owned(), source };
+    let (blobs, index) = layout_of(store, images)?;
+    let blob_dir = out.join("blobs").join("sha256");
+    fs::create_dir_all(&blob_dir).map_err(write_err)?;
+    for digest in &blobs {
+        let target = blob_dir.join(digest.hex());
+        // Same filesystem: a hard link costs nothing; else a copy.
+        if fs::hard_link(store.blob_path(digest), &target).is_err() {
+            fs::copy(store.blob_path(digest), &target).map_err(write_err)?;
+        }
+    }
+    fs::write(out.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(write_err)?;
+    fs::write(out.join("index.json"), serde_json::to_vec(&index).expect("index serialises")).map_err(write_err)
+}
+
+/// The blobs of `images` and an index naming each by its tag.
+fn layout_of(store: &Store, images: &[(ImageRef, Descriptor)]) -> Result<(BTreeSet<Digest>, ImageIndex), ArchiveError> {
+    let mut blobs = BTreeSet::new();
+    let mut manifests = Vec::new();
+    for (name, descriptor) in images {
+        let digest = Digest::try_from(descriptor.digest()).map_err(StoreError::from)?;
+        let image = store.image_by_digest(&digest)?;
+        blobs.insert(digest);
+        blobs.insert(Digest::try_from(image.manifest.config().digest()).map_err(StoreError::from)?);
+        for layer in image.layers()? {
+            blobs.insert(layer.digest.0);
+        }
+        let mut tagged = descriptor.clone();
+        tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), name.to_string())])));
+        manifests.push(tagged);
+    }
+    let mut index: ImageIndex =
+        serde_json::from_str(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)
+            .expect("static index");
+    index.set_manifests(manifests);
+    Ok((blobs, index))
+}
+
+/// Writes `images` as a docker archive (`docker save`'s format, what
+/// `docker load` and `podman load` read): `manifest.json`, each config as
+/// `<hex>.json`, each layer uncompressed as `<diff id hex>.tar`.
+pub fn export_docker(store: &Store, images: &[(ImageRef, Descriptor)], out: &Path) -> Result<(), ArchiveError> {
+    let write_err = |source| ArchiveError::Write { path: out.to_owned(), source };
+    let tmp = atomic::temp_path_for(out);
+    let result = (|| -> Result<(), ArchiveError> {
+        let file = File::create(&tmp).map_err(write_err)?;
+        let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file));
+        let mut entries = Vec::new();
+        let mut written = BTreeSet::new();
+        let scratch_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for (name, descriptor) in images {
+            let image = store.image_by_digest(&Digest::try_from(descriptor.digest()).map_err(StoreError::from)?)?;
+            let config_digest = Digest::try_from(image.manifest.config().digest()).map_err(StoreError::from)?;
+            let config_path = format!("{}.json", config_digest.hex());
+            if written.insert(config_path.clone()) {
+                let config = store.read_blob(&config_digest)?;
+                append(&mut tar, &config_path, config.len() as u64, &mut &config[..]).map_err(write_err)?;
+            }
+            let mut layer_paths = Vec::new();
+            for layer in image.layers()? {
+                let path = format!("{}.tar", layer.diff_id.0.hex());
+                if written.insert(path.clone()) {
+                    // The tar header needs the size first: unpack to a scratch file.
+                    let mut scratch = tempfile::tempfile_in(scratch_dir).map_err(write_err)?;
+                    let blob = File::open(store.blob_path(&layer.digest.0)).map_err(write_err)?;
+                    let size = io::copy(&mut flate2::read::GzDecoder::new(io::BufReader::new(blob)), &mut scratch).map_err(write_err)?;
+                    io::Seek::rewind(&mut scratch).map_err(write_err)?;
+                    append(&mut tar, &path, size, &mut io::BufReader::with_capacity(1 << 20, scratch)).map_err(write_err)?;
+                }
+                layer_paths.push(path);
+            }
+            entries.push(serde_json::json!({ "Config": config_path, "RepoTags": [name.to_string()], "Layers": layer_paths }));
+        }
+        let manifest = serde_json::to_vec(&entries).expect("manifest serialises");
+        append(&mut tar, "manifest.json", manifest.len() as u64, &mut &manifest[..]).map_err(write_err)?;
+        let file = tar.into_inner().map_err(write_err)?.into_inner().map_err(|e| write_err(e.into_error()))?;
+        file.sync_all().map_err(write_err)?;
+        fs::rename(&tmp, out).map_err(write_err)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn append(tar: &mut tar::Builder<impl io::Write>, path: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_mtime(0);
+    tar.append_data(&mut header, path, data)
 }
 
 /// A docker archive's `manifest.json` entry.

@@ -96,6 +96,22 @@ pub struct AppMeta {
     /// `letsencrypt:enable`: the certificate comes from ACME and is renewed.
     #[serde(default)]
     pub letsencrypt: bool,
+    /// `registry:set`: where `registry:push` (and push-on-release) sends images.
+    #[serde(default)]
+    pub registry: AppRegistry,
+}
+
+/// An app's registry settings (Dokku's `registry:set`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRegistry {
+    /// `host[:port]` of the registry.
+    pub server: Option<String>,
+    /// The repository there; the app's name when unset.
+    pub image_repo: Option<String>,
+    /// Push every new release.
+    pub push_on_release: bool,
+    /// Plain HTTP (loopback only).
+    pub insecure: bool,
 }
 
 /// `checks:*`: which process types are checked before traffic moves, and
@@ -160,6 +176,7 @@ impl AppMeta {
             nginx: Default::default(),
             ports: None,
             letsencrypt: false,
+            registry: AppRegistry::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod push_host;
+pub mod servers;
 pub mod site;
 
 use std::collections::BTreeMap;

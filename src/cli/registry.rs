@@ -1,0 +1,308 @@
+//! Everything that talks to an image registry: `registry:*` (logins, an
+//! app's registry, pushing its releases), `images:pull`/`images:push`,
+//! `stacks:pull`/`stacks:push`, and `git:from-image` (deploying an image
+//! built elsewhere).
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+
+use super::{Args, Command, Ctx, print_json, wants_json};
+use crate::git::hook;
+use crate::image::{Digest, ImageRef, Store};
+use crate::registry::logins::{self, Login};
+use crate::registry::{Client, RemoteRef, pull, push};
+use crate::stack::StackName;
+use crate::state::apps;
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "registry:login",
+        usage: "SERVER USER [PASSWORD] [--password-stdin] [--insecure]",
+        about: "Check a login against the registry and keep it (root-only) for pushes and pulls",
+        switches: &["--password-stdin", "--insecure"],
+        options: &[],
+        run: login,
+    },
+    Command { name: "registry:logout", usage: "SERVER", about: "Forget the login for SERVER", switches: &[], options: &[], run: logout },
+    Command {
+        name: "registry:set",
+        usage: "APP server|image-repo|push-on-release|insecure [VALUE]",
+        about: "Set (or without VALUE, unset) where the app's images are pushed",
+        switches: &[],
+        options: &[],
+        run: set,
+    },
+    Command {
+        name: "registry:report",
+        usage: "APP [--format json]",
+        about: "The app's registry settings",
+        switches: &[],
+        options: &["--format"],
+        run: report,
+    },
+    Command {
+        name: "registry:push",
+        usage: "APP [TAG] [--release vN]",
+        about: "Push a release's image (default: the current one) as TAG, or as N and its git revision",
+        switches: &[],
+        options: &["--release"],
+        run: push_app,
+    },
+    Command {
+        name: "images:pull",
+        usage: "SERVER/NAME[:TAG|@DIGEST] [--insecure]",
+        about: "Pull an image into the store as NAME:TAG, every digest verified",
+        switches: &["--insecure"],
+        options: &[],
+        run: pull_image,
+    },
+    Command {
+        name: "images:push",
+        usage: "REF SERVER/NAME[:TAG] [--insecure]",
+        about: "Push an image from the store to a registry",
+        switches: &["--insecure"],
+        options: &[],
+        run: push_image,
+    },
+    Command {
+        name: "stacks:push",
+        usage: "STACK SERVER/NAME [--insecure]",
+        about: "Push a stack's run and build images as NAME:STACK-run and NAME:STACK-build",
+        switches: &["--insecure"],
+        options: &[],
+        run: push_stack,
+    },
+    Command {
+        name: "stacks:pull",
+        usage: "SERVER/NAME:STACK [--insecure]",
+        about: "Pull a stack pushed by stacks:push (NAME:STACK-run and NAME:STACK-build)",
+        switches: &["--insecure"],
+        options: &[],
+        run: pull_stack,
+    },
+    Command {
+        name: "git:from-image",
+        usage: "APP REF [--insecure]",
+        about: "Deploy an image berth built (a registry's SERVER/NAME:TAG, or a store tag); the app is made if missing",
+        switches: &["--insecure"],
+        options: &[],
+        run: from_image,
+    },
+];
+
+fn remote(args: &Args, i: usize) -> anyhow::Result<RemoteRef> {
+    let raw = args.get(i).ok_or_else(|| args.usage_error("missing the registry reference"))?;
+    Ok(RemoteRef::parse(&raw.to_string_lossy())?)
+}
+
+fn server_arg(args: &Args) -> anyhow::Result<String> {
+    let server = args.get(0).expect("checked").to_string_lossy().into_owned();
+    if !crate::registry::reference::valid_server(&server) {
+        bail!("{server:?} is not a registry host[:port]");
+    }
+    Ok(server)
+}
+
+fn login(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 3)?;
+    let server = server_arg(&args)?;
+    let user = args.get(1).expect("checked").to_string_lossy().into_owned();
+    let password = match (args.get(2), args.switch("--password-stdin")) {
+        (Some(_), true) => return Err(args.usage_error("give the password or --password-stdin, not both").into()),
+        (Some(p), false) => p.to_string_lossy().into_owned(),
+        (None, true) => {
+            let mut text = String::new();
+            std::io::stdin().take(4096).read_to_string(&mut text).context("cannot read the password from stdin")?;
+            text.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => return Err(args.usage_error("missing PASSWORD (or --password-stdin)").into()),
+    };
+    if user.is_empty() || password.is_empty() || user.contains(':') {
+        bail!("the user must be non-empty without ':' and the password non-empty");
+    }
+    let login = Login { user, password };
+    Client::with_login(&ctx.root, &server, args.switch("--insecure"), None, false, Some(&login))?;
+    let user = login.user.clone();
+    logins::set(&ctx.root, &server, login)?;
+    println!("-----> Logged in to {server} as {user}");
+    Ok(())
+}
+
+fn logout(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let server = server_arg(&args)?;
+    if !logins::remove(&ctx.root, &server)? {
+        bail!("there is no login for {server}");
+    }
+    println!("-----> Logged out of {server}");
+    Ok(())
+}
+
+fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 3)?;
+    let key = args.get(1).expect("checked").to_string_lossy().into_owned();
+    let value = args.get(2).map(|v| v.to_string_lossy().into_owned());
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let mut meta = apps::meta(&locked.app)?;
+    let flag = |v: &Option<String>| match v.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(anyhow::anyhow!("{key} is true or false, not {other:?}")),
+    };
+    match key.as_str() {
+        "server" => {
+            if let Some(s) = &value
+                && !crate::registry::reference::valid_server(s)
+            {
+                bail!("{s:?} is not a registry host[:port]");
+            }
+            meta.registry.server = value.clone();
+        }
+        "image-repo" => {
+            if let Some(r) = &value {
+                ImageRef::new(r, "latest").map_err(|_| anyhow::anyhow!("{r:?} is not a repository name (a-z, 0-9, '.', '_', '-', '/')"))?;
+            }
+            meta.registry.image_repo = value.clone();
+        }
+        "push-on-release" => meta.registry.push_on_release = flag(&value)?,
+        "insecure" => meta.registry.insecure = flag(&value)?,
+        other => bail!("{other:?} is not a registry setting: use server, image-repo, push-on-release or insecure"),
+    }
+    apps::write_meta(&locked, &meta)?;
+    match value {
+        Some(v) => println!("-----> {} registry {key} is {v}", locked.app.name),
+        None => println!("-----> {} registry {key} is unset", locked.app.name),
+    }
+    Ok(())
+}
+
+fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let r = apps::meta(&app)?.registry;
+    if wants_json(&args)? {
+        return print_json(&r);
+    }
+    println!("=====> {} registry", app.name);
+    println!("       server:              {}", r.server.as_deref().unwrap_or("(none)"));
+    println!("       image repo:          {}", r.image_repo.as_deref().unwrap_or(app.name.as_str()));
+    println!("       push on release:     {}", r.push_on_release);
+    println!("       insecure:            {}", r.insecure);
+    Ok(())
+}
+
+fn push_app(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 2)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let all = crate::state::releases::list(&locked.app.dir);
+    let mut release = match args.option("--release") {
+        None => all.last().cloned().with_context(|| format!("app {} has no release yet", locked.app.name))?,
+        Some(v) => {
+            let n: u64 = v.to_string_lossy().trim_start_matches('v').parse().map_err(|_| args.usage_error("--release takes vN"))?;
+            all.iter().find(|r| r.version == n).cloned().with_context(|| format!("app {} has no release v{n}", locked.app.name))?
+        }
+    };
+    if let Some(tag) = args.get(1) {
+        // One tag given: push only that (as Dokku's `registry:push APP TAG`).
+        let tag = tag.to_string_lossy().into_owned();
+        ImageRef::new("x", &tag).map_err(|_| anyhow::anyhow!("{tag:?} is not a tag ([A-Za-z0-9_.-], at most 128)"))?;
+        return push_release_as(ctx, &locked, &release, &tag);
+    }
+    release.git_revision = release.git_revision.filter(|r| !r.is_empty());
+    let sent = crate::registry::release_push(&ctx.root, &locked.app, &release, &mut |line| println!("       {line}"))?;
+    println!("-----> Pushed {sent}");
+    Ok(())
+}
+
+fn push_release_as(ctx: &Ctx, locked: &apps::LockedApp, release: &crate::state::releases::Release, tag: &str) -> anyhow::Result<()> {
+    let settings = apps::meta(&locked.app)?.registry;
+    let server = settings
+        .server
+        .with_context(|| format!("app {} has no registry; run registry:set {} server HOST[:PORT]", locked.app.name, locked.app.name))?;
+    let repository = settings.image_repo.unwrap_or_else(|| locked.app.name.to_string());
+    let store = Store::open(&ctx.root)?;
+    let client = Client::connect(&ctx.root, &server, settings.insecure, &repository, true)?;
+    let pushed = push::push(&ctx.root, &store, &client, &repository, &release.image_digest.parse()?, &[tag.to_owned()], &mut |l| {
+        println!("       {l}")
+    })?;
+    println!("-----> Pushed {server}/{repository}:{tag} ({} of {} bytes sent)", pushed.bytes_sent, pushed.image_bytes);
+    Ok(())
+}
+
+/// Pulls `remote` and says what came, with figures.
+fn pull_into(ctx: &Ctx, remote: &RemoteRef, insecure: bool) -> anyhow::Result<(ImageRef, Digest)> {
+    let store = Store::open(&ctx.root)?;
+    let client = Client::connect(&ctx.root, &remote.server, insecure, &remote.repository, false)?;
+    let (name, digest, pulled) = pull::pull(&store, &client, remote, &mut |l| println!("       {l}"))?;
+    println!(
+        "-----> Pulled {remote} as {name} ({digest}): {} of {} blobs fetched, {} bytes in {:.2} s",
+        pulled.fetched, pulled.blobs, pulled.bytes_fetched, pulled.seconds
+    );
+    Ok((name, digest))
+}
+
+fn pull_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    pull_into(ctx, &remote(&args, 0)?, args.switch("--insecure"))?;
+    Ok(())
+}
+
+fn push_to(ctx: &Ctx, local: &ImageRef, target: &RemoteRef, insecure: bool) -> anyhow::Result<()> {
+    let store = Store::open(&ctx.root)?;
+    let digest = Digest::try_from(store.resolve(local)?.digest())?;
+    let client = Client::connect(&ctx.root, &target.server, insecure, &target.repository, true)?;
+    let pushed =
+        push::push(&ctx.root, &store, &client, &target.repository, &digest, &[target.reference()], &mut |l| println!("       {l}"))?;
+    println!(
+        "-----> Pushed {local} to {target}: {} of {} bytes sent in {:.2} s ({} blobs already there, {} mounted)",
+        pushed.bytes_sent, pushed.image_bytes, pushed.seconds, pushed.skipped, pushed.mounted
+    );
+    Ok(())
+}
+
+fn push_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let local = super::images::image_ref(&args, 0)?;
+    let target = remote(&args, 1)?;
+    if matches!(target.target, crate::registry::reference::Target::Digest(_)) {
+        bail!("push to a tag, not a digest");
+    }
+    push_to(ctx, &local, &target, args.switch("--insecure"))
+}
+
+fn push_stack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let stack = StackName::parse(&args.get(0).expect("checked").to_string_lossy())?;
+    let base = remote(&args, 1)?;
+    for (local, kind) in [(stack.run_image(), "run"), (stack.build_image(), "build")] {
+        push_to(ctx, &local, &base.with_tag(&format!("{stack}-{kind}"))?, args.switch("--insecure"))?;
+    }
+    Ok(())
+}
+
+fn pull_stack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let base = remote(&args, 0)?;
+    let stack = StackName::parse(&base.reference())?;
+    let store = Store::open(&ctx.root)?;
+    for (local, kind) in [(stack.run_image(), "run"), (stack.build_image(), "build")] {
+        let (pulled, digest) = pull_into(ctx, &base.with_tag(&format!("{stack}-{kind}"))?, args.switch("--insecure"))?;
+        // The stack's own names, as stacks:build would have tagged them.
+        store.set_tag(&local, &store.resolve(&pulled)?)?;
+        println!("-----> {local} is {digest}");
+    }
+    Ok(())
+}
+
+fn from_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let name = args.app(0)?;
+    let raw = args.get(1).expect("checked").to_string_lossy().into_owned();
+    // A registry reference is pulled first; anything else names a store tag.
+    let local = match RemoteRef::parse(&raw) {
+        Ok(remote) => pull_into(ctx, &remote, args.switch("--insecure"))?.0,
+        Err(_) => raw.parse()?,
+    };
+    hook::deploy_image(&ctx.root, &name, &local, &format!("Deploy image {raw}"), &mut |line| println!("{line}"))
+}
