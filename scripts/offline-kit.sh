@@ -21,7 +21,8 @@ for part in "${parts[@]}"; do
     --crates)
       say "Vendoring the crates into vendor/"
       mkdir -p .cargo
-      cargo vendor --locked --quiet vendor > .cargo/config.toml.tmp
+      # stdout is the source replacement; stderr lists every crate (kept for a failure).
+      cargo vendor --locked vendor > .cargo/config.toml.tmp 2> .cargo/vendor.log || { cat .cargo/vendor.log >&2; exit 1; }
       mv .cargo/config.toml.tmp .cargo/config.toml
       say "vendor/ holds $(ls vendor | wc -l) crates; .cargo/config.toml points cargo at it"
       ;;

@@ -112,7 +112,10 @@ fn images_go_to_a_registry_and_come_back() {
     let revision =
         String::from_utf8_lossy(&run(Command::new("git").arg("-C").arg(&checkout).args(["rev-parse", "HEAD"])).stdout).trim().to_owned();
     assert!(skopeo(&["inspect", "--tls-verify=false", &format!("docker://{server}/catmeow:{revision}")]).status.success());
-    let image_bytes: u64 = inspected["LayersData"].as_array().unwrap().iter().map(|l| l["Size"].as_u64().unwrap()).sum();
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{server}/catmeow:1")]);
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let layers = manifest["layers"].as_array().unwrap().clone();
+    let image_bytes: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum::<u64>() + manifest["config"]["size"].as_u64().unwrap();
 
     // A code-only change, pushed on release: only the app layer and the
     // config (and a manifest) cross the wire.
@@ -135,7 +138,7 @@ fn images_go_to_a_registry_and_come_back() {
 
     // A blob changed in the registry's storage is refused by digest.
     let blobs = storage.path().join("data/docker/registry/v2/blobs/sha256");
-    let app_layer = inspected["LayersData"].as_array().unwrap().last().unwrap()["Digest"].as_str().unwrap().to_owned();
+    let app_layer = layers.last().unwrap()["digest"].as_str().unwrap().to_owned();
     let hex = app_layer.trim_start_matches("sha256:");
     let data = blobs.join(&hex[..2]).join(hex).join("data");
     let mut bytes = fs::read(&data).unwrap();
@@ -204,8 +207,9 @@ fn exported_archives_load_elsewhere_and_tampering_is_refused() {
     }
     let docker: serde_json::Value =
         serde_json::from_slice(&skopeo(&["inspect", &format!("docker-archive:{}", path("docker.tar"))]).stdout).unwrap();
-    assert_eq!(docker["RepoTags"][0], "catmeow:v1", "{docker}");
-    assert_eq!(docker["Labels"]["io.berth.app"], "catmeow");
+    assert_eq!(docker["Labels"]["io.berth.app"], "catmeow", "{docker}");
+    let saved: serde_json::Value = serde_json::from_str(&common::tool("tar", &["-xOf", &path("docker.tar"), "manifest.json"])).unwrap();
+    assert_eq!(saved[0]["RepoTags"][0], "catmeow:v1", "{saved}");
     assert_clear_failure(&host.run(["images:export", "catmeow", "--format", "zip", "-o", &path("x")]), "an unknown format");
     assert_clear_failure(&host.run(["images:export", "catmeow", "--release", "v9", "-o", &path("x")]), "a missing release");
 
@@ -228,6 +232,18 @@ fn exported_archives_load_elsewhere_and_tampering_is_refused() {
     assert_clear_failure(&refused, "a tampered docker archive");
     assert!(refused.stderr.contains("sha256:"), "names the digest: {}", refused.stderr);
     host.ok(["images:import", &path("docker.tar"), "--name", "fine:docker"]);
+
+    // Source from a tar.gz on stdin (one top directory, as GitHub's
+    // tarballs); garbage is refused before any app exists.
+    let tarball = out.path().join("src.tar.gz");
+    run(Command::new("tar").arg("--exclude=.git").arg("-czf").arg(&tarball).arg("-C").arg(work.path()).arg("catmeow"));
+    let garbage = host.run_with_stdin(["git:from-archive", "catcopy", "-"], b"not a tar at all");
+    assert_clear_failure(&garbage, "garbage on stdin");
+    assert!(host.run(["apps:exists", "catcopy"]).code != 0, "no app from garbage");
+    let deployed = host.run_with_stdin(["git:from-archive", "catcopy", "-"], &fs::read(&tarball).unwrap());
+    assert_eq!(deployed.code, 0, "{}{}", deployed.out(), deployed.stderr);
+    assert!(deployed.out().contains("Application deployed"), "{}", deployed.out());
+    assert_eq!(site.page_of("catcopy"), "Cat dreams meow..\n");
 }
 
 #[test]

@@ -89,6 +89,14 @@ pub const COMMANDS: &[Command] = &[
         options: &[],
         run: from_image,
     },
+    Command {
+        name: "git:from-archive",
+        usage: "APP URL|-",
+        about: "Build and deploy a tar (or tar.gz) of source from an http(s) URL or stdin; the app is made if missing",
+        switches: &[],
+        options: &[],
+        run: from_archive,
+    },
 ];
 
 fn remote(args: &Args, i: usize) -> anyhow::Result<RemoteRef> {
@@ -305,4 +313,55 @@ fn from_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Err(_) => raw.parse()?,
     };
     hook::deploy_image(&ctx.root, &name, &local, &format!("Deploy image {raw}"), &mut |line| println!("{line}"))
+}
+
+/// Archives bigger than this are refused: source, not images.
+const ARCHIVE_LIMIT: u64 = 1 << 30;
+
+fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let name = args.app(0)?;
+    let from = args.get(1).expect("checked").to_string_lossy().into_owned();
+    let mut bytes = Vec::new();
+    if from == "-" {
+        std::io::stdin().take(ARCHIVE_LIMIT + 1).read_to_end(&mut bytes).context("cannot read the archive from stdin")?;
+    } else if from.starts_with("https://") || from.starts_with("http://") {
+        let response = ureq::get(&from).call().with_context(|| format!("cannot fetch {from}"))?;
+        response.into_reader().take(ARCHIVE_LIMIT + 1).read_to_end(&mut bytes).with_context(|| format!("cannot fetch {from}"))?;
+    } else {
+        bail!("{from:?} is neither an http(s) URL nor - (stdin)");
+    }
+    if bytes.len() as u64 > ARCHIVE_LIMIT {
+        bail!("the archive is over {} bytes", ARCHIVE_LIMIT);
+    }
+    let work = ctx.root.join("tmp").join(format!("archive-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let result = (|| -> anyhow::Result<()> {
+        let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read> = if gzipped { Box::new(flate2::read::GzDecoder::new(&bytes[..])) } else { Box::new(&bytes[..]) };
+        let mut archive = tar::Archive::new(reader);
+        // unpack_in refuses entries that would land outside `work` (`..`, absolute paths).
+        for entry in archive.entries().context("the archive is not a tar or tar.gz")? {
+            let mut entry = entry.context("the archive is not a tar or tar.gz")?;
+            entry.unpack_in(&work).context("the archive holds an entry berth will not unpack")?;
+        }
+        // A tarball of one directory (as GitHub's) is that directory's source.
+        let top: Vec<_> = std::fs::read_dir(&work)?.collect::<Result<_, _>>()?;
+        let source = match &top[..] {
+            [only] if only.file_type()?.is_dir() => only.path(),
+            [] => bail!("the archive is empty"),
+            _ => work.clone(),
+        };
+        println!("-----> Unpacked {} bytes of source", bytes.len());
+        // Only a readable archive makes the app.
+        if !apps::exists(&ctx.root, &name) {
+            apps::create(&ctx.root, &name)?;
+            println!("-----> Created app {name}");
+        }
+        let locked = apps::lock(&ctx.root, &name)?;
+        hook::deploy_source(&ctx.root, &locked.app, &source, None, "Deploy from an archive", &mut |line| println!("{line}"))
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result
 }

@@ -53,19 +53,31 @@ pub fn deploy_revision(root: &Path, app: &crate::app::App, revision: &str, say: 
     std::fs::create_dir_all(&source)?;
     let result = (|| -> anyhow::Result<()> {
         super::repo::export(&super::repo::repo_dir(app), revision, &source)?;
-        let built = build::build(root, app, &source, Some(revision), say)?;
-        let what = ReleaseOf {
-            process_types: built.process_types.clone(),
-            formation: built.formation.clone(),
-            healthchecks: built.healthchecks.clone(),
-            scripts: built.scripts.clone(),
-            git_revision: Some(revision.to_owned()),
-            description: format!("Deploy {short}"),
-        };
-        release_image(root, app, &built.image, what, say)
+        deploy_source(root, app, &source, Some(revision), &format!("Deploy {short}"), say)
     })();
     let _ = std::fs::remove_dir_all(&source);
     result
+}
+
+/// Builds a source tree (a pushed commit, an archive) and releases it.
+pub fn deploy_source(
+    root: &Path,
+    app: &crate::app::App,
+    source: &Path,
+    revision: Option<&str>,
+    description: &str,
+    say: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let built = build::build(root, app, source, revision, say)?;
+    let what = ReleaseOf {
+        process_types: built.process_types,
+        formation: built.formation,
+        healthchecks: built.healthchecks,
+        scripts: built.scripts,
+        git_revision: revision.map(str::to_owned),
+        description: description.to_owned(),
+    };
+    release_image(root, app, &built.image, what, say)
 }
 
 /// What a release records besides its image.
