@@ -115,6 +115,11 @@ fn images_go_to_a_registry_and_come_back() {
     let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{server}/catmeow:1")]);
     let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     let layers = manifest["layers"].as_array().unwrap().clone();
+    // The same blobs under another repository of that registry are mounted, not sent.
+    let before_mirror = sent.load(Ordering::Relaxed);
+    let mirrored = host.ok(["images:push", "berth/app-catmeow:latest", &format!("{server}/mirror/catmeow:1"), "--insecure"]).out();
+    assert!(mirrored.contains("mounted from catmeow") && mirrored.contains("0 of"), "{mirrored}");
+    assert!(sent.load(Ordering::Relaxed) - before_mirror < 100_000, "a mount sends no layer");
     let image_bytes: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum::<u64>() + manifest["config"]["size"].as_u64().unwrap();
 
     // A code-only change, pushed on release: only the app layer and the
