@@ -12,63 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::assert_clear_failure;
-use common::push_host::{PushHost, checkout_of, free_port, run, text};
-use common::servers::{Server, wait_for_port};
+use common::push_host::{PushHost, checkout_of, free_port, text};
+use common::servers::{Server, make_pki, wait_for_port};
 use common::site::is_root;
-
-/// A CA and a certificate it signed for 127.0.0.1, for pebble's own HTTPS.
-fn make_pki(dir: &Path) {
-    let d = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    run(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=berth test ACME CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-keyout",
-        &d("ca.key"),
-        "-out",
-        &d("ca.pem"),
-    ]));
-    run(Command::new("openssl").args([
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &d("pebble.key"),
-        "-out",
-        &d("pebble.csr"),
-    ]));
-    fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n").unwrap();
-    run(Command::new("openssl").args([
-        "x509",
-        "-req",
-        "-in",
-        &d("pebble.csr"),
-        "-CA",
-        &d("ca.pem"),
-        "-CAkey",
-        &d("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &d("ext"),
-        "-out",
-        &d("pebble.pem"),
-    ]));
-}
 
 /// (status, body) of `curl` at 127.0.0.1:port for host `name`, following nothing.
 fn curl(port: u16, name: &str) -> (u16, String) {
@@ -132,8 +78,8 @@ fn letsencrypt_ports_and_global_domains() {
     let config = serde_json::json!({ "pebble": {
         "listenAddress": format!("127.0.0.1:{acme_port}"),
         "managementListenAddress": format!("127.0.0.1:{management_port}"),
-        "certificate": pki.path().join("pebble.pem"),
-        "privateKey": pki.path().join("pebble.key"),
+        "certificate": pki.path().join("server.pem"),
+        "privateKey": pki.path().join("server.key"),
         "httpPort": site.http_port,
         "tlsPort": free_port(),
         "ocspResponderURL": "",

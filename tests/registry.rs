@@ -16,15 +16,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::assert_clear_failure;
 use common::push_host::{PushHost, checkout_of, free_port, git, run, text};
-use common::servers::{Server, wait_for_port};
+use common::servers::{Server, make_pki, wait_for_port};
 use common::site::is_root;
 
 /// docker-registry on 127.0.0.1:port storing under `dir`, with basic auth
-/// from `htpasswd` when given.
-fn registry(dir: &Path, port: u16, htpasswd: Option<&Path>) -> Server {
+/// from `htpasswd` when given, and HTTPS with `dir`'s server.pem when `tls`.
+fn registry(dir: &Path, port: u16, htpasswd: Option<&Path>, tls: bool) -> Server {
     let auth = htpasswd.map_or(String::new(), |p| format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", p.display()));
+    let tls = if tls {
+        format!("  tls:\n    certificate: {}\n    key: {}\n", dir.join("server.pem").display(), dir.join("server.key").display())
+    } else {
+        String::new()
+    };
     let config = format!(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
         dir.join("data").display()
     );
     fs::write(dir.join("config.yml"), config).unwrap();
@@ -92,7 +97,7 @@ fn images_go_to_a_registry_and_come_back() {
 
     let storage = tempfile::tempdir().unwrap();
     let registry_port = free_port();
-    let _registry = registry(storage.path(), registry_port, None);
+    let _registry = registry(storage.path(), registry_port, None, false);
     let (port, sent) = counting_proxy(registry_port);
     let server = format!("127.0.0.1:{port}");
 
@@ -162,7 +167,7 @@ fn images_go_to_a_registry_and_come_back() {
     let htpasswd = secured.path().join("htpasswd");
     run(Command::new("htpasswd").args(["-Bbc"]).arg(&htpasswd).args(["tester", "s3cret"]));
     let auth_port = free_port();
-    let _secured = registry(secured.path(), auth_port, Some(&htpasswd));
+    let _secured = registry(secured.path(), auth_port, Some(&htpasswd), false);
     let auth_server = format!("127.0.0.1:{auth_port}");
     let target = format!("{auth_server}/team/catmeow:auth");
     let anonymous = host.run(["images:push", "berth/app-catmeow:latest", &target, "--insecure"]);
@@ -183,6 +188,21 @@ fn images_go_to_a_registry_and_come_back() {
     assert!(creds.status.success(), "{}", String::from_utf8_lossy(&creds.stderr));
     host.ok(["registry:logout", &auth_server]);
     assert_clear_failure(&host.run(["images:push", "berth/app-catmeow:latest", &target, "--insecure"]), "after logout");
+
+    // HTTPS with a private CA: refused until the CA is in certs.d, as docker's.
+    let private = tempfile::tempdir().unwrap();
+    make_pki(private.path());
+    let tls_port = free_port();
+    let _tls = registry(private.path(), tls_port, None, true);
+    let tls_server = format!("127.0.0.1:{tls_port}");
+    let untrusted = host.run(["images:push", "berth/app-catmeow:latest", &format!("{tls_server}/catmeow:tls")]);
+    assert_clear_failure(&untrusted, "an unknown CA");
+    let certs = host.path().join("registry/certs.d").join(&tls_server);
+    fs::create_dir_all(&certs).unwrap();
+    fs::copy(private.path().join("ca.pem"), certs.join("ca.crt")).unwrap();
+    host.ok(["images:push", "berth/app-catmeow:latest", &format!("{tls_server}/catmeow:tls")]);
+    let over_tls = skopeo(&["inspect", "--cert-dir", &certs.to_string_lossy(), &format!("docker://{tls_server}/catmeow:tls")]);
+    assert!(over_tls.status.success(), "{}", String::from_utf8_lossy(&over_tls.stderr));
 }
 
 #[test]

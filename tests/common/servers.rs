@@ -1,7 +1,9 @@
 //! Peer servers a test starts (pebble, docker-registry, ...): killed when
 //! the test ends, and waited for until they listen.
 
-use std::process::Child;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A server process the test started; killed when dropped.
@@ -20,4 +22,49 @@ pub fn wait_for_port(port: u16) {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A CA (`ca.pem`) and a server certificate it signed for 127.0.0.1 and
+/// localhost (`server.pem`, `server.key`) in `dir`, for a peer's HTTPS.
+pub fn make_pki(dir: &Path) {
+    let d = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let openssl = |args: &[&str]| super::push_host::run(Command::new("openssl").args(args));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        &d("ca.key"),
+        "-out",
+        &d("ca.pem"),
+    ]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &d("server.key"), "-out", &d("server.csr")]);
+    fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &d("server.csr"),
+        "-CA",
+        &d("ca.pem"),
+        "-CAkey",
+        &d("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &d("ext"),
+        "-out",
+        &d("server.pem"),
+    ]);
 }
