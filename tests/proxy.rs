@@ -12,21 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::assert_clear_failure;
-use common::push_host::{PushHost, checkout_of, free_port, text};
+use common::push_host::{PushHost, checkout_of, curl, free_port, text};
 use common::servers::{Server, make_pki, wait_for_port};
 use common::site::is_root;
-
-/// (status, body) of `curl` at 127.0.0.1:port for host `name`, following nothing.
-fn curl(port: u16, name: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "-H", &format!("Host: {name}")])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
 
 fn https(port: u16, name: &str, ca: &Path) -> String {
     let out = Command::new("curl")
@@ -59,7 +47,7 @@ fn letsencrypt_ports_and_global_domains() {
     let pushed = site.push(&checkout, "main");
     assert!(pushed.status.success(), "{}", text(&pushed));
     let serving = "Cat dreams meow..\n".to_owned();
-    assert_eq!(curl(site.http_port, "catmeow.berth.test"), (200, serving.clone()));
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()));
 
     // pebble validates over HTTP on the port nginx listens on, resolving
     // every name to 127.0.0.1 through pebble-challtestsrv; its certificates
@@ -158,7 +146,7 @@ fn letsencrypt_ports_and_global_domains() {
     assert!(kept.contains("not due"), "{kept}");
     assert_eq!(cert_field(&cert, "-serial"), serial);
     host.ok(["letsencrypt:disable", "catmeow"]);
-    assert_eq!(curl(site.http_port, "catmeow.berth.test"), (200, serving.clone()), "plain HTTP again");
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()), "plain HTTP again");
 
     // Port mappings: a second port serves the app, hostile ones are refused
     // before a file is written, a port nginx cannot bind changes nothing.
@@ -180,14 +168,14 @@ fn letsencrypt_ports_and_global_domains() {
     assert!(!host.ok(["proxy:ports", "catmeow"]).out().contains(&busy_port.to_string()));
     drop(busy);
     host.ok(["proxy:ports-add", "catmeow", &format!("http:{extra}:5000")]);
-    assert_eq!(curl(extra, "catmeow.berth.test"), (200, serving.clone()), "the added port");
-    assert_eq!(curl(site.http_port, "catmeow.berth.test"), (200, serving.clone()), "the first port stays");
+    assert_eq!(curl(extra, "catmeow.berth.test", &[]), (200, serving.clone()), "the added port");
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()), "the first port stays");
     let report = host.ok(["proxy:report", "catmeow"]).out();
     assert!(report.contains(&format!("http:{extra}:5000")), "{report}");
     host.ok(["proxy:ports-remove", "catmeow", &extra.to_string()]);
-    assert_eq!(curl(extra, "catmeow.berth.test").0, 0, "nothing listens on the removed port");
+    assert_eq!(curl(extra, "catmeow.berth.test", &[]).0, 0, "nothing listens on the removed port");
     host.ok(["proxy:ports-clear", "catmeow"]);
-    assert_eq!(curl(site.http_port, "catmeow.berth.test"), (200, serving.clone()));
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()));
 
     // Global domains: the app answers under each; hostile ones are refused
     // and leave the settings as they were.
@@ -198,12 +186,12 @@ fn letsencrypt_ports_and_global_domains() {
     assert_eq!(fs::read(root.join("config.toml")).unwrap(), settings_before);
     host.ok(["domains:set-global", "berth.test", "other.test"]);
     assert_eq!(host.ok(["domains:report-global"]).out(), "berth.test\nother.test\n");
-    assert_eq!(curl(site.http_port, "catmeow.other.test"), (200, serving.clone()));
-    assert_eq!(curl(site.http_port, "catmeow.berth.test"), (200, serving.clone()));
+    assert_eq!(curl(site.http_port, "catmeow.other.test", &[]), (200, serving.clone()));
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()));
     host.ok(["domains:add-global", "third.test"]);
-    assert_eq!(curl(site.http_port, "catmeow.third.test"), (200, serving.clone()));
+    assert_eq!(curl(site.http_port, "catmeow.third.test", &[]), (200, serving.clone()));
     host.ok(["domains:remove-global", "other.test"]);
-    assert_eq!(curl(site.http_port, "catmeow.other.test").0, 404);
+    assert_eq!(curl(site.http_port, "catmeow.other.test", &[]).0, 404);
     assert_clear_failure(&host.run(["domains:remove-global", "other.test"]), "a global domain that is not set");
     let report = host.ok(["domains:report", "catmeow"]).out();
     assert!(report.contains("catmeow.berth.test catmeow.third.test"), "{report}");

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::assert_clear_failure;
-use common::push_host::{PushHost, checkout_of, git, text};
+use common::push_host::{PushHost, checkout_of, curl, git, text};
 use common::site::is_root;
 
 /// What the request loop saw.
@@ -265,17 +265,4 @@ fn no_request_fails_while_the_app_changes() {
     );
     host.ok(["certs:remove", "catmeow"]);
     assert_eq!(body("catmeow.berth.test"), (200, serving.clone()), "plain HTTP again");
-}
-
-/// (status, body) of a request to nginx for host `name`.
-fn curl(port: u16, name: &str, extra: &[&str]) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "-H", &format!("Host: {name}")])
-        .args(extra)
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
 }

@@ -212,15 +212,7 @@ fn export(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let app = crate::state::apps::open(&ctx.root, &args.app(0)?)?;
     let out = PathBuf::from(args.option("-o").ok_or_else(|| args.usage_error("missing -o FILE"))?);
-    let all = crate::state::releases::list(&app.dir);
-    let release = match args.option("--release") {
-        None => all.last().cloned().with_context(|| format!("app {} has no release yet", app.name))?,
-        Some(v) => {
-            let text = v.to_string_lossy();
-            let number: u64 = text.trim_start_matches('v').parse().map_err(|_| args.usage_error("--release takes vN, e.g. v3"))?;
-            all.iter().find(|r| r.version == number).cloned().with_context(|| format!("app {} has no release v{number}", app.name))?
-        }
-    };
+    let release = super::release_option(&args, &app)?;
     let store = Store::open(&ctx.root)?;
     let digest: Digest = release.image_digest.parse()?;
     // The store keeps a release's image by digest; the archive names it APP:vN.

@@ -205,6 +205,20 @@ pub fn human_bytes(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// The release `--release vN` names, else the app's current one.
+pub fn release_option(args: &Args, app: &crate::app::App) -> anyhow::Result<crate::state::releases::Release> {
+    use anyhow::Context;
+    let all = crate::state::releases::list(&app.dir);
+    match args.option("--release") {
+        None => all.last().cloned().with_context(|| format!("app {} has no release yet", app.name)),
+        Some(v) => {
+            let n: u64 =
+                v.to_string_lossy().trim_start_matches('v').parse().map_err(|_| args.usage_error("--release takes vN, e.g. v3"))?;
+            all.into_iter().find(|r| r.version == n).with_context(|| format!("app {} has no release v{n}", app.name))
+        }
+    }
+}
+
 /// `--format` is `json` or absent (human text).
 pub fn wants_json(args: &Args) -> anyhow::Result<bool> {
     match args.option("--format") {

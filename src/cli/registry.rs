@@ -203,14 +203,7 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn push_app(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 2)?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let all = crate::state::releases::list(&locked.app.dir);
-    let mut release = match args.option("--release") {
-        None => all.last().cloned().with_context(|| format!("app {} has no release yet", locked.app.name))?,
-        Some(v) => {
-            let n: u64 = v.to_string_lossy().trim_start_matches('v').parse().map_err(|_| args.usage_error("--release takes vN"))?;
-            all.iter().find(|r| r.version == n).cloned().with_context(|| format!("app {} has no release v{n}", locked.app.name))?
-        }
-    };
+    let mut release = super::release_option(&args, &locked.app)?;
     if let Some(tag) = args.get(1) {
         // One tag given: push only that (as Dokku's `registry:push APP TAG`).
         let tag = tag.to_string_lossy().into_owned();

@@ -138,16 +138,8 @@ async fn account(root: &Path, settings: &Settings) -> Result<Account, AcmeError>
     let contact: Vec<&str> = if le.email.is_empty() { Vec::new() } else { vec![mailto.as_str()] };
     let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
     let (account, credentials) = builder()?.create(&new, le.server.clone(), None).await.map_err(server_err("create an account"))?;
-    let dir = path.parent().expect("has a parent").to_owned();
-    std::fs::create_dir_all(&dir).map_err(|source| AcmeError::Io { action: "create", path: dir.clone(), source })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| AcmeError::Io {
-        action: "chmod",
-        path: dir.clone(),
-        source,
-    })?;
     let text = serde_json::to_vec(&SavedAccount { server: le.server.clone(), credentials }).expect("account serialises");
-    atomic::write_atomic(&path, &text).map_err(|e| AcmeError::Io { action: "write", path: path.clone(), source: e.source })?;
+    atomic::write_secret(&path, &text).map_err(|e| AcmeError::Io { action: "write", path: e.path, source: e.source })?;
     Ok(account)
 }
 

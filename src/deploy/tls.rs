@@ -70,20 +70,7 @@ pub fn install(app: &App, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
     if cert_key != key_pub {
         return Err(TlsError::Mismatch);
     }
-    let dir = tls_dir(app);
-    std::fs::create_dir_all(&dir).map_err(|source| TlsError::Io { action: "create", path: dir.clone(), source })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| TlsError::Io {
-        action: "chmod",
-        path: dir.clone(),
-        source,
-    })?;
-    atomic::write_atomic(&key_file(app), key).map_err(|e| TlsError::Io { action: "write", path: key_file(app), source: e.source })?;
-    std::fs::set_permissions(key_file(app), std::fs::Permissions::from_mode(0o600)).map_err(|source| TlsError::Io {
-        action: "chmod",
-        path: key_file(app),
-        source,
-    })?;
+    atomic::write_secret(&key_file(app), key).map_err(|e| TlsError::Io { action: "write", path: e.path, source: e.source })?;
     atomic::write_atomic(&cert_file(app), cert).map_err(|e| TlsError::Io { action: "write", path: cert_file(app), source: e.source })?;
     Ok(())
 }

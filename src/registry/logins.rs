@@ -3,7 +3,6 @@
 //! password is stored as given: the file's mode is the protection).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::RegistryError;
@@ -15,12 +14,8 @@ pub struct Login {
     pub password: String,
 }
 
-fn dir(root: &Path) -> PathBuf {
-    root.join("registry")
-}
-
 fn file(root: &Path) -> PathBuf {
-    dir(root).join("logins.json")
+    root.join("registry").join("logins.json")
 }
 
 fn load(root: &Path) -> BTreeMap<String, Login> {
@@ -28,17 +23,8 @@ fn load(root: &Path) -> BTreeMap<String, Login> {
 }
 
 fn save(root: &Path, logins: &BTreeMap<String, Login>) -> Result<(), RegistryError> {
-    let dir = dir(root);
-    let io = |action, path: &Path| {
-        let path = path.to_owned();
-        move |source| RegistryError::Io { action, path, source }
-    };
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod", &dir))?;
-    let path = file(root);
     let text = serde_json::to_vec_pretty(logins).expect("logins serialise");
-    atomic::write_atomic(&path, &text).map_err(|e| RegistryError::Io { action: "write", path: path.clone(), source: e.source })?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io("chmod", &path))
+    atomic::write_secret(&file(root), &text).map_err(|e| RegistryError::Io { action: "write", path: e.path, source: e.source })
 }
 
 pub fn get(root: &Path, server: &str) -> Option<Login> {

@@ -40,6 +40,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     result.map_err(err)
 }
 
+/// Writes a secret (a key, credentials) atomically as a root-only file in a
+/// root-only directory, which is made if missing.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |at: &Path| {
+        let at = at.to_owned();
+        move |source| WriteError { path: at, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(err(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err(dir))?;
+    write_atomic(path, bytes)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(err(path))
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

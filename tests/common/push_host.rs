@@ -173,3 +173,17 @@ pub fn git(dir: &Path, args: &[&str]) {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// (status, body) of a request to nginx on 127.0.0.1:port for host `name`
+/// (status 0: no answer at all).
+pub fn curl(port: u16, name: &str, extra: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "-H", &format!("Host: {name}")])
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
