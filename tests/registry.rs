@@ -280,6 +280,11 @@ fn a_bundle_deploys_on_a_host_that_builds_without_network() {
     let site = PushHost::new("bt-bundle", "10.233.1.0/24");
     let work = tempfile::tempdir().unwrap();
     let checkout = checkout_of("catmeow", work.path());
+    // app.json travels in the image: the loaded deploy runs the same check.
+    let check = r#"{"healthchecks": {"web": [{"type": "startup", "name": "root", "path": "/", "content": "Cat dreams"}]}}"#;
+    fs::write(checkout.join("app.json"), check).unwrap();
+    git(&checkout, &["add", "app.json"]);
+    git(&checkout, &["commit", "-q", "-m", "a health check"]);
     assert!(site.push(&checkout, "main").status.success());
     let bundle = work.path().join("bundle.tar");
     let created = site.site.host.ok(["bundle:create".as_ref(), bundle.as_os_str(), "--apps".as_ref(), "catmeow".as_ref()]).out();
@@ -297,7 +302,7 @@ fn a_bundle_deploys_on_a_host_that_builds_without_network() {
     host.ok(["apps:create", "catmeow"]);
     host.ok(["builds:set", "catmeow", "network", "none"]);
     let loaded = host.ok(["bundle:load".as_ref(), bundle.as_os_str()]).out();
-    assert!(loaded.contains("Application deployed"), "{loaded}");
+    assert!(loaded.contains("Application deployed") && loaded.contains("Check root passed"), "{loaded}");
     assert_eq!(other.page(), "Cat dreams meow..\n");
     assert!(host.ok(["stacks:list"]).out().contains("bookworm"), "the stack came with the bundle");
     // Loading again changes nothing: the app already runs that image.

@@ -76,6 +76,18 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> B
     move |source| BuildError::Io { action, path, source }
 }
 
+/// The image label holding app.json's formation, health checks and scripts.
+pub const RELEASE_SPEC_LABEL: &str = "io.berth.release-spec";
+
+/// `RELEASE_SPEC_LABEL`'s content.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ReleaseSpec {
+    pub formation: BTreeMap<String, u32>,
+    pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
+    pub scripts: appjson::Scripts,
+}
+
 /// What a successful build made.
 #[derive(Debug)]
 pub struct Built {
@@ -387,6 +399,10 @@ fn run_build(
     let mut labels = inner.labels().clone().unwrap_or_default();
     labels.insert("io.berth.app".into(), app.name.to_string());
     labels.insert("io.berth.process-types".into(), serde_json::to_string(&process_types).expect("map serialises"));
+    // What app.json asks of a release, so a deploy from this image alone
+    // (git:from-image, bundle:load) keeps its scale, checks and scripts.
+    let spec = serde_json::json!({ "formation": formation, "healthchecks": healthchecks, "scripts": scripts });
+    labels.insert(RELEASE_SPEC_LABEL.into(), spec.to_string());
     labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));
     labels.insert("io.berth.stack".into(), run_image.manifest_digest.to_string());
     labels.insert("io.berth.build-time".into(), record.started_at.clone());

@@ -172,11 +172,13 @@ pub fn deploy_image(
     let locked = crate::state::apps::lock(root, name)?;
     let tag = ImageRef::new(&format!("berth/app-{name}"), &format!("img-{}", &digest.hex()[..12]))?;
     store.set_tag(&tag, &descriptor)?;
+    // Images from before the label deploy with app.json's defaults.
+    let spec: build::ReleaseSpec = labels.get(build::RELEASE_SPEC_LABEL).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
     let what = ReleaseOf {
         process_types,
-        formation: Default::default(),
-        healthchecks: Default::default(),
-        scripts: Default::default(),
+        formation: spec.formation,
+        healthchecks: spec.healthchecks,
+        scripts: spec.scripts,
         git_revision: labels.get("io.berth.git-revision").cloned(),
         description: description.to_owned(),
     };
