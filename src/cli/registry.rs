@@ -203,31 +203,18 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn push_app(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 2)?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let mut release = super::release_option(&args, &locked.app)?;
-    if let Some(tag) = args.get(1) {
+    let release = super::release_option(&args, &locked.app)?;
+    let tags = match args.get(1) {
         // One tag given: push only that (as Dokku's `registry:push APP TAG`).
-        let tag = tag.to_string_lossy().into_owned();
-        ImageRef::new("x", &tag).map_err(|_| anyhow::anyhow!("{tag:?} is not a tag ([A-Za-z0-9_.-], at most 128)"))?;
-        return push_release_as(ctx, &locked, &release, &tag);
-    }
-    release.git_revision = release.git_revision.filter(|r| !r.is_empty());
-    let sent = crate::registry::release_push(&ctx.root, &locked.app, &release, &mut |line| println!("       {line}"))?;
+        Some(tag) => {
+            let tag = tag.to_string_lossy().into_owned();
+            ImageRef::new("x", &tag).map_err(|_| anyhow::anyhow!("{tag:?} is not a tag ([A-Za-z0-9_.-], at most 128)"))?;
+            vec![tag]
+        }
+        None => crate::registry::release_tags(&release),
+    };
+    let sent = crate::registry::release_push(&ctx.root, &locked.app, &release, &tags, &mut |line| println!("       {line}"))?;
     println!("-----> Pushed {sent}");
-    Ok(())
-}
-
-fn push_release_as(ctx: &Ctx, locked: &apps::LockedApp, release: &crate::state::releases::Release, tag: &str) -> anyhow::Result<()> {
-    let settings = apps::meta(&locked.app)?.registry;
-    let server = settings
-        .server
-        .with_context(|| format!("app {} has no registry; run registry:set {} server HOST[:PORT]", locked.app.name, locked.app.name))?;
-    let repository = settings.image_repo.unwrap_or_else(|| locked.app.name.to_string());
-    let store = Store::open(&ctx.root)?;
-    let client = Client::connect(&ctx.root, &server, settings.insecure, &repository, true)?;
-    let pushed = push::push(&ctx.root, &store, &client, &repository, &release.image_digest.parse()?, &[tag.to_owned()], &mut |l| {
-        println!("       {l}")
-    })?;
-    println!("-----> Pushed {server}/{repository}:{tag} ({} of {} bytes sent)", pushed.bytes_sent, pushed.image_bytes);
     Ok(())
 }
 

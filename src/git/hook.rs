@@ -135,7 +135,9 @@ pub fn release_image(
     }
     if crate::state::apps::meta(app)?.registry.push_on_release {
         // The release serves already: a failed push is reported, not undone.
-        match crate::registry::release_push(root, app, &release, &mut |line| say(&format!("-----> {line}"))) {
+        match crate::registry::release_push(root, app, &release, &crate::registry::release_tags(&release), &mut |line| {
+            say(&format!("-----> {line}"))
+        }) {
             Ok(sent) => say(&format!("-----> Pushed {sent}")),
             Err(e) => say(&format!(" !     the push to the app's registry failed: {e}")),
         }

@@ -55,13 +55,21 @@ pub enum RegistryError {
     Digest(#[from] crate::image::digest::InvalidDigest),
 }
 
-/// Pushes an app's release to its registry (`registry:set`) as tag `N`
-/// (the release version, as Dokku's) and, for a git deploy, the revision.
-/// Returns what was sent, for the deploy's output.
+/// The tags a release is pushed as: `N` (its version, as Dokku's) and,
+/// for a git deploy, the revision.
+pub fn release_tags(release: &crate::state::releases::Release) -> Vec<String> {
+    let mut tags = vec![release.version.to_string()];
+    tags.extend(release.git_revision.clone().filter(|r| !r.is_empty()));
+    tags
+}
+
+/// Pushes an app's release to its registry (`registry:set`) under `tags`.
+/// Returns what was sent, for the output.
 pub fn release_push(
     root: &std::path::Path,
     app: &crate::app::App,
     release: &crate::state::releases::Release,
+    tags: &[String],
     say: &mut dyn FnMut(&str),
 ) -> Result<String, RegistryError> {
     let meta = crate::state::apps::meta(app).map_err(|e| RegistryError::BadRef(e.to_string()))?;
@@ -70,12 +78,10 @@ pub fn release_push(
         RegistryError::BadRef(format!("app {} has no registry; run `berth registry:set {} server HOST[:PORT]`", app.name, app.name))
     })?;
     let repository = settings.image_repo.clone().unwrap_or_else(|| app.name.to_string());
-    let mut tags = vec![release.version.to_string()];
-    tags.extend(release.git_revision.clone());
     let store = crate::image::Store::open(root)?;
     let digest: crate::image::Digest = release.image_digest.parse().map_err(crate::image::store::StoreError::from)?;
     let client = Client::connect(root, &server, settings.insecure, &repository, true)?;
-    let pushed = push::push(root, &store, &client, &repository, &digest, &tags, say)?;
+    let pushed = push::push(root, &store, &client, &repository, &digest, tags, say)?;
     Ok(format!(
         "{server}/{repository}:{} ({} of {} bytes sent, {} blobs already there, {} mounted)",
         tags.join(","),
