@@ -284,9 +284,10 @@ fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let app = apps::open(&ctx.root, &args.app(0)?)?;
     let settings = Settings::load(&ctx.root)?;
     let meta = apps::meta(&app)?;
-    let maps: Vec<String> = proxy::port_maps(&settings, &meta).iter().map(|m| m.to_string()).collect();
+    let port_maps = proxy::port_maps(&settings, &meta);
+    let maps: Vec<String> = port_maps.iter().map(|m| m.to_string()).collect();
     let addresses: Vec<String> = proxy::running_addresses(&ctx.root, &app).iter().map(|a| a.to_string()).collect();
-    let listening: Vec<String> = proxy::listeners(&settings, &app, &proxy::port_maps(&settings, &meta)).iter().map(describe).collect();
+    let listening: Vec<String> = proxy::listeners(&settings, &app, &port_maps).iter().map(describe).collect();
     let report = serde_json::json!({
         "enabled": !meta.proxy_disabled,
         "type": "nginx",

@@ -53,6 +53,8 @@ pub enum RegistryError {
     Store(#[from] crate::image::store::StoreError),
     #[error(transparent)]
     Digest(#[from] crate::image::digest::InvalidDigest),
+    #[error(transparent)]
+    Apps(#[from] crate::state::apps::AppsError),
 }
 
 /// The tags a release is pushed as: `N` (its version, as Dokku's) and,
@@ -72,14 +74,14 @@ pub fn release_push(
     tags: &[String],
     say: &mut dyn FnMut(&str),
 ) -> Result<String, RegistryError> {
-    let meta = crate::state::apps::meta(app).map_err(|e| RegistryError::BadRef(e.to_string()))?;
+    let meta = crate::state::apps::meta(app)?;
     let settings = &meta.registry;
     let server = settings.server.clone().ok_or_else(|| {
         RegistryError::BadRef(format!("app {} has no registry; run `berth registry:set {} server HOST[:PORT]`", app.name, app.name))
     })?;
     let repository = settings.image_repo.clone().unwrap_or_else(|| app.name.to_string());
     let store = crate::image::Store::open(root)?;
-    let digest: crate::image::Digest = release.image_digest.parse().map_err(crate::image::store::StoreError::from)?;
+    let digest: crate::image::Digest = release.image_digest.parse()?;
     let client = Client::connect(root, &server, settings.insecure, &repository, true)?;
     let pushed = push::push(root, &store, &client, &repository, &digest, tags, say)?;
     Ok(format!(
