@@ -58,7 +58,9 @@ if ! cmp -s "$here/target/release/berth" "$BIN"; then
   say "Installed $BIN"
 fi
 
-install -d -m 0755 "$BERTH_ROOT"
+# Root's own: config vars, keys, logins and unpacked images live here.
+install -d -m 0700 "$BERTH_ROOT"
+chmod 0700 "$BERTH_ROOT"
 
 # Stack recipes go where `berth stacks:build` looks for them.
 for recipe in "$here"/stacks/*/recipe.toml; do
@@ -83,12 +85,14 @@ if ! $offline; then
 fi
 # --- Pushes arrive over OpenSSH as the unprivileged `berth` user, whose
 # keys may only run `berth ssh-command`; that re-runs itself as root
-# through exactly one sudo rule.
+# through exactly one sudo rule, which keeps SSH_ORIGINAL_COMMAND (the
+# command line never goes into argv, where ps and sudo's log show it).
 id berth >/dev/null 2>&1 || useradd --system --create-home --home-dir /home/berth --shell /bin/bash berth
 install -d -o root -g root -m 0755 /home/berth/.ssh
 [ -f /home/berth/.ssh/authorized_keys ] || install -o root -g root -m 0644 /dev/null /home/berth/.ssh/authorized_keys
 sudoers=/etc/sudoers.d/berth
-rule="berth ALL=(root) NOPASSWD: $BIN ssh-command *"
+rule="Defaults:berth env_keep += \"SSH_ORIGINAL_COMMAND\"
+berth ALL=(root) NOPASSWD: $BIN ssh-command --key *"
 if [ "$(cat "$sudoers" 2>/dev/null)" != "$rule" ]; then
   printf '%s\n' "$rule" > "$sudoers.tmp"
   chmod 0440 "$sudoers.tmp"
@@ -224,14 +228,16 @@ keys_file=/home/berth/.ssh/authorized_keys
 if ! "$BIN" ssh-keys:list | grep -qx "install ssh-ed25519 $fingerprint" ||
   grep 'ssh-command --key' "$keys_file" | grep -qv '",restrict,pty '; then
   "$BIN" ssh-keys:remove install >/dev/null 2>&1 || true
-  "$BIN" ssh-keys:add install "$key.pub" >/dev/null
+  "$BIN" ssh-keys:add install "$key.pub" --admin >/dev/null
 fi
+# Keys added before berth knew grants: install's own key is an admin.
+"$BIN" ssh-keys:grant install --admin >/dev/null
 # The invoking user's own key, so `git push berth@host` works for them too.
 if [ -n "${SUDO_USER:-}" ]; then
   home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
   for pub in "$home"/.ssh/id_ed25519.pub "$home"/.ssh/id_rsa.pub; do
     if [ -f "$pub" ] && ! "$BIN" ssh-keys:list | grep -q "^$SUDO_USER "; then
-      "$BIN" ssh-keys:add "$SUDO_USER" "$pub" >/dev/null && say "Added $pub as key $SUDO_USER"
+      "$BIN" ssh-keys:add "$SUDO_USER" "$pub" --admin >/dev/null && say "Added $pub as admin key $SUDO_USER"
       break
     fi
   done

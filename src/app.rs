@@ -40,6 +40,20 @@ impl fmt::Display for AppName {
     }
 }
 
+impl serde::Serialize for AppName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Read back through `parse`, so a hand-edited state file cannot smuggle in a bad name.
+impl<'de> serde::Deserialize<'de> for AppName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        AppName::parse(OsStr::new(&raw)).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Where an app's state lives under `$BERTH_ROOT/apps/<app>/`.
 #[derive(Debug, Clone)]
 pub struct App {

@@ -164,8 +164,10 @@ fn make_removable(dir: &Path) -> std::io::Result<()> {
     Command::new("chmod").args(["-R", "u+w"]).arg(dir).status().map(|_| ())
 }
 
-fn chown_app_user(path: &Path) -> Result<(), BuildError> {
-    let status = Command::new("chown").args(["-R", "1000:1000"]).arg(path).status().map_err(io_err("chown", path))?;
+/// Hands `path` to the app's own uid (without following symlinks: `chown -R` is physical).
+fn chown_app_user(path: &Path, uid: u32) -> Result<(), BuildError> {
+    let owner = format!("{uid}:{uid}");
+    let status = Command::new("chown").args(["-R", "--no-dereference", &owner]).arg(path).status().map_err(io_err("chown", path))?;
     if status.success() { Ok(()) } else { Err(BuildError::Other(format!("chown of {} failed", path.display()))) }
 }
 
@@ -228,8 +230,9 @@ fn run_build(
     let cache = app.dir.join("cache");
     fs::create_dir_all(&cache).map_err(io_err("create", &cache))?;
     handover::hand_over(&cache, &app_dir);
+    let uid = crate::state::apps::uid(root, app).map_err(|e| BuildError::Other(e.to_string()))?;
     for dir in [&app_dir, &out_dir, &cache] {
-        chown_app_user(dir)?;
+        chown_app_user(dir, uid)?;
     }
 
     let (sources, explicit) = choose_buildpacks(app, &vars, &app_dir)?;
@@ -272,8 +275,8 @@ fn run_build(
         args,
         env,
         cwd: "/app".into(),
-        uid: 1000,
-        gid: 1000,
+        uid,
+        gid: uid,
         network: settings.network,
         limits: Limits { memory_bytes: Some(settings.memory_bytes), pids: Some(settings.pids), ..Limits::default() },
         restart: RestartPolicy::No,

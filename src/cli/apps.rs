@@ -49,7 +49,8 @@ fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(0, 0)?;
-    let names = apps::list(&ctx.root)?;
+    let mut names = apps::list(&ctx.root)?;
+    names.retain(|n| ctx.caller.sees(n));
     if wants_json(&args)? {
         return print_json(&names.iter().map(|n| n.as_str()).collect::<Vec<_>>());
     }

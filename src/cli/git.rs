@@ -1,38 +1,20 @@
-//! `ssh-keys:*`, `releases*`, and the two commands only sshd and git call:
+//! `git:set`, `releases*`, and the two commands only sshd and git call:
 //! `ssh-command` (every key's forced command) and `git-hook` (pre-receive).
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
+use super::access::{self, AccessError};
+use super::{Args, Caller, Command, Ctx, UsageError, print_json, wants_json};
 use crate::app::AppName;
 use crate::git::command::{self, split};
-use crate::git::keys::{self, PublicKey};
+use crate::git::keys;
 use crate::git::{hook, repo};
-use crate::state::settings::Settings;
+use crate::state::grants::{self, Grant, Grants};
 use crate::state::{apps, releases};
 
 pub const COMMANDS: &[Command] = &[
-    Command {
-        name: "ssh-keys:add",
-        usage: "NAME [FILE|-]",
-        about: "Allow a public key to push and run berth commands over ssh",
-        switches: &[],
-        options: &[],
-        run: keys_add,
-    },
-    Command { name: "ssh-keys:remove", usage: "NAME", about: "Remove a key", switches: &[], options: &[], run: keys_remove },
-    Command {
-        name: "ssh-keys:list",
-        usage: "[--format json]",
-        about: "List keys with their fingerprints",
-        switches: &[],
-        options: &["--format"],
-        run: keys_list,
-    },
     Command {
         name: "git:set",
         usage: "APP deploy-branch BRANCH",
@@ -78,49 +60,6 @@ pub const COMMANDS: &[Command] = &[
 
 /// Commands that exist only for sshd, git and the shim: refused over ssh.
 pub const INTERNAL: &[&str] = &["ssh-command", "git-hook", "shim"];
-
-fn authorized_keys(ctx: &Ctx) -> anyhow::Result<PathBuf> {
-    Ok(PathBuf::from(Settings::load(&ctx.root)?.ssh.authorized_keys))
-}
-
-fn keys_add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 2)?;
-    let name = args.get(0).expect("checked").to_string_lossy().into_owned();
-    let mut text = String::new();
-    match args.get(1).filter(|f| *f != "-") {
-        Some(file) => text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", PathBuf::from(file).display()))?,
-        None => {
-            std::io::stdin().read_to_string(&mut text).context("cannot read the key from stdin")?;
-        }
-    }
-    let key = PublicKey::parse(&text)?;
-    let exe = std::env::current_exe()?.display().to_string();
-    keys::add(&authorized_keys(ctx)?, &exe, &name, &key)?;
-    println!("-----> Added key {name} ({})", key.fingerprint());
-    Ok(())
-}
-
-fn keys_remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let name = args.get(0).expect("checked").to_string_lossy().into_owned();
-    keys::remove(&authorized_keys(ctx)?, &name)?;
-    println!("-----> Removed key {name}");
-    Ok(())
-}
-
-fn keys_list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(0, 0)?;
-    let listed: Vec<(String, String, String)> =
-        keys::list(&authorized_keys(ctx)?).into_iter().map(|(n, k)| (n, k.kind.clone(), k.fingerprint())).collect();
-    if wants_json(&args)? {
-        let rows: Vec<_> = listed.iter().map(|(n, k, f)| serde_json::json!({"name": n, "type": k, "fingerprint": f})).collect();
-        return print_json(&rows);
-    }
-    for (name, kind, fingerprint) in listed {
-        println!("{name} {kind} {fingerprint}");
-    }
-    Ok(())
-}
 
 fn git_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(3, 3)?;
@@ -220,58 +159,92 @@ fn release_info(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     print_json(&release)
 }
 
-/// `berth ssh-command --key NAME [--command LINE]`: what every authorized
-/// key runs. Reads SSH_ORIGINAL_COMMAND (or --command, when re-run through
-/// sudo), splits it without a shell, and runs git or a berth command.
+/// `berth ssh-command --key NAME`: what every authorized key runs. Reads
+/// SSH_ORIGINAL_COMMAND, splits it without a shell, checks the key's grant
+/// against the command, and runs git or a berth command.
 pub fn ssh_command(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<i32> {
-    let argv: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let (key, line) = match argv.as_slice() {
-        [flag, key] if flag == "--key" => (key.clone(), std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default()),
-        [flag, key, cflag, line] if flag == "--key" && cflag == "--command" => (key.clone(), line.clone()),
-        _ => bail!("ssh-command is run by sshd for an authorized key"),
-    };
+    let [flag, key] = argv.as_slice() else { bail!("ssh-command is run by sshd for an authorized key") };
+    if flag != "--key" {
+        bail!("ssh-command is run by sshd for an authorized key");
+    }
+    let key = key.to_string_lossy().into_owned();
     keys::check_name(&key)?;
     if !nix::unistd::geteuid().is_root() {
-        // The berth user runs this through one sudo rule; root does the work.
-        let exe = std::env::current_exe()?;
+        // The berth user runs this through one sudo rule; root does the
+        // work. The command line stays in SSH_ORIGINAL_COMMAND, which the
+        // rule keeps: in argv, `ps` and sudo's log would show its secrets.
         let status = std::process::Command::new("sudo")
             .args(["-n", "--"])
-            .arg(exe)
-            .args(["ssh-command", "--key", &key, "--command", &line])
+            .arg(std::env::current_exe()?)
+            .args(["ssh-command", "--key", &key])
             .status()
             .context("cannot run sudo")?;
         return Ok(status.code().unwrap_or(1));
     }
+    let line = std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default();
     let words = split(&line)?;
+    let grant = Grants::load(&ctx.root)?.of(&key);
+    let ctx = Ctx { root: ctx.root.clone(), caller: Caller::Key { grant: grant.clone() } };
     match (words[0].as_str(), words.len()) {
-        ("git-receive-pack", 2) | ("git-upload-pack", 2) => {
-            let name = AppName::parse(std::ffi::OsStr::new(command::repo_name(&words[1])))?;
-            let receiving = words[0] == "git-receive-pack";
-            if receiving && !apps::exists(&ctx.root, &name) {
-                apps::create(&ctx.root, &name)?;
-                eprintln!("-----> Created app {name}");
-            }
-            let locked = if receiving {
-                Some(apps::lock_noting_wait(&ctx.root, &name, || {
-                    eprintln!("-----> Another deploy of {name} is running; waiting for it to finish")
-                })?)
-            } else {
-                None
-            };
-            let app = apps::open(&ctx.root, &name)?;
-            let dir = repo::ensure(&ctx.root, &app)?;
-            let status =
-                std::process::Command::new(&words[0]).arg(&dir).env("BERTH_APP_LOCKED", "1").env("BERTH_ROOT", &ctx.root).status()?;
-            drop(locked);
-            Ok(status.code().unwrap_or(1))
-        }
+        ("git-receive-pack", 2) | ("git-upload-pack", 2) => git_over_ssh(&ctx, &key, &grant, &words),
         (git, _) if git.starts_with("git-") => bail!("{git} is not supported; push with git push berth main"),
         (name, _) if INTERNAL.contains(&name) => bail!("{name} cannot be run over ssh"),
-        _ => {
-            super::run(ctx, words.into_iter().map(OsString::from).collect())?;
+        (name, _) => {
+            let mut created = None;
+            if let Some(command) = super::find(name)
+                && let Some(args) = super::parse_args(command, words[1..].iter().map(OsString::from).collect())?
+            {
+                access::check(&ctx.root, &key, &grant, command.name, &args)?;
+                created = args.get(0).and_then(|a| AppName::parse(a).ok()).filter(|a| !apps::exists(&ctx.root, a));
+            }
+            super::run(&ctx, words.into_iter().map(OsString::from).collect())?;
+            if let Some(app) = created {
+                grant_created(&ctx.root, &key, &grant, &app)?;
+            }
             Ok(0)
         }
     }
+}
+
+/// An app a scoped key made is that key's to use.
+fn grant_created(root: &std::path::Path, key: &str, grant: &Grant, app: &AppName) -> anyhow::Result<()> {
+    if !grant.admin && apps::exists(root, app) {
+        grants::update(root, |g| g.keys.entry(key.to_owned()).or_default().apps.insert(app.clone()))?;
+    }
+    Ok(())
+}
+
+/// `git push` and `git fetch`: receive-pack or upload-pack on the app's
+/// repository, for a key granted the app (a push may create it with --create).
+fn git_over_ssh(ctx: &Ctx, key: &str, grant: &Grant, words: &[String]) -> anyhow::Result<i32> {
+    let name = AppName::parse(std::ffi::OsStr::new(command::repo_name(&words[1])))?;
+    let receiving = words[0] == "git-receive-pack";
+    let exists = apps::exists(&ctx.root, &name);
+    if !grant.may_use(&name) {
+        if !(receiving && !exists) {
+            return Err(AccessError::NotGranted { key: key.to_owned(), app: name }.into());
+        }
+        if !grant.create {
+            return Err(AccessError::NoCreate { key: key.to_owned(), app: name }.into());
+        }
+    }
+    if receiving && !exists {
+        apps::create(&ctx.root, &name)?;
+        grant_created(&ctx.root, key, grant, &name)?;
+        eprintln!("-----> Created app {name}");
+    }
+    let locked = if receiving {
+        Some(apps::lock_noting_wait(&ctx.root, &name, || {
+            eprintln!("-----> Another deploy of {name} is running; waiting for it to finish")
+        })?)
+    } else {
+        None
+    };
+    let app = apps::open(&ctx.root, &name)?;
+    let dir = repo::ensure(&ctx.root, &app)?;
+    let status = std::process::Command::new(&words[0]).arg(&dir).env("BERTH_APP_LOCKED", "1").env("BERTH_ROOT", &ctx.root).status()?;
+    drop(locked);
+    Ok(status.code().unwrap_or(1))
 }
 
 /// `berth git-hook APP`: the pre-receive hook of the app's repository.

@@ -4,6 +4,7 @@
 //! parses flags against the table, dispatches, and maps errors to exit codes
 //! (0 ok, 1 failure, 2 usage).
 
+mod access;
 mod apps;
 mod args;
 mod builds;
@@ -15,6 +16,7 @@ mod containers;
 mod domains;
 mod git;
 mod images;
+mod keys;
 mod letsencrypt;
 mod logs;
 mod ps;
@@ -32,9 +34,28 @@ use std::path::PathBuf;
 
 pub use args::{Args, UsageError};
 
-/// What every handler gets: the state root and its parsed arguments.
+/// What every handler gets: the state root and who is asking.
 pub struct Ctx {
     pub root: PathBuf,
+    pub caller: Caller,
+}
+
+/// Who runs a command: someone on the host (whom the file system already
+/// limits), or an ssh key, whose grant `access` checked before the handler ran.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Local,
+    Key { grant: crate::state::grants::Grant },
+}
+
+impl Caller {
+    /// Whether the caller may see `app` in lists.
+    pub fn sees(&self, app: &crate::app::AppName) -> bool {
+        match self {
+            Caller::Local => true,
+            Caller::Key { grant, .. } => grant.may_use(app),
+        }
+    }
 }
 
 pub type Handler = fn(&Ctx, Args) -> anyhow::Result<()>;
@@ -52,7 +73,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 20] {
+fn tables() -> [&'static [Command]; 21] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -64,6 +85,7 @@ fn tables() -> [&'static [Command]; 20] {
         domains::COMMANDS,
         git::COMMANDS,
         images::COMMANDS,
+        keys::COMMANDS,
         letsencrypt::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
@@ -77,7 +99,7 @@ fn tables() -> [&'static [Command]; 20] {
     ]
 }
 
-fn find(name: &str) -> Option<&'static Command> {
+pub fn find(name: &str) -> Option<&'static Command> {
     tables().into_iter().flatten().find(|c| c.name == name)
 }
 
@@ -87,7 +109,7 @@ fn namespace(name: &str) -> &str {
 
 pub fn main() -> i32 {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let ctx = Ctx { root: crate::state::root_from_env() };
+    let ctx = Ctx { root: crate::state::root_from_env(), caller: Caller::Local };
     match run(&ctx, argv) {
         Ok(()) => 0,
         Err(err) => {
@@ -125,20 +147,29 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
         }
         _ => {
             let command = find(name).ok_or_else(|| UsageError(format!("unknown command {name:?}; see 'berth help'")))?;
-            let raw_tail = run::RAW_TAIL.contains(&command.name);
-            let flags = if raw_tail { &argv[..argv.len().min(1)] } else { &argv[..] };
-            if flags.iter().any(|a| a == "--help" || a == "-h") {
-                print!("{}", help_command(command));
-                return Ok(());
+            match parse_args(command, argv)? {
+                None => {
+                    print!("{}", help_command(command));
+                    Ok(())
+                }
+                Some(args) => (command.run)(ctx, args),
             }
-            if raw_tail && argv.len() > 1 && argv[1] != "--" {
-                // `run APP python -c ...`: what follows the app is the command's own.
-                argv.insert(1, OsString::from("--"));
-            }
-            let args = Args::parse(command, argv)?;
-            (command.run)(ctx, args)
         }
     }
+}
+
+/// The command's arguments, or None when they ask for its help.
+pub fn parse_args(command: &'static Command, mut argv: Vec<OsString>) -> Result<Option<Args>, UsageError> {
+    let raw_tail = run::RAW_TAIL.contains(&command.name);
+    let flags = if raw_tail { &argv[..argv.len().min(1)] } else { &argv[..] };
+    if flags.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(None);
+    }
+    if raw_tail && argv.len() > 1 && argv[1] != "--" {
+        // `run APP python -c ...`: what follows the app is the command's own.
+        argv.insert(1, OsString::from("--"));
+    }
+    Args::parse(command, argv).map(Some)
 }
 
 fn help(topic: Option<&str>) -> anyhow::Result<()> {

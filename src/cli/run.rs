@@ -52,7 +52,7 @@ fn one_off_for(ctx: &Ctx, args: &Args, terminal: bool) -> anyhow::Result<crate::
     let app = apps::open(&ctx.root, &name)?;
     let release = deploy::current_release(&app)?;
     let env = deploy::release_env(&ctx.root, &app, &release)?;
-    Ok(processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, terminal))
+    Ok(processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, terminal)?)
 }
 
 fn run_attached(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -62,6 +62,7 @@ fn mount(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if meta.storage.iter().any(|m| m.destination == wanted.destination) {
         bail!("{} already has a mount at {}", locked.app.name, wanted.destination);
     }
+    storage::hand_to_app(&ctx.root, &wanted.source, apps::uid(&ctx.root, &locked.app)?)?;
     meta.storage.push(wanted.clone());
     apps::write_meta(&locked, &meta)?;
     println!("-----> {} mounts {} at {} from the next start (ps:restart)", locked.app.name, wanted.source.display(), wanted.destination);

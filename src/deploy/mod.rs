@@ -304,7 +304,7 @@ pub fn run_phase(
 ) -> Result<(), DeployError> {
     say(&format!("Running {phase}: {command}"));
     let env = release_env(root, app, release)?;
-    let config = processes::one_off(root, app, &apps::meta(app)?, release, env, &[command.to_owned()], false);
+    let config = processes::one_off(root, app, &apps::meta(app)?, release, env, &[command.to_owned()], false)?;
     let finished = crate::runtime::oneshot::run(root, &config, Some(PHASE_LIMIT), &mut |_, line| {
         say(&format!("       {}", String::from_utf8_lossy(line)))
     })?;
@@ -406,7 +406,7 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
             .filter_map(|(k, v)| Some((crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(k)).ok()?, v.as_bytes().to_vec())))
             .collect(),
     );
-    crate::state::atomic::write_atomic(&app.env_file(), &vars.encode()).map_err(|e| DeployError::Other(e.to_string()))?;
+    crate::state::atomic::write_secret(&app.env_file(), &vars.encode()).map_err(|e| DeployError::Other(e.to_string()))?;
     say(&format!("Rolling back to v{version} ({})", target.image));
     let release = Release {
         version: current.version + 1,
@@ -415,7 +415,7 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
         ..target
     };
     if let Err(e) = deploy(root, app, &release, say) {
-        let _ = crate::state::atomic::write_atomic(&app.env_file(), &previous_env);
+        let _ = crate::state::atomic::write_secret(&app.env_file(), &previous_env);
         return Err(e);
     }
     record_release(root, app, &release)?;

@@ -117,6 +117,7 @@ pub fn create(
 ) -> Result<ContainerId, DeployError> {
     let id = fresh_id(root, app, process, index, release.version);
     let limits = limits_for(meta, process);
+    let uid = crate::state::apps::uid(root, app)?;
     let config = ContainerConfig {
         id: id.clone(),
         name: format!("{process}.{index}"),
@@ -125,8 +126,8 @@ pub fn create(
         args: vec!["/app/.berth/launcher".into(), process.to_owned()],
         env: env.to_vec(),
         cwd: "/app".into(),
-        uid: 1000,
-        gid: 1000,
+        uid,
+        gid: uid,
         network: NetworkMode::Bridge,
         limits,
         restart: meta.restart_policy.unwrap_or_default(),
@@ -189,7 +190,8 @@ pub fn one_off(
     env: Vec<String>,
     command: &[String],
     terminal: bool,
-) -> ContainerConfig {
+) -> Result<ContainerConfig, DeployError> {
+    let uid = crate::state::apps::uid(root, app)?;
     let name = app.name.as_str();
     let id = loop {
         let suffix = &ContainerId::random().to_string()[..6];
@@ -213,7 +215,7 @@ pub fn one_off(
             std::env::var("TERM").ok().filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')).unwrap_or("xterm".into())
         ));
     }
-    ContainerConfig {
+    Ok(ContainerConfig {
         id: id.clone(),
         name: "run".into(),
         image: release.image.clone(),
@@ -221,8 +223,8 @@ pub fn one_off(
         args,
         env,
         cwd: "/app".into(),
-        uid: 1000,
-        gid: 1000,
+        uid,
+        gid: uid,
         network: NetworkMode::Bridge,
         limits: limits_for(meta, "run"),
         restart: crate::runtime::RestartPolicy::No,
@@ -235,5 +237,5 @@ pub fn one_off(
         mounts: meta.storage.clone(),
         readonly_root: false,
         terminal,
-    }
+    })
 }

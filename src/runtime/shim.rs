@@ -319,7 +319,11 @@ pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
     rootfs::write_etc(paths, config.id.as_str(), address.as_deref()).map_err(|e| e.to_string())?;
     rootfs::mount(paths, &layers).map_err(|e| e.to_string())?;
     let spec = spec::build(config, paths);
-    spec.save(paths.bundle().join("config.json")).map_err(|e| e.to_string())?;
+    // The spec holds the app's config vars: root's eyes only.
+    let spec_file = paths.bundle().join("config.json");
+    spec.save(&spec_file).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&spec_file, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
     Ok(address)
 }
 

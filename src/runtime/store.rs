@@ -235,7 +235,7 @@ impl ContainerDir {
             fs::create_dir_all(&dir).map_err(|source| ContainerStoreError::Io { action: "create", path: dir.clone(), source })?;
         }
         paths.write_state(&ContainerState::default())?;
-        atomic::write_atomic(&paths.config_file(), &serde_json::to_vec_pretty(config).expect("config serialises"))?;
+        atomic::write_secret(&paths.config_file(), &serde_json::to_vec_pretty(config).expect("config serialises"))?;
         Ok(paths)
     }
 

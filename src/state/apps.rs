@@ -30,6 +30,10 @@ pub enum AppsError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Grants(#[from] super::grants::GrantsError),
+    #[error("no app uid is free between {APP_UID_BASE} and {APP_UID_END}")]
+    NoUid,
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -188,6 +192,45 @@ fn lock_apps(root: &Path) -> Result<FileLock, AppsError> {
     Ok(FileLock::acquire(&root.join("apps.lock"))?)
 }
 
+/// App uids start here: above the ranges distributions give users and
+/// below what a ustar header holds (0o7777777). Each app gets its own, so
+/// one app's processes cannot read another's `/proc/PID/environ`.
+pub const APP_UID_BASE: u32 = 1_900_000;
+const APP_UID_END: u32 = 0o7777777;
+
+/// The app's own uid (and gid): given once, kept in `apps/APP/uid` (apart
+/// from meta.json, so no meta write can lose it), stable across renames.
+pub fn uid(root: &Path, app: &App) -> Result<u32, AppsError> {
+    if let Some(uid) = read_uid(app) {
+        return Ok(uid);
+    }
+    let _apps = lock_apps(root)?;
+    if let Some(uid) = read_uid(app) {
+        return Ok(uid);
+    }
+    let taken: std::collections::BTreeSet<u32> = list(root)?.into_iter().filter_map(|name| read_uid(&App::new(root, name))).collect();
+    let uid = (APP_UID_BASE + 1..APP_UID_END).find(|u| !taken.contains(u) && !host_has_uid(*u)).ok_or(AppsError::NoUid)?;
+    let path = app.dir.join("uid");
+    atomic::write_atomic(&path, uid.to_string().as_bytes())?;
+    Ok(uid)
+}
+
+fn read_uid(app: &App) -> Option<u32> {
+    fs::read_to_string(app.dir.join("uid")).ok()?.trim().parse().ok().filter(|u| *u > APP_UID_BASE)
+}
+
+/// A uid some host account, or some user's subordinate range, already has.
+fn host_has_uid(uid: u32) -> bool {
+    if nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().is_some() {
+        return true;
+    }
+    let ranges = fs::read_to_string("/etc/subuid").unwrap_or_default();
+    ranges.lines().any(|line| {
+        let mut parts = line.split(':').skip(1).map(|p| p.trim().parse::<u64>().ok());
+        matches!((parts.next(), parts.next()), (Some(Some(start)), Some(Some(count))) if (start..start + count).contains(&(uid as u64)))
+    })
+}
+
 /// An existing app with its lock held: the handle every state change goes through.
 pub struct LockedApp {
     pub app: App,
@@ -200,7 +243,7 @@ impl LockedApp {
     }
 
     pub fn write_config(&self, vars: &ConfigVars) -> Result<(), AppsError> {
-        Ok(atomic::write_atomic(&self.app.env_file(), &vars.encode())?)
+        Ok(atomic::write_secret(&self.app.env_file(), &vars.encode())?)
     }
 }
 
@@ -243,7 +286,7 @@ pub fn create(root: &Path, name: &AppName) -> Result<App, AppsError> {
     let filled = (|| {
         let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
         atomic::write_atomic(&tmp.join("meta.json"), &json)?;
-        atomic::write_atomic(&tmp.join("env"), b"")?;
+        atomic::write_secret(&tmp.join("env"), b"")?;
         fs::rename(&tmp, &app.dir).map_err(io_err("create", &app.dir))?;
         sync_dir(&apps_dir(root)).map_err(io_err("sync", &app.dir))
     })();
@@ -299,6 +342,7 @@ pub fn rename(root: &Path, from: &AppName, to: &AppName) -> Result<App, AppsErro
     }
     fs::rename(&locked.app.dir, &target.dir).map_err(io_err("rename", &locked.app.dir))?;
     sync_dir(&apps_dir(root)).map_err(io_err("sync", &target.dir))?;
+    super::grants::follow_app(root, from, Some(to))?;
     Ok(target)
 }
 
@@ -310,5 +354,6 @@ pub fn destroy(root: &Path, name: &AppName) -> Result<(), AppsError> {
     let trash = atomic::temp_path_for(&locked.app.dir.with_file_name(format!("trash-{name}")));
     fs::rename(&locked.app.dir, &trash).map_err(io_err("remove", &locked.app.dir))?;
     sync_dir(&apps_dir(root)).map_err(io_err("sync", &trash))?;
+    super::grants::follow_app(root, name, None)?;
     fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))
 }

@@ -25,10 +25,16 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 /// Writes `bytes` to a temp file, fsyncs it, renames it over `path` and
 /// fsyncs the directory so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+/// `write_atomic` whose temp file has `mode` from its first byte on.
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |source| WriteError { path: path.to_owned(), source };
     let tmp = temp_path_for(path);
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -40,8 +46,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     result.map_err(err)
 }
 
-/// Writes a secret (a key, credentials) atomically as a root-only file in a
-/// root-only directory, which is made if missing.
+/// Writes a secret (a key, credentials, config vars, a release that copies
+/// them) atomically as a root-only file in a root-only directory, which is
+/// made if missing. The file is never readable by others, not even as a temp file.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     use std::os::unix::fs::PermissionsExt;
     let err = |at: &Path| {
@@ -51,7 +58,9 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(err(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err(dir))?;
-    write_atomic(path, bytes)?;
+    write_with_mode(path, bytes, 0o600)?;
+    // An older file renamed over keeps nothing: the new inode is 0600 already;
+    // this only matters under an umask that took bits away.
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(err(path))
 }
 

@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod atomic;
 pub mod config;
+pub mod grants;
 pub mod lock;
 pub mod releases;
 pub mod settings;

@@ -57,5 +57,5 @@ pub fn next_version(app_dir: &Path) -> u64 {
 pub fn record(app_dir: &Path, release: &Release) -> Result<(), WriteError> {
     let d = dir(app_dir);
     let _ = fs::create_dir_all(&d);
-    atomic::write_atomic(&d.join(format!("{}.json", release.version)), &serde_json::to_vec_pretty(release).expect("release serialises"))
+    atomic::write_secret(&d.join(format!("{}.json", release.version)), &serde_json::to_vec_pretty(release).expect("release serialises"))
 }

@@ -85,7 +85,22 @@ pub fn check_host(root: &Path, mount: &BindMount, allowed_roots: &[String], forc
     }
 }
 
-/// `$BERTH_ROOT/storage/NAME`, created if needed and owned by the app user.
+/// A directory `storage:ensure-directory` made becomes the app's when it is
+/// mounted, so the app's own uid can write it; other host paths keep their owner.
+pub fn hand_to_app(root: &Path, source: &Path, uid: u32) -> Result<(), StorageError> {
+    let berth_made = source.parent() == Some(storage_dir(root).as_path());
+    let is_dir = std::fs::symlink_metadata(source).is_ok_and(|m| m.is_dir());
+    if berth_made && is_dir {
+        std::os::unix::fs::lchown(source, Some(uid), Some(uid)).map_err(|source_err| StorageError::Io {
+            action: "chown",
+            path: source.to_owned(),
+            source: source_err,
+        })?;
+    }
+    Ok(())
+}
+
+/// `$BERTH_ROOT/storage/NAME`, created if needed and owned by the stack's app user.
 pub fn ensure_directory(root: &Path, name: &str) -> Result<PathBuf, StorageError> {
     let ok = !name.is_empty()
         && name.len() <= 64

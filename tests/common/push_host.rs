@@ -41,20 +41,45 @@ pub struct PushHost {
     pub ssh_port: u16,
     pub http_port: u16,
     pub tls_port: u16,
+    /// The admin key every helper uses unless told otherwise.
     pub key: PathBuf,
+    /// Who ssh logs in as: root (forced commands only), or an unprivileged
+    /// user who reaches root through sudo, as install.sh's `berth` user does.
+    pub user: String,
+    /// The sudoers file the sudo user's rule lives in, removed on drop.
+    sudoers: Option<PathBuf>,
+    /// authorized_keys lives here, readable by the login user.
+    keys_dir: tempfile::TempDir,
 }
 
 impl PushHost {
     pub fn new(bridge: &str, subnet: &str) -> PushHost {
+        Self::with_login(bridge, subnet, None)
+    }
+
+    /// A host whose pushes arrive as the unprivileged `user` and cross into
+    /// root through a real sudo rule, as on an installed host (the rule also
+    /// keeps BERTH_ROOT, which only a test host needs, and logs to a file the
+    /// test reads: `sudo_log()`).
+    pub fn with_sudo_user(bridge: &str, subnet: &str, user: &str) -> PushHost {
+        Self::with_login(bridge, subnet, Some(user))
+    }
+
+    fn with_login(bridge: &str, subnet: &str, sudo_user: Option<&str>) -> PushHost {
         let (ssh_port, http_port, tls_port) = (free_port(), free_port(), free_port());
         let site = Site::new(bridge, subnet, "");
         let root = site.host.path().to_owned();
         let r = root.display();
+        let keys_dir = tempfile::Builder::new().prefix("berth-keys-").tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(keys_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let authorized_keys = keys_dir.path().join("authorized_keys");
         fs::write(
             root.join("config.toml"),
             format!(
-                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\ntls_listen_port = {tls_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{r}/authorized_keys\"\n",
-                fs::read_to_string(root.join("config.toml")).unwrap()
+                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\ntls_listen_port = {tls_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{}\"\n",
+                fs::read_to_string(root.join("config.toml")).unwrap(),
+                authorized_keys.display()
             ),
         )
         .unwrap();
@@ -74,31 +99,55 @@ impl PushHost {
         for file in [root.join("host_key"), key.clone()] {
             run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&file));
         }
-        site.host.ok(["ssh-keys:add".as_ref(), "tester".as_ref(), root.join("client_key.pub").as_os_str()]);
+        site.host.ok(["ssh-keys:add".as_ref(), "tester".as_ref(), root.join("client_key.pub").as_os_str(), "--admin".as_ref()]);
+        let user = sudo_user.unwrap_or("root").to_owned();
+        let sudoers = sudo_user.map(|u| sudo_rule(u, &keys_dir.path().join("sudo.log")));
         fs::create_dir_all("/run/sshd").unwrap();
         fs::write(
             root.join("sshd_config"),
             format!(
-                "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {r}/host_key\nPidFile {r}/sshd.pid\nAuthorizedKeysFile {r}/authorized_keys\nPermitRootLogin forced-commands-only\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSetEnv BERTH_ROOT={r} BERTH_BUILDPACKS={}\n",
+                "Port {ssh_port}\nListenAddress 127.0.0.1\nHostKey {r}/host_key\nPidFile {r}/sshd.pid\nAuthorizedKeysFile {}\nPermitRootLogin forced-commands-only\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSetEnv BERTH_ROOT={r} BERTH_BUILDPACKS={}\n",
+                authorized_keys.display(),
                 repo().join("buildpacks").display()
             ),
         )
         .unwrap();
         run(Command::new("/usr/sbin/sshd").arg("-f").arg(root.join("sshd_config")));
-        PushHost { site, ssh_port, http_port, tls_port, key }
+        PushHost { site, ssh_port, http_port, tls_port, key, user, sudoers, keys_dir }
+    }
+
+    /// Where sudo logs the commands it runs for the sudo user.
+    pub fn sudo_log(&self) -> PathBuf {
+        self.keys_dir.path().join("sudo.log")
+    }
+
+    /// A new key pair in the keys directory: (private key path, public key path).
+    pub fn new_key(&self, name: &str) -> (PathBuf, PathBuf) {
+        let private = self.keys_dir.path().join(name);
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&private));
+        let public = private.with_extension("pub");
+        (private, public)
     }
 
     pub fn ssh_command(&self) -> String {
+        self.ssh_command_with(&self.key)
+    }
+
+    pub fn ssh_command_with(&self, key: &Path) -> String {
         format!(
             "ssh -i {} -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o LogLevel=ERROR",
-            self.key.display(),
+            key.display(),
             self.ssh_port
         )
     }
 
     pub fn ssh(&self, command: &[&str]) -> Output {
+        self.ssh_with(&self.key, command)
+    }
+
+    pub fn ssh_with(&self, key: &Path, command: &[&str]) -> Output {
         let mut cmd = Command::new("ssh");
-        cmd.args(["-i", self.key.to_str().unwrap(), "-p", &self.ssh_port.to_string()]);
+        cmd.args(["-i", key.to_str().unwrap(), "-p", &self.ssh_port.to_string()]);
         cmd.args([
             "-o",
             "StrictHostKeyChecking=no",
@@ -108,7 +157,7 @@ impl PushHost {
             "IdentitiesOnly=yes",
             "-o",
             "LogLevel=ERROR",
-            "root@127.0.0.1",
+            &format!("{}@127.0.0.1", self.user),
         ]);
         cmd.args(command).output().unwrap()
     }
@@ -118,10 +167,14 @@ impl PushHost {
     }
 
     pub fn push_app(&self, checkout: &Path, app: &str, refspec: &str) -> Output {
+        self.push_with(&self.key, checkout, app, refspec)
+    }
+
+    pub fn push_with(&self, key: &Path, checkout: &Path, app: &str, refspec: &str) -> Output {
         Command::new("git")
-            .args(["push", &format!("root@127.0.0.1:{app}"), refspec])
+            .args(["push", &format!("{}@127.0.0.1:{app}", self.user), refspec])
             .current_dir(checkout)
-            .env("GIT_SSH_COMMAND", self.ssh_command())
+            .env("GIT_SSH_COMMAND", self.ssh_command_with(key))
             .output()
             .unwrap()
     }
@@ -153,7 +206,29 @@ impl Drop for PushHost {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
         let _ = Command::new("nginx").args(["-c", &format!("{}/nginx.conf", root.display()), "-s", "stop"]).output();
+        if let Some(sudoers) = &self.sudoers {
+            let _ = fs::remove_file(sudoers);
+        }
     }
+}
+
+/// The test's own sudo rule for `user`: the same shape as install.sh's,
+/// for this build's binary, keeping this host's BERTH_ROOT, logging to `log`.
+fn sudo_rule(user: &str, log: &Path) -> PathBuf {
+    if Command::new("id").arg(user).output().is_ok_and(|o| !o.status.success()) {
+        run(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", user]));
+    }
+    let exe = env!("CARGO_BIN_EXE_berth");
+    let rule = format!(
+        "Defaults:{user} env_keep += \"SSH_ORIGINAL_COMMAND BERTH_ROOT BERTH_BUILDPACKS\"\nDefaults:{user} logfile={}\n{user} ALL=(root) NOPASSWD: {exe} ssh-command --key *\n",
+        log.display()
+    );
+    let path = PathBuf::from(format!("/etc/sudoers.d/berth-test-{user}-{}", std::process::id()));
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, rule).unwrap();
+    run(Command::new("visudo").arg("-cqf").arg(&tmp));
+    fs::rename(&tmp, &path).unwrap();
+    path
 }
 
 /// A git checkout of examples/APP in `dir`, one commit on main.

@@ -1,0 +1,135 @@
+//! Who may do what over ssh, through the real path: OpenSSH's sshd logs an
+//! unprivileged user in, its forced command crosses into root through a
+//! real sudo rule, and berth checks the key's grant. An app-scoped key
+//! pushes to its own app, and every host-level command is refused to it.
+
+mod common;
+
+use std::fs;
+use std::process::Output;
+
+use common::push_host::{PushHost, checkout_of, text};
+use common::site::is_root;
+
+fn refused(out: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{what} was accepted: {}", text(out));
+    assert!(err.lines().any(|l| l.starts_with("berth: ")), "{what}: no berth: line in {err:?}");
+    err
+}
+
+/// The host's state, without what running containers and nginx write by themselves.
+fn state(host: &common::Host) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = host.snapshot();
+    files.retain(|path, _| !path.starts_with("containers") && !path.starts_with("nginx-error.log") && !path.starts_with("nginx-tmp"));
+    files
+}
+
+#[test]
+#[ignore = "needs root: sshd, sudo, nginx and containers"]
+fn an_app_scoped_key_pushes_its_own_app_and_nothing_else() {
+    assert!(is_root(), "run with ./test.sh as root");
+    let site = PushHost::with_sudo_user("bt-access", "10.217.9.0/24", "berthtest");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let checkout = checkout_of("catmeow", work.path());
+    host.ok(["apps:create", "catmeow"]);
+    host.ok(["apps:create", "other"]);
+    let (dev, dev_pub) = site.new_key("dev");
+    host.ok(["ssh-keys:add".as_ref(), "dev".as_ref(), dev_pub.as_os_str(), "--apps".as_ref(), "catmeow".as_ref()]);
+
+    // Its own app: pushed through sshd and sudo, deployed, served.
+    let push = site.push_with(&dev, &checkout, "catmeow", "main");
+    assert!(push.status.success(), "{}", text(&push));
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+
+    // Secrets ride in the environment across sudo, never in its argv or log.
+    let set = site.ssh_with(&dev, &["config:set catmeow 'SECRET_TOKEN=hunter2-in-argv'"]);
+    assert!(set.status.success(), "{}", text(&set));
+    let log = fs::read_to_string(site.sudo_log()).unwrap();
+    assert!(log.contains("ssh-command --key dev"), "sudo did not run the hop: {log}");
+    assert!(!log.contains("hunter2"), "the secret reached sudo's log: {log}");
+    let shown = site.ssh_with(&dev, &["config:get", "catmeow", "SECRET_TOKEN"]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "hunter2-in-argv");
+
+    // Lists show only what the key may use.
+    let listed = String::from_utf8_lossy(&site.ssh_with(&dev, &["apps:list"]).stdout).into_owned();
+    assert!(listed.contains("catmeow") && !listed.contains("other"), "{listed}");
+
+    // Other apps, new apps and every host-level command: refused, nothing changed.
+    let before = state(host);
+    let other_push = site.push_with(&dev, &checkout, "other", "main");
+    assert!(text(&other_push).contains("key dev has no access to app other"), "{}", text(&other_push));
+    let new_push = site.push_with(&dev, &checkout, "brandnew", "main");
+    assert!(text(&new_push).contains("key dev may not create apps"), "{}", text(&new_push));
+    for command in [
+        "ssh-keys:add evil",
+        "ssh-keys:list",
+        "ssh-keys:grant dev other",
+        "ssh-keys:grant dev --admin",
+        "storage:mount catmeow /etc:/host-etc --force",
+        "storage:ensure-directory loot",
+        "containers:list",
+        "containers:run berth/stack-run:bookworm id",
+        "stacks:list",
+        "stacks:import /etc/shadow",
+        "stacks:export bookworm /tmp/stack.tar",
+        "store:gc",
+        "store:fsck",
+        "registry:login ghcr.io me secret",
+        "images:import /etc/passwd",
+        "images:export catmeow -o /tmp/image.tar",
+        "images:from-dir /root berth-loot:1",
+        "bundle:create /tmp/bundle.tar",
+        "bundle:load /tmp/bundle.tar",
+        "builds:create catmeow /root",
+        "builds:set catmeow network host",
+        "nginx:set catmeow error-log-path /etc/cron.d/x",
+        "nginx:set catmeow access-log-path /tmp/x.log",
+        "proxy:ports-add catmeow http:25:5000",
+        "proxy:ports-set catmeow http:8080:5000",
+        "certs:add catmeow /etc/ssl/private/key.pem /etc/ssl/private/key.pem",
+        "git:from-archive catmeow http://127.0.0.1:22/x.tar",
+        "git:from-image catmeow 127.0.0.1:5000/x:1 --insecure",
+        "domains:add-global evil.test",
+        "domains:clear-global",
+        "resource:limit catmeow --pids 100000",
+        "report",
+        "ps:restore",
+        "letsencrypt:auto-renew",
+        "config:show other",
+        "config:set other A=1",
+        "run other id",
+        "logs other",
+        "apps:destroy other --force",
+        "apps:rename other mine",
+        "apps:create mine",
+    ] {
+        let err = refused(&site.ssh_with(&dev, &[command]), command);
+        assert!(err.contains("key dev"), "{command}: refused for another reason: {err}");
+    }
+    assert_eq!(state(host), before, "a refused command changed state");
+    assert!(!std::path::Path::new("/tmp/stack.tar").exists() && !std::path::Path::new("/tmp/image.tar").exists());
+
+    // An admin widens the grant: the key may create apps, and owns what it makes.
+    host.ok(["ssh-keys:grant", "dev", "--create"]);
+    let created = site.ssh_with(&dev, &["apps:create", "mine"]);
+    assert!(created.status.success(), "{}", text(&created));
+    assert!(site.ssh_with(&dev, &["config:set", "mine", "--no-restart", "A=1"]).status.success());
+    let report = host.ok(["ssh-keys:report", "dev", "--format", "json"]).out();
+    assert!(report.contains("\"mine\"") && report.contains("\"catmeow\""), "{report}");
+
+    // ... and narrows it again.
+    host.ok(["ssh-keys:revoke", "dev", "catmeow"]);
+    refused(&site.ssh_with(&dev, &["config:show", "catmeow"]), "config:show after revoke");
+    let fetch = std::process::Command::new("git")
+        .args(["ls-remote", "berthtest@127.0.0.1:catmeow"])
+        .env("GIT_SSH_COMMAND", site.ssh_command_with(&dev))
+        .output()
+        .unwrap();
+    assert!(!fetch.status.success(), "a revoked key fetched the repository");
+
+    // The admin key still does everything through the same sudo rule.
+    let keys = site.ssh(&["ssh-keys:list"]);
+    assert!(String::from_utf8_lossy(&keys.stdout).contains("dev"), "{}", text(&keys));
+}
