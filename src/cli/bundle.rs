@@ -95,7 +95,7 @@ fn load(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let store = Store::open(&ctx.root)?;
     let imported = {
         let _writing = store.writing()?;
-        archive::import(&store, &file, None)?
+        archive::import(&store, &file, None, archive::Names::Any)?
     };
     println!("-----> Imported {} images from {}", imported.len(), file.display());
     let mut deploy = Vec::new();

@@ -126,7 +126,7 @@ fn import(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let rename = args.option("--name").map(|n| n.to_string_lossy().parse::<ImageRef>()).transpose()?;
     let store = Store::open(&ctx.root)?;
     let _writing = store.writing()?;
-    for image in archive::import(&store, &file, rename.as_ref())? {
+    for image in archive::import(&store, &file, rename.as_ref(), archive::Names::NotReserved)? {
         println!("-----> Imported {} ({})", image.name, image.manifest.digest());
     }
     Ok(())

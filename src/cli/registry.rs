@@ -320,10 +320,16 @@ fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<()> {
         let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn Read> = if gzipped { Box::new(flate2::read::GzDecoder::new(&bytes[..])) } else { Box::new(&bytes[..]) };
-        let mut archive = tar::Archive::new(reader);
-        // unpack_in refuses entries that would land outside `work` (`..`, absolute paths).
+        let limit = crate::state::settings::Settings::load(&ctx.root)?.limits.archive_bytes;
+        let mut archive = tar::Archive::new(crate::image::limit::Capped::new(reader, limit, "the archive"));
+        // unpack_in refuses entries that would land outside `work` (`..`,
+        // absolute paths, through a symlink); devices and fifos are no source.
         for entry in archive.entries().context("the archive is not a tar or tar.gz")? {
             let mut entry = entry.context("the archive is not a tar or tar.gz")?;
+            use tar::EntryType::{Block, Char, Fifo};
+            if matches!(entry.header().entry_type(), Block | Char | Fifo) {
+                continue;
+            }
             entry.unpack_in(&work).context("the archive holds an entry berth will not unpack")?;
         }
         // A tarball of one directory (as GitHub's) is that directory's source.

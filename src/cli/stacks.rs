@@ -160,7 +160,7 @@ fn import(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let file = PathBuf::from(args.get(0).expect("checked"));
     let store = Store::open(&ctx.root)?;
     let _writing = store.writing()?;
-    let imported = archive::import(&store, &file, None)?;
+    let imported = archive::import(&store, &file, None, archive::Names::Stacks)?;
     for image in &imported {
         println!("-----> Imported {} ({})", image.name, image.manifest.digest());
     }

@@ -211,13 +211,40 @@ struct Collected {
     docker_layers: HashMap<String, LayerInfo>,
 }
 
+/// Which names an import may tag. `berth/` names are what berth builds
+/// (stacks, apps' builds): an archive from elsewhere must not replace them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// Anything, `berth/` included: berth's own stack cache, bundles an admin loads.
+    Any,
+    /// Only stacks (`berth/stack-run`, `berth/stack-build`).
+    Stacks,
+    /// Anything outside `berth/`.
+    NotReserved,
+}
+
+impl Names {
+    fn allows(self, name: &ImageRef) -> bool {
+        let reserved = name.repository().starts_with("berth/");
+        match self {
+            Names::Any => true,
+            Names::Stacks => matches!(name.repository(), "berth/stack-run" | "berth/stack-build"),
+            Names::NotReserved => !reserved,
+        }
+    }
+}
+
 /// Imports every image of an OCI or docker archive. `name` renames a single
-/// unnamed (or docker) image. Returns what was tagged.
-pub fn import(store: &Store, path: &Path, name: Option<&ImageRef>) -> Result<Vec<Imported>, ArchiveError> {
+/// unnamed (or docker) image. Returns what was tagged; nothing is tagged
+/// (and no blob kept) when any name is one `names` does not allow.
+pub fn import(store: &Store, path: &Path, name: Option<&ImageRef>, names: Names) -> Result<Vec<Imported>, ArchiveError> {
     // Blobs this import added: removed again if it fails, and kept only if
     // an imported image needs them, so an import adds exactly its images.
     let mut added = Vec::new();
-    let result = import_into(store, path, name, &mut added);
+    let result = import_into(store, path, name, &mut added).and_then(|images| match images.iter().find(|i| !names.allows(&i.name)) {
+        Some(bad) => Err(ArchiveError::Invalid { path: path.to_owned(), why: format!("it tags {}, a name berth reserves", bad.name) }),
+        None => Ok(images),
+    });
     let keep: BTreeSet<Digest> = match &result {
         Ok(images) => reachable(store, images),
         Err(_) => BTreeSet::new(),

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod blob;
 pub mod digest;
 pub mod layer;
+pub mod limit;
 pub mod maintenance;
 pub mod reference;
 pub mod store;

@@ -23,6 +23,7 @@ use tar::EntryType;
 
 use super::digest::HashingReader;
 use super::layer::{OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
+use super::limit::Capped;
 use super::store::{LayerInfo, Store, StoreError};
 use crate::state::atomic;
 
@@ -63,9 +64,12 @@ pub fn unpacked(berth_root: &Path, store: &Store, layer: &LayerInfo) -> Result<P
         return Ok(target);
     }
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // Root's own: what an image holds (setuid files among it) is no host user's to run.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
     let tmp = atomic::temp_path_for(&target);
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    let result = unpack_verified(store, layer, &tmp).and_then(|()| match fs::rename(&tmp, &target) {
+    let limit = crate::state::settings::Settings::load(berth_root).map(|s| s.limits.layer_bytes).unwrap_or(4 << 30);
+    let result = unpack_verified(store, layer, &tmp, limit).and_then(|()| match fs::rename(&tmp, &target) {
         Ok(()) => Ok(()),
         // Another process unpacked the same layer first: theirs is as good.
         Err(_) if target.is_dir() => Err(UnpackError::Io { path: target.clone(), source: io::Error::from(io::ErrorKind::AlreadyExists) }),
@@ -84,19 +88,19 @@ pub fn unpacked(berth_root: &Path, store: &Store, layer: &LayerInfo) -> Result<P
     }
 }
 
-fn unpack_verified(store: &Store, layer: &LayerInfo, dest: &Path) -> Result<(), UnpackError> {
+fn unpack_verified(store: &Store, layer: &LayerInfo, dest: &Path, limit: u64) -> Result<(), UnpackError> {
     let path = store.blob_path(&layer.digest.0);
     let file = File::open(&path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => UnpackError::Store(StoreError::MissingBlob(layer.digest.0.clone())),
         _ => io_err(&path)(e),
     })?;
     let compressed = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-    let tar_stream = HashingReader::new(MultiGzDecoder::new(compressed));
+    let tar_stream = HashingReader::new(Capped::new(MultiGzDecoder::new(compressed), limit, "the layer"));
     let mut archive = tar::Archive::new(EndPadding { inner: tar_stream, zeros_left: 1536 });
     unpack_entries(&mut archive, dest, &layer.digest.to_string())?;
     let corrupt = |why: String| UnpackError::Corrupt { layer: layer.digest.to_string(), why };
     let (gzip, diff_id, _) = archive.into_inner().inner.finish().map_err(|e| corrupt(e.to_string()))?;
-    let (_, digest, _) = gzip.into_inner().finish().map_err(|e| corrupt(e.to_string()))?;
+    let (_, digest, _) = gzip.into_inner().into_inner().finish().map_err(|e| corrupt(e.to_string()))?;
     if digest != layer.digest.0 {
         return Err(corrupt(format!("the blob hashes to {digest}")));
     }
@@ -142,7 +146,8 @@ fn unpack_entries<R: io::Read>(archive: &mut tar::Archive<R>, dest: &Path, layer
         };
         let header = entry.header();
         let entry_type = header.entry_type();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        // setuid and setgid never survive: no file from an image runs with its owner's rights.
+        let mode = header.mode().unwrap_or(0o644) & 0o1777;
         let (uid, gid) = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
         let name = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
         let target = dest.join(&rel);
@@ -155,6 +160,10 @@ fn unpack_entries<R: io::Read>(archive: &mut tar::Archive<R>, dest: &Path, layer
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // `.wh..` would hide the parent, `.wh.` the directory itself.
+            if matches!(hidden, b"" | b"." | b"..") || hidden.contains(&b'/') {
+                return Err(refused(&shown, "a whiteout must name one entry"));
+            }
             let hidden = target.with_file_name(OsStr::from_bytes(hidden));
             remove_existing(&hidden)?;
             mknod_whiteout(&hidden)?;

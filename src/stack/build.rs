@@ -82,7 +82,7 @@ pub fn build(
     let _writing = store.writing()?;
     if let Some(file) = cache.map(|c| cache_file(c, name, recipe)).filter(|f| f.is_file()) {
         say(&format!("Importing cached stack {}", file.display()));
-        archive::import(store, &file, None)?;
+        archive::import(store, &file, None, archive::Names::Stacks)?;
         if up_to_date(store, recipe, name) {
             return Ok(Outcome::FromCache(file));
         }

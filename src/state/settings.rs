@@ -34,6 +34,22 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub logs: LogSettings,
     pub letsencrypt: LetsencryptSettings,
+    pub limits: LimitSettings,
+}
+
+/// Caps on what outside data may expand to, so a small hostile gzip cannot
+/// fill the disk: one image layer unpacked, one source archive unpacked.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    pub layer_bytes: u64,
+    pub archive_bytes: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings { layer_bytes: 4 << 30, archive_bytes: 4 << 30 }
+    }
 }
 
 /// Where `letsencrypt:*` gets certificates: an ACME directory, the CA
