@@ -14,7 +14,10 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 25 * 60;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BuildSettings {
-    /// `host` (dependencies come from registries) or `none` (air-gapped).
+    /// `sandbox` (the default: the outside, not the host or other
+    /// containers), `host` (an admin's opt-in) or `none` (air-gapped).
+    /// Stored under a new key: a `network` written when host was the default does not carry over.
+    #[serde(rename = "build_network")]
     pub network: NetworkMode,
     pub timeout_secs: u64,
     pub memory_bytes: i64,
@@ -23,7 +26,7 @@ pub struct BuildSettings {
 
 impl Default for BuildSettings {
     fn default() -> Self {
-        BuildSettings { network: NetworkMode::Host, timeout_secs: DEFAULT_TIMEOUT_SECS, memory_bytes: 4 << 30, pids: 4096 }
+        BuildSettings { network: NetworkMode::Sandbox, timeout_secs: DEFAULT_TIMEOUT_SECS, memory_bytes: 4 << 30, pids: 4096 }
     }
 }
 

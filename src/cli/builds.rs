@@ -40,7 +40,7 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "builds:cancel", usage: "APP", about: "Stop the app's running build", switches: &[], options: &[], run: cancel },
     Command {
         name: "builds:set",
-        usage: "APP network host|none | timeout SECONDS",
+        usage: "APP network sandbox|host|none | timeout SECONDS",
         about: "Build settings: the sandbox's network, the wall-clock limit",
         switches: &[],
         options: &[],
@@ -153,7 +153,7 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         "network" => {
             settings.network = value.parse::<NetworkMode>().map_err(UsageError)?;
             if settings.network == NetworkMode::Bridge {
-                bail!("builds use network host or none");
+                bail!("builds use network sandbox, host or none");
             }
         }
         "timeout" => {

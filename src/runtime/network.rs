@@ -45,6 +45,9 @@ pub enum NetworkError {
 pub enum NetworkMode {
     /// Its own namespace on the berth bridge, with an address and NAT.
     Bridge,
+    /// On the bridge, but walled in: the outside only, never another
+    /// container (bridge forwarding is dropped for its port). What builds use.
+    Sandbox,
     /// The host's namespace.
     Host,
     /// Its own namespace with only loopback.
@@ -56,9 +59,10 @@ impl std::str::FromStr for NetworkMode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "bridge" => Ok(NetworkMode::Bridge),
+            "sandbox" => Ok(NetworkMode::Sandbox),
             "host" => Ok(NetworkMode::Host),
             "none" => Ok(NetworkMode::None),
-            _ => Err(format!("network mode {s:?} is not bridge, host or none")),
+            _ => Err(format!("network mode {s:?} is not bridge, sandbox, host or none")),
         }
     }
 }
@@ -72,10 +76,48 @@ pub fn netns_path(scope: &str, id: &ContainerId) -> PathBuf {
 }
 
 /// Host-side veth name: short (IFNAMSIZ is 16) and unique per container.
-fn veth_names(scope: &str, id: &ContainerId) -> (String, String) {
+/// The host end and the container end of a container's veth pair. Sandbox
+/// host ends start with `vi`, which the bridge rules name (`vi+`).
+fn veth_names(scope: &str, id: &ContainerId, mode: NetworkMode) -> (String, String) {
     let hash = crate::image::Digest::of(format!("{scope}/{id}").as_bytes());
     let short = &hash.hex()[..10];
-    (format!("vb{short}"), format!("vc{short}"))
+    let host = if mode == NetworkMode::Sandbox { "vi" } else { "vb" };
+    (format!("{host}{short}"), format!("vc{short}"))
+}
+
+/// What containers on the bridge may reach of the host: answers to the
+/// host's own connections, DNS, and nginx's ports; nothing else the host
+/// serves. Link-local addresses (cloud metadata) are out of reach for all,
+/// and sandboxes are cut off from every other port of the bridge. Made once
+/// per bridge, in a chain of its own.
+fn ensure_guard(settings: &Settings) -> Result<(), NetworkError> {
+    let bridge = settings.network.bridge.as_str();
+    let chain = format!("berth-in-{bridge}");
+    if run("iptables", &["-N", &chain]).is_err() {
+        return Ok(());
+    }
+    let ports = format!("{},{}", settings.proxy.listen_port, settings.proxy.tls_listen_port);
+    let rules: [&[&str]; 5] = [
+        &["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        &["-p", "udp", "--dport", "53", "-j", "ACCEPT"],
+        &["-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
+        &["-p", "tcp", "-m", "multiport", "--dports", &ports, "-j", "ACCEPT"],
+        &["-j", "DROP"],
+    ];
+    for rule in rules {
+        let mut args = vec!["-A", chain.as_str()];
+        args.extend_from_slice(rule);
+        run("iptables", &args)?;
+    }
+    run("iptables", &["-I", "INPUT", "-i", bridge, "-j", &chain])?;
+    run("iptables", &["-I", "FORWARD", "-i", bridge, "-d", "169.254.0.0/16", "-j", "DROP"])?;
+    for direction in ["-i", "-o"] {
+        let listed = run("ebtables", &["-L", "FORWARD"])?;
+        if !listed.contains(&format!("{direction} vi+ -j DROP")) {
+            run("ebtables", &["-A", "FORWARD", direction, "vi+", "-j", "DROP"])?;
+        }
+    }
+    Ok(())
 }
 
 fn run(program: &'static str, args: &[&str]) -> Result<String, NetworkError> {
@@ -127,7 +169,7 @@ pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
     if run("iptables", &with("-C")).is_err() {
         run("iptables", &with("-A"))?;
     }
-    Ok(())
+    ensure_guard(settings)
 }
 
 /// The address book: address -> container, under a file lock.
@@ -194,7 +236,7 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     ensure_bridge(settings)?;
     let subnet = settings.subnet();
     let address = allocate(root, subnet, id)?;
-    let (host_veth, peer) = veth_names(&scope, id);
+    let (host_veth, peer) = veth_names(&scope, id, mode);
     if !link_exists(&host_veth) {
         run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &peer, "netns", &netns])?;
         // The MAC follows from the address (as Docker does it): when an
@@ -215,9 +257,11 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
 /// safe after a crash half-way through `attach`.
 pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
     let scope = super::scope(root);
-    let (host_veth, _) = veth_names(&scope, id);
-    if link_exists(&host_veth) {
-        let _ = run("ip", &["link", "del", &host_veth]);
+    for mode in [NetworkMode::Bridge, NetworkMode::Sandbox] {
+        let (host_veth, _) = veth_names(&scope, id, mode);
+        if link_exists(&host_veth) {
+            let _ = run("ip", &["link", "del", &host_veth]);
+        }
     }
     if netns_path(&scope, id).exists() {
         run("ip", &["netns", "del", &netns_name(&scope, id)])?;

@@ -100,7 +100,7 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
     ];
     match config.network {
         NetworkMode::Host => {}
-        NetworkMode::Bridge | NetworkMode::None => {
+        NetworkMode::Bridge | NetworkMode::Sandbox | NetworkMode::None => {
             namespaces.push(serde_json::json!({"type": "network", "path": network::netns_path(&paths.scope, &config.id)}));
         }
     }

@@ -1,0 +1,560 @@
+//! The hostile-input suite: every input an attacker controls (app names,
+//! ssh command lines, config, domains, ports, nginx settings, storage paths,
+//! buildpack URLs, crafted image layers and archives, source archives),
+//! each run through the real binary. Every one must exit 1 or 2 with one
+//! `berth: ` line, change nothing under `$BERTH_ROOT`, and write nothing
+//! outside it. Ends with a count line.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::site::is_root;
+use common::{Host, Run};
+use sha2::Digest as _;
+
+/// One hostile input: the command line, what it reads on stdin, and the
+/// ssh command line when it arrives over ssh.
+struct Case {
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    ssh_line: Option<String>,
+}
+
+fn cmd(args: &[&str]) -> Case {
+    Case { args: args.iter().map(|a| a.to_string()).collect(), stdin: Vec::new(), ssh_line: None }
+}
+
+fn with_stdin(args: &[&str], stdin: Vec<u8>) -> Case {
+    Case { stdin, ..cmd(args) }
+}
+
+/// A command line as sshd hands it to the forced command of key `dev`.
+fn ssh(line: &str) -> Case {
+    Case { ssh_line: Some(line.to_owned()), ..cmd(&["ssh-command", "--key", "dev"]) }
+}
+
+fn run(host: &Host, case: &Case) -> Run {
+    let mut command = host.command(&case.args);
+    match &case.ssh_line {
+        Some(line) => command.env("SSH_ORIGINAL_COMMAND", line),
+        None => command.env_remove("SSH_ORIGINAL_COMMAND"),
+    };
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = case.stdin.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    Run { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+// --- Crafted tar streams -------------------------------------------------
+
+/// A tar entry whose name goes into the header as raw bytes, unchecked.
+fn raw_entry(tar: &mut Vec<u8>, name: &[u8], kind: tar::EntryType, link: &[u8], data: &[u8], mode: u32) {
+    let mut header = tar::Header::new_gnu();
+    {
+        let old = header.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name);
+        old.linkname[..link.len()].copy_from_slice(link);
+    }
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(data.len() as u64);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+}
+
+fn finish(mut tar: Vec<u8>) -> Vec<u8> {
+    tar.extend_from_slice(&[0u8; 1024]);
+    tar
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A tar whose one regular file expands to `bytes` zeros: gzip makes it tiny.
+fn zeros_tar(bytes: usize) -> Vec<u8> {
+    let mut tar = Vec::new();
+    raw_entry(&mut tar, b"zeros", tar::EntryType::Regular, b"", &vec![0u8; bytes], 0o644);
+    finish(tar)
+}
+
+/// An OCI archive of one image, tagged `name`, whose single layer is `layer_tar`.
+fn oci_archive(layer_tar: &[u8], name: &str) -> Vec<u8> {
+    let layer = gzip(layer_tar);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(layer_tar))]},
+        "config": {}
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", sha(&config)), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", sha(&layer)), "size": layer.len()}]
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{}", sha(&manifest)), "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": name}}]
+    }))
+    .unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, data).unwrap();
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", &index);
+    for blob in [&layer, &config, &manifest] {
+        add(&format!("blobs/sha256/{}", sha(blob)), blob);
+    }
+    tar.into_inner().unwrap()
+}
+
+/// Layers an unpack must refuse, by name.
+fn hostile_layers() -> Vec<(&'static str, Vec<u8>)> {
+    use tar::EntryType::{Directory, GNUSparse, Link, Regular, Symlink};
+    let one = |name: &[u8], kind, link: &[u8], data: &[u8]| {
+        let mut t = Vec::new();
+        raw_entry(&mut t, name, kind, link, data, 0o644);
+        finish(t)
+    };
+    let mut layers = vec![
+        ("traversal", one(b"../../escaped", Regular, b"", b"x")),
+        ("deep-traversal", one(b"a/../../../escaped", Regular, b"", b"x")),
+        ("absolute", one(b"/tmp/escaped", Regular, b"", b"x")),
+        ("whiteout-dotdot", one(b".wh...", Regular, b"", b"")),
+        ("whiteout-dot", one(b".wh..", Regular, b"", b"")),
+        ("whiteout-empty", one(b".wh.", Regular, b"", b"")),
+        ("whiteout-nested-dotdot", one(b"usr/.wh..", Regular, b"", b"")),
+        ("hardlink-out", one(b"passwd", Link, b"../../../../etc/passwd", b"")),
+        ("hardlink-absolute", one(b"shadow", Link, b"/etc/shadow", b"")),
+        ("hardlink-missing", one(b"x", Link, b"nothing-here", b"")),
+        ("sparse", one(b"sparse", GNUSparse, b"", b"")),
+        ("symlink-without-target", one(b"dangling", Symlink, b"", b"")),
+    ];
+    let mut through = Vec::new();
+    raw_entry(&mut through, b"etc", Symlink, b"/etc", b"", 0o777);
+    raw_entry(&mut through, b"etc/cron.d/evil", Regular, b"", b"* * * * * root id\n", 0o644);
+    layers.push(("write-through-symlink", finish(through)));
+    let mut dir_then_link = Vec::new();
+    raw_entry(&mut dir_then_link, b"d", Directory, b"", b"", 0o755);
+    raw_entry(&mut dir_then_link, b"d", Symlink, b"/root", b"", 0o777);
+    raw_entry(&mut dir_then_link, b"d/loot", Regular, b"", b"x", 0o644);
+    layers.push(("duplicate-dir-becomes-symlink", finish(dir_then_link)));
+    let mut link_through = Vec::new();
+    raw_entry(&mut link_through, b"up", Symlink, b"/etc", b"", 0o777);
+    raw_entry(&mut link_through, b"stolen", Link, b"up/shadow", b"", 0o644);
+    layers.push(("hardlink-through-symlink", finish(link_through)));
+    let mut long = Vec::new();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(Regular);
+    header.set_size(1);
+    let overlong = "n".repeat(300);
+    let mut builder = tar::Builder::new(&mut long);
+    builder.append_data(&mut header, &overlong, &b"x"[..]).unwrap();
+    builder.finish().unwrap();
+    drop(builder);
+    layers.push(("overlong-name", long));
+    let mut short = Vec::new();
+    raw_entry(&mut short, b"short", Regular, b"", b"", 0o644);
+    // The header claims 4096 bytes; the stream ends first.
+    let claimed = short.len() - 512;
+    short[claimed + 124..claimed + 135].copy_from_slice(b"00000010000");
+    let mut h = tar::Header::from_byte_slice(&short[claimed..claimed + 512]).clone();
+    h.set_cksum();
+    short[claimed..claimed + 512].copy_from_slice(h.as_bytes());
+    layers.push(("truncated-file", short));
+    layers.push(("gzip-bomb", zeros_tar(64 << 20)));
+    layers
+}
+
+// --- The suite ------------------------------------------------------------
+
+/// The state under the root that a refused input must leave alone: all of it.
+fn state(host: &Host) -> BTreeMap<PathBuf, Vec<u8>> {
+    host.snapshot()
+}
+
+fn outside_files(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs root: lchown, whiteouts and the ssh edge run as root"]
+fn hostile_inputs_are_refused_and_change_nothing() {
+    assert!(is_root(), "run with ./test.sh as root");
+    let host = Host::new();
+    let root = host.path().to_owned();
+    let r = root.display().to_string();
+    let outside = tempfile::Builder::new().prefix("berth-hostile-out-").tempdir().unwrap();
+    let o = outside.path().display().to_string();
+    let keys_dir = tempfile::tempdir().unwrap();
+    fs::write(
+        root.join("config.toml"),
+        format!(
+            "[limits]\nlayer_bytes = 4000000\narchive_bytes = 4000000\n[ssh]\nauthorized_keys = \"{}/authorized_keys\"\n",
+            keys_dir.path().display()
+        ),
+    )
+    .unwrap();
+    host.ok(["apps:create", "cat"]);
+    host.ok(["apps:create", "dog"]);
+    host.ok(["domains:add", "dog", "owned.test"]);
+    host.ok(["storage:ensure-directory", "cat-data"]);
+    // What any host that ran for a while has: the app's lock, a scratch
+    // dir, the layer cache. Their first use is no change a refusal made.
+    host.ok(["config:set", "cat", "--no-restart", "SETUP=1"]);
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    fs::create_dir_all(root.join("layers")).unwrap();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev";
+    fs::write(keys_dir.path().join("dev.pub"), key).unwrap();
+    host.ok(["ssh-keys:add", "dev", &format!("{}/dev.pub", keys_dir.path().display()), "--apps", "cat"]);
+
+    // Crafted layers are imported first (an import stores, it does not
+    // unpack); unpacking each is the hostile input.
+    let mut cases = Vec::new();
+    for (name, layer) in hostile_layers() {
+        let file = keys_dir.path().join(format!("{name}.tar"));
+        fs::write(&file, oci_archive(&layer, &format!("hostile/{name}:1"))).unwrap();
+        host.ok(["images:import", file.to_str().unwrap()]);
+        cases.push(cmd(&["images:unpack", &format!("hostile/{name}:1")]));
+    }
+    // Archives an import must refuse whole.
+    let archive = |name: &str, bytes: Vec<u8>| {
+        let file = keys_dir.path().join(name);
+        fs::write(&file, bytes).unwrap();
+        file.display().to_string()
+    };
+    let benign = {
+        let mut t = Vec::new();
+        raw_entry(&mut t, b"hello", tar::EntryType::Regular, b"", b"hi\n", 0o644);
+        finish(t)
+    };
+    let reserved = archive("reserved.tar", oci_archive(&benign, "berth/stack-run:bookworm"));
+    let reserved_build = archive("reserved-build.tar", oci_archive(&benign, "berth/stack-build:bookworm"));
+    let mut bad_digest = oci_archive(&benign, "hostile/bad-digest:1");
+    let at = bad_digest.len() / 2;
+    bad_digest[at] ^= 0x55;
+    let bad_digest = archive("bad-digest.tar", bad_digest);
+    let not_tar = archive("not-a-tar", b"this is not an archive at all".to_vec());
+    let empty = archive("empty.tar", Vec::new());
+    let bomb_archive = archive("bomb.tar.gz", gzip(&zeros_tar(64 << 20)));
+    for args in [
+        vec!["images:import", reserved.as_str()],
+        vec!["images:import", reserved_build.as_str()],
+        vec!["images:import", bad_digest.as_str()],
+        vec!["images:import", not_tar.as_str()],
+        vec!["images:import", empty.as_str()],
+        vec!["images:import", bomb_archive.as_str()],
+        vec!["images:import", "/nonexistent/archive.tar"],
+        vec!["images:import", reserved.as_str(), "--name", "hostile/renamed:1"],
+        vec!["stacks:import", not_tar.as_str()],
+        vec!["stacks:import", bad_digest.as_str()],
+    ] {
+        cases.push(cmd(&args));
+    }
+
+    // Source archives on stdin (git:from-archive): none may make the app.
+    let source = |entries: &[(&[u8], tar::EntryType, &[u8], &[u8])]| {
+        let mut t = Vec::new();
+        for (name, kind, link, data) in entries {
+            raw_entry(&mut t, name, *kind, link, data, 0o644);
+        }
+        finish(t)
+    };
+    use tar::EntryType::{Link, Regular, Symlink};
+    for stdin in [
+        source(&[(b"../escaped", Regular, b"", b"x")]),
+        source(&[(b"/tmp/escaped", Regular, b"", b"x")]),
+        source(&[(b"up", Symlink, b"/etc", b""), (b"up/cron.d/evil", Regular, b"", b"x")]),
+        source(&[(b"a/../../escaped", Regular, b"", b"x")]),
+        gzip(&zeros_tar(64 << 20)),
+        zeros_tar(5 << 20),
+        b"not a tar".to_vec(),
+        Vec::new(),
+        finish(Vec::new()),
+        gzip(b"garbage inside gzip"),
+        source(&[(b"shadow", Link, b"/etc/shadow", b"")]),
+    ] {
+        cases.push(with_stdin(&["git:from-archive", "newapp", "-"], stdin));
+    }
+
+    let long_name = "a".repeat(64);
+    let long_domain = format!("{}.test", "d".repeat(260));
+    let long_key = format!("{}=x", "K".repeat(300));
+    let storage = format!("{r}/storage/cat-data");
+    let simple: Vec<Vec<String>> = [
+        // App names.
+        &["apps:create", "Cat"][..],
+        &["apps:create", "-cat"],
+        &["apps:create", "cat_1"],
+        &["apps:create", "cat.app"],
+        &["apps:create", "../cat"],
+        &["apps:create", "cat/.."],
+        &["apps:create", ""],
+        &["apps:create", " "],
+        &["apps:create", "cat app"],
+        &["apps:create", &long_name],
+        &["apps:create", "çat"],
+        &["apps:create", "cat\n"],
+        &["apps:create", "CAT"],
+        &["apps:create", "-"],
+        &["apps:create", "."],
+        &["apps:create", ".."],
+        &["apps:create", "cat;id"],
+        &["apps:create", "$(id)"],
+        &["apps:create", "cat"],
+        &["apps:rename", "cat", "Dog!"],
+        &["apps:rename", "cat", "dog"],
+        &["apps:destroy", "../apps", "--force"],
+        // Config keys and values.
+        &["config:set", "cat", "1A=x"],
+        &["config:set", "cat", "A-B=x"],
+        &["config:set", "cat", "=x"],
+        &["config:set", "cat", "NOVALUE"],
+        &["config:set", "cat", "A B=x"],
+        &["config:set", "cat", "Ä=x"],
+        &["config:set", "cat", "A.B=x"],
+        &["config:set", "cat", "$(id)=x"],
+        &["config:set", "cat", &long_key],
+        &["config:set", "cat", "--encoded", "A=AA=="],
+        &["config:set", "cat", "--encoded", "A=aGVsbG8Ad29ybGQ="],
+        &["config:set", "cat", "--encoded", "A=!!!notbase64"],
+        &["config:set", "nosuchapp", "A=1"],
+        &["config:get", "cat", "BAD-KEY"],
+        &["config:unset", "cat", "1X"],
+        // Domains.
+        &["domains:add", "cat", ""],
+        &["domains:add", "cat", "-x.test"],
+        &["domains:add", "cat", "a..b"],
+        &["domains:add", "cat", "a_b.test"],
+        &["domains:add", "cat", &long_domain],
+        &["domains:add", "cat", "exa mple.test"],
+        &["domains:add", "cat", "example.test;"],
+        &["domains:add", "cat", "exa\"mple.test"],
+        &["domains:add", "cat", "*.*.test"],
+        &["domains:add", "cat", "ex$ample.test"],
+        &["domains:add", "cat", "{x}.test"],
+        &["domains:add", "cat", "a/b.test"],
+        &["domains:add", "cat", "127.0.0.1:80"],
+        &["domains:add", "cat", "ünicode.test"],
+        &["domains:add", "cat", "."],
+        &["domains:add", "cat", "*"],
+        &["domains:add", "cat", "a.-b.test"],
+        &["domains:add", "cat", "owned.test"],
+        &["domains:set", "cat", "OWNED.test"],
+        &["domains:add-global", "bad domain"],
+        // Port maps.
+        &["proxy:ports-add", "cat", "http:0:5000"],
+        &["proxy:ports-add", "cat", "http:65536:5000"],
+        &["proxy:ports-add", "cat", "http:80"],
+        &["proxy:ports-add", "cat", "ftp:80:5000"],
+        &["proxy:ports-add", "cat", "http:-1:5000"],
+        &["proxy:ports-add", "cat", "http:80:0"],
+        &["proxy:ports-add", "cat", "http:80:99999"],
+        &["proxy:ports-add", "cat", "http::5000"],
+        &["proxy:ports-add", "cat", "http:80:5000:9"],
+        &["proxy:ports-add", "cat", "https:abc:5000"],
+        &["proxy:ports-add", "cat", "http:80:5000;rm"],
+        &["proxy:ports-add", "cat", "https:443:5000"],
+        // nginx settings.
+        &["nginx:set", "cat", "client-max-body-size", "1x"],
+        &["nginx:set", "cat", "client-max-body-size", "1m;"],
+        &["nginx:set", "cat", "client-max-body-size", "1m\ninclude /etc/shadow"],
+        &["nginx:set", "cat", "proxy-read-timeout", "-1"],
+        &["nginx:set", "cat", "proxy-read-timeout", "99999999999999999999s"],
+        &["nginx:set", "cat", "error-log-path", "/etc/cron.d/x"],
+        &["nginx:set", "cat", "access-log-path", "/root/x.log"],
+        &["nginx:set", "cat", "access-log-path", "relative.log"],
+        &["nginx:set", "cat", "error-log-path", "/var/log/nginx/../../../etc/x"],
+        &["nginx:set", "cat", "access-log-path", "/var/log/nginx/x;y"],
+        &["nginx:set", "cat", "bogus-key", "1"],
+        // Storage.
+        &["storage:mount", "cat", "/etc:/data"],
+        &["storage:mount", "cat", "/tmp/../etc:/data"],
+        &["storage:mount", "cat", "relative:/data"],
+        &["storage:mount", "cat", &format!("{storage}:/proc/x")],
+        &["storage:mount", "cat", "/:/data"],
+        &["storage:mount", "cat", &format!("{storage}:relative")],
+        &["storage:mount", "cat", &storage],
+        &["storage:mount", "cat", &format!("{storage}:/data:rw:x")],
+        &["storage:mount", "cat", &format!("{r}/storage/../apps:/data")],
+        &["storage:mount", "cat", &format!("{r}:/data")],
+        &["storage:ensure-directory", "../x"],
+        &["storage:ensure-directory", ""],
+        &["storage:ensure-directory", "A"],
+        &["storage:ensure-directory", "x/y"],
+        &["storage:ensure-directory", ".."],
+        // Buildpack URLs.
+        &["buildpacks:add", "cat", "file:///etc"],
+        &["buildpacks:add", "cat", "http://127.0.0.1/x.git"],
+        &["buildpacks:add", "cat", "http://localhost/x.git"],
+        &["buildpacks:add", "cat", "http://[::1]/x.git"],
+        &["buildpacks:add", "cat", "https://127.0.0.2/x.git"],
+        &["buildpacks:add", "cat", "http://169.254.169.254/x.git"],
+        &["buildpacks:add", "cat", "git://example.test/x.git"],
+        &["buildpacks:add", "cat", "ssh://example.test/x.git"],
+        &["buildpacks:add", "cat", "ftp://example.test/x"],
+        &["buildpacks:add", "cat", "-x"],
+        &["buildpacks:add", "cat", "relative/path"],
+        &["buildpacks:add", "cat", "/tmp/../etc"],
+        &["buildpacks:add", "cat", "https://ex ample.test/x.git"],
+        &["buildpacks:set", "cat", "file:///root/bp"],
+        // Branches, releases, scale, process settings, limits, checks.
+        &["git:set", "cat", "deploy-branch", "-x"],
+        &["git:set", "cat", "deploy-branch", "a..b"],
+        &["git:set", "cat", "deploy-branch", "a b"],
+        &["git:set", "cat", "deploy-branch", "x/"],
+        &["git:set", "cat", "deploy-branch", "$(id)"],
+        &["git:set", "cat", "deploy-branch", ""],
+        &["git:set", "cat", "deploy-branch", "a~1"],
+        &["git:set", "cat", "bogus", "x"],
+        &["releases:set", "cat", "keep", "0"],
+        &["releases:set", "cat", "keep", "-1"],
+        &["releases:set", "cat", "keep", "1001"],
+        &["releases:set", "cat", "keep", "x"],
+        &["releases:set", "cat", "keep", "99999999999999999999"],
+        &["releases:rollback", "cat", "v99"],
+        &["ps:scale", "cat", "web=-1"],
+        &["ps:scale", "cat", "web=x"],
+        &["ps:scale", "cat", "=1"],
+        &["ps:scale", "cat", "WEB=1"],
+        &["ps:scale", "cat", "web=99999999999"],
+        &["ps:scale", "cat", "we b=1"],
+        &["ps:scale", "cat", "web=1=2"],
+        &["ps:set", "cat", "stop-timeout-seconds", "18446744073709551615"],
+        &["ps:set", "cat", "stop-timeout-seconds", "-1"],
+        &["ps:set", "cat", "stop-timeout-seconds", "x"],
+        &["ps:set", "cat", "restart-policy", "always:3"],
+        &["ps:set", "cat", "restart-policy", "bogus"],
+        &["ps:set", "cat", "restart-policy", "on-failure:x"],
+        &["ps:set", "cat", "bogus", "1"],
+        &["resource:limit", "cat", "--memory", "1x"],
+        &["resource:limit", "cat", "--memory", "-5m"],
+        &["resource:limit", "cat", "--cpu", "abc"],
+        &["resource:limit", "cat", "--cpu", "-1"],
+        &["resource:limit", "cat", "--pids", "0"],
+        &["resource:limit", "cat", "--pids", "x"],
+        &["resource:limit", "cat", "--memory", "99999999999999999999g"],
+        &["checks:set", "cat", "wait-to-retire", "x"],
+        &["checks:set", "cat", "wait-to-retire", "-1"],
+        &["checks:set", "cat", "wait-to-retire", "99999999999999999999"],
+        &["builds:set", "cat", "network", "bridge"],
+        &["builds:set", "cat", "timeout", "0"],
+        &["builds:set", "cat", "timeout", "99999999999999999999"],
+        // Certificates, images, keys.
+        &["certs:add", "cat", "/nonexistent/cert.pem", "/nonexistent/key.pem"],
+        &["certs:add", "cat", &format!("{o}/none.pem"), "/etc/passwd"],
+        &["images:inspect", "BAD REF"],
+        &["images:remove", "../x"],
+        &["images:from-dir", "/nonexistent", "hostile/x:1"],
+        &["ssh-keys:add", "../evil", "/etc/passwd"],
+        &["ssh-keys:add", "evil", "/etc/passwd"],
+        &["ssh-keys:grant", "nokey", "cat"],
+        &["ssh-keys:grant", "dev", "Bad-App"],
+    ]
+    .iter()
+    .map(|a| a.iter().map(|s| s.to_string()).collect())
+    .collect();
+    for args in simple {
+        cases.push(Case { args, stdin: Vec::new(), ssh_line: None });
+    }
+    cases.push(with_stdin(&["certs:add", "cat"], b"not a tar of a certificate and key".to_vec()));
+    cases.push(with_stdin(&["ssh-keys:add", "evil"], b"command=\"sh\" ssh-ed25519 AAAA".to_vec()));
+
+    // ssh command lines from an app-scoped key.
+    for line in [
+        "",
+        "apps:list; id",
+        "$(id)",
+        "apps:create `id`",
+        "apps:list | sh",
+        "apps:list && id",
+        "config:set cat A=1 > /etc/x",
+        "shim x",
+        "git-hook cat",
+        "ssh-command --key other",
+        "bash",
+        "git-receive-pack '../etc'",
+        "git-upload-pack '/etc/passwd'",
+        "git-receive-pack 'dog'",
+        "git-upload-pack 'dog'",
+        "git-receive-pack 'newapp'",
+        "git-receive-pack 'cat' extra",
+        "git-archive 'cat'",
+        "ssh-keys:add evil",
+        "ssh-keys:grant dev dog",
+        "config:set dog A=1",
+        "config:show dog",
+        "storage:mount cat /etc:/x --force",
+        "containers:list",
+        "images:import /etc/shadow",
+        "nginx:set cat error-log-path /etc/x",
+        "proxy:ports-add cat http:25:5000",
+        "builds:set cat network host",
+        "apps:create 'unterminated",
+        "run dog id",
+    ] {
+        cases.push(ssh(line));
+    }
+
+    let mut refused = 0;
+    let mut accepted = Vec::new();
+    for case in &cases {
+        let before = state(&host);
+        let run = run(&host, case);
+        let what = match &case.ssh_line {
+            Some(line) => format!("ssh {line:?}"),
+            None => format!("{:?}", case.args),
+        };
+        let one_line = run.stderr.lines().count() == 1 && run.stderr.starts_with("berth: ");
+        let unchanged = state(&host) == before;
+        let nothing_outside = outside_files(outside.path()).is_empty() && !Path::new("/tmp/escaped").exists();
+        if (run.code == 1 || run.code == 2) && one_line && unchanged && nothing_outside {
+            refused += 1;
+        } else {
+            accepted.push(format!(
+                "{what}: exit {}, stderr {:?}, state {}, outside {}",
+                run.code,
+                run.stderr.chars().take(300).collect::<String>(),
+                if unchanged { "unchanged" } else { "CHANGED" },
+                if nothing_outside { "clean" } else { "WRITTEN" }
+            ));
+        }
+    }
+    println!("{} hostile inputs: {refused} refused, {} accepted", cases.len(), accepted.len());
+    assert!(accepted.is_empty(), "accepted:\n{}", accepted.join("\n"));
+    assert!(cases.len() >= 150, "only {} hostile inputs", cases.len());
+    // No layer of them is in the unpack cache, nor a temp dir of one.
+    let layers: Vec<_> = outside_files(&root.join("layers"));
+    assert!(layers.is_empty(), "left in the layer cache: {layers:?}");
+}
