@@ -153,12 +153,18 @@ fn buildpacks_from_git_and_dot_buildpacks_run_in_order() {
         git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "buildpack"]);
         let bare = work.path().join(format!("{name}.git"));
         assert!(Command::new("git").args(["clone", "-q", "--bare"]).arg(&src).arg(&bare).status().unwrap().success());
-        urls.push(format!("file://{}", bare.display()));
+        urls.push(bare.display().to_string());
     }
     let app = work.path().join("app");
     fs::create_dir_all(&app).unwrap();
     fs::write(app.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
-    fs::write(app.join(".buildpacks"), format!("{}\n{}\n", urls[0], urls[1])).unwrap();
+    // Pushed code may not point root at the host's own repositories ...
+    fs::write(app.join(".buildpacks"), format!("{}\n", urls[0])).unwrap();
+    let refused = site.build("multi", &app);
+    assert!(refused.code != 0 && refused.stderr.contains("only an admin"), "{}{}", refused.out(), refused.stderr);
+    fs::remove_file(app.join(".buildpacks")).unwrap();
+    // ... an admin may.
+    site.host.ok(["buildpacks:set", "multi", &urls[0], &urls[1]]);
     let out = site.build_ok("multi", &app);
     let first = out.find("first buildpack compiling").expect(&out);
     let second = out.find("second buildpack sees FROM_FIRST=hello-from-first").expect(&out);

@@ -15,6 +15,8 @@ use crate::state::atomic;
 pub enum BuildpackError {
     #[error("buildpack {0:?} is not a built-in name, an absolute path or a git URL")]
     Invalid(String),
+    #[error("buildpack {0:?} is refused: use https://, http:// or git@ to a host that is not this machine or link-local")]
+    Refused(String),
     #[error("buildpack {name} not found at {path}")]
     Missing { name: String, path: PathBuf },
     #[error("cannot fetch buildpack {url}: {why}")]
@@ -58,7 +60,10 @@ impl Source {
         if let Some(name) = text.strip_prefix("heroku/").filter(|n| BUILT_IN.contains(n)) {
             return Ok(Source::BuiltIn(name.to_owned()));
         }
-        let is_url = ["https://", "http://", "git://", "file://", "ssh://"].iter().any(|p| text.starts_with(p));
+        let is_url = ["https://", "http://", "git@"].iter().any(|p| text.starts_with(p));
+        if is_url && !remote_host_ok(text) {
+            return Err(BuildpackError::Refused(text.to_owned()));
+        }
         if is_url || (text.starts_with('/') && text.split('#').next().is_some_and(|p| p.ends_with(".git"))) {
             let (url, reference) = match text.split_once('#') {
                 Some((u, r)) if !r.is_empty() => (u, Some(r.to_owned())),
@@ -70,6 +75,12 @@ impl Source {
             return Ok(Source::Path(PathBuf::from(text)));
         }
         Err(invalid())
+    }
+
+    /// Whether this buildpack lives on the host (a path, a local repository):
+    /// only an admin names those.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Source::Path(_)) || matches!(self, Source::Git(url, _) if url.starts_with('/'))
     }
 
     pub fn label(&self) -> String {
@@ -139,6 +150,30 @@ fn fetch(berth_root: &Path, url: &str, reference: Option<&str>, say: &mut dyn Fn
         let _ = fs::remove_dir_all(&tmp); // another build fetched it first
     }
     Ok(target)
+}
+
+/// The host of `https://HOST/...`, `http://HOST/...` or `git@HOST:...` is not
+/// this machine or a link-local address: root fetches it, and must not be
+/// aimed at services that trust the host.
+fn remote_host_ok(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).or_else(|| url.strip_prefix("git@"));
+    let Some(rest) = rest else { return false };
+    let authority = rest.split(['/', '#', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() || host == "localhost" || host.ends_with(".localhost") {
+        return false;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => !(ip.is_loopback() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()),
+        Ok(std::net::IpAddr::V6(ip)) => !(ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xffc0) == 0xfe80),
+        Err(_) => host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+    }
 }
 
 /// Parses a list of references, one per line (`.buildpacks`, the app's list).

@@ -10,6 +10,8 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use super::confined;
+
 const SPEC_FILE: &str = ".berth-handover";
 
 /// A relative path of plain names only: nothing can point outside.
@@ -19,24 +21,36 @@ fn plain(text: &str) -> Option<PathBuf> {
     ok.then(|| path.to_owned())
 }
 
-/// The (cache path, app path) pairs the cache asks for.
+/// The (cache path, app path) pairs the cache asks for, both relative.
+/// The spec is the build's own writing: read as a plain, small file.
 fn pairs(cache: &Path) -> Vec<(PathBuf, PathBuf)> {
-    let text = fs::read_to_string(cache.join(SPEC_FILE)).unwrap_or_default();
-    text.lines()
+    let bytes = confined::read(cache, SPEC_FILE, 64 * 1024).ok().flatten().unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             let (from, to) = (plain(words.next()?)?, plain(words.next()?)?);
-            words.next().is_none().then_some((cache.join(from), to))
+            words.next().is_none().then_some((from, to))
         })
         .collect()
 }
 
+/// Nothing at `base/rel`, reached through real directories only.
+fn free_beneath(base: &Path, rel: &Path) -> Option<PathBuf> {
+    let path = confined::beneath(base, rel)?;
+    fs::symlink_metadata(&path).is_err().then_some(path)
+}
+
 /// Moves each cached tree into `app_dir` where the source has nothing there.
+/// Both ends are real directories beneath their roots: a symlink on either
+/// side (the build's doing) would move a host directory instead.
 pub fn hand_over(cache: &Path, app_dir: &Path) {
     for (cached, relative) in pairs(cache) {
-        let target = app_dir.join(&relative);
-        if cached.is_dir() && !target.exists() && target.parent().is_some_and(Path::is_dir) {
-            let _ = fs::rename(&cached, &target);
+        if !confined::is_real_dir(cache, &cached) {
+            continue;
+        }
+        if let Some(target) = free_beneath(app_dir, &relative) {
+            let _ = fs::rename(cache.join(&cached), target);
         }
     }
 }
@@ -44,9 +58,11 @@ pub fn hand_over(cache: &Path, app_dir: &Path) {
 /// Moves each handed-over tree back unless the cache has a new one.
 pub fn take_back(cache: &Path, app_dir: &Path) {
     for (cached, relative) in pairs(cache) {
-        let source = app_dir.join(&relative);
-        if source.is_dir() && !source.is_symlink() && !cached.exists() {
-            let _ = fs::rename(&source, &cached);
+        if !confined::is_real_dir(app_dir, &relative) {
+            continue;
+        }
+        if let Some(target) = free_beneath(cache, &cached) {
+            let _ = fs::rename(app_dir.join(&relative), target);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod appjson;
 pub mod buildpacks;
+pub mod confined;
 pub mod handover;
 pub mod procfile;
 pub mod records;
@@ -60,6 +61,10 @@ pub enum BuildError {
     Checks(#[from] crate::deploy::checks::ChecksError),
     #[error(transparent)]
     Buildpack(#[from] buildpacks::BuildpackError),
+    #[error(transparent)]
+    Confined(#[from] confined::ConfinedError),
+    #[error("buildpack {0} is on this host: only an admin names those (buildpacks:set)")]
+    LocalBuildpack(String),
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -179,18 +184,27 @@ fn choose_buildpacks(app: &App, vars: &ConfigVars, app_dir: &Path) -> Result<(Ve
             return Ok((list, true));
         }
     }
+    // BUILDPACK_URL and .buildpacks come from whoever may push or set config:
+    // remote buildpacks only, never a path on the host.
+    let pushed = |list: Vec<Source>| match list.iter().find(|s| s.is_local()) {
+        Some(local) => Err(BuildError::LocalBuildpack(local.label())),
+        None => Ok((list, true)),
+    };
     let url_key = crate::state::config::ConfigKey::parse(std::ffi::OsStr::new("BUILDPACK_URL")).expect("valid key");
     if let Some(url) = vars.0.get(&url_key) {
-        return Ok((vec![Source::parse(&String::from_utf8_lossy(url))?], true));
+        return pushed(vec![Source::parse(&String::from_utf8_lossy(url))?]);
     }
-    if let Ok(text) = fs::read_to_string(app_dir.join(".buildpacks")) {
-        let list = buildpacks::parse_list(&text)?;
+    if let Some(bytes) = confined::read(app_dir, ".buildpacks", 64 * 1024)? {
+        let list = buildpacks::parse_list(&String::from_utf8_lossy(&bytes))?;
         if !list.is_empty() {
-            return Ok((list, true));
+            return pushed(list);
         }
     }
     Ok((BUILT_IN.iter().map(|n| Source::BuiltIn((*n).to_owned())).collect(), false))
 }
+
+/// The most berth reads of any one file a build leaves (Procfile, app.json, release.yml, ...).
+const OUTPUT_CAP: u64 = 1 << 20;
 
 fn run_build(
     root: &Path,
@@ -320,26 +334,30 @@ fn run_build(
         4 => return Err(BuildError::CompileFailed(failed_buildpack.unwrap_or_else(|| "?".into()))),
         code => return Err(BuildError::Sandbox(code)),
     }
-    record.buildpacks = fs::read_to_string(out_dir.join("buildpacks")).unwrap_or_default().lines().map(str::to_owned).collect();
+    // Everything below is read from what the build wrote: plain files only, capped.
+    let text = |base: &Path, name: &str| -> Result<String, BuildError> {
+        Ok(confined::read(base, name, OUTPUT_CAP)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+    };
+    record.buildpacks = text(&out_dir, "buildpacks")?.lines().map(str::to_owned).collect();
 
     // Process types: the Procfile wins over the buildpack's defaults.
-    let release = release::parse(&fs::read_to_string(out_dir.join("release.yml")).unwrap_or_default());
+    let release = release::parse(&text(&out_dir, "release.yml")?);
     let mut process_types = release.default_process_types.clone();
-    if let Ok(bytes) = fs::read(app_dir.join("Procfile")) {
+    if let Some(bytes) = confined::read(&app_dir, "Procfile", OUTPUT_CAP)? {
         process_types.extend(procfile::parse(&bytes)?);
     }
     process_types.retain(|name, _| procfile::is_process_name(name));
     if process_types.is_empty() {
         return Err(BuildError::NoProcesses);
     }
-    let app_json = fs::read(app_dir.join("app.json")).ok();
+    let app_json = confined::read(&app_dir, "app.json", OUTPUT_CAP)?;
     let formation = appjson::formation(app_json.as_deref())?;
     let scripts = appjson::scripts(app_json.as_deref())?;
     let mut healthchecks = crate::deploy::checks::from_app_json(app_json.as_deref())?;
     if !healthchecks.contains_key("web")
-        && let Ok(text) = fs::read_to_string(app_dir.join("CHECKS"))
+        && let Some(bytes) = confined::read(&app_dir, "CHECKS", OUTPUT_CAP)?
     {
-        healthchecks.insert("web".into(), crate::deploy::checks::from_checks_file(&text)?);
+        healthchecks.insert("web".into(), crate::deploy::checks::from_checks_file(&String::from_utf8_lossy(&bytes))?);
     }
     let berth_dir = app_dir.join(".berth");
     let _ = fs::remove_dir_all(&berth_dir);
@@ -353,8 +371,7 @@ fn run_build(
     // Layers: dependencies (paths buildpacks named, plus the usual ones), then the rest.
     out.line("-----> Writing image layers");
     let layers_started = Instant::now();
-    let mut dependency_paths: Vec<PathBuf> = fs::read_to_string(out_dir.join("layers"))
-        .unwrap_or_default()
+    let mut dependency_paths: Vec<PathBuf> = text(&out_dir, "layers")?
         .lines()
         .map(|l| l.trim().trim_start_matches("/app/").trim_matches('/'))
         .filter(|l| !l.is_empty() && !l.split('/').any(|p| p == ".." || p == "."))

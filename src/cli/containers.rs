@@ -131,7 +131,8 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         let (k, v) = pair.split_once('=').ok_or_else(|| usage(format!("--label {pair:?} is not KEY=VALUE")))?;
         labels.insert(k.to_owned(), v.to_owned());
     }
-    let user = text_option(args, "--user").or_else(|| defaults.user().clone()).unwrap_or_else(|| "0:0".into());
+    // Never root by default: the image's user, else the stack's unprivileged app user.
+    let user = text_option(args, "--user").or_else(|| defaults.user().clone()).unwrap_or_else(|| "1000:1000".into());
     let (uid, gid) = match user.split_once(':') {
         Some((u, g)) => (u.parse().ok(), g.parse().ok()),
         None => (user.parse().ok(), user.parse().ok()),
@@ -171,7 +172,9 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         limits,
         restart: text_option(args, "--restart").map(|r| r.parse::<RestartPolicy>().map_err(usage)).transpose()?.unwrap_or_default(),
         stop_timeout_secs: text_option(args, "--stop-timeout")
-            .map(|s| s.parse().map_err(|_| usage(format!("--stop-timeout {s:?} is not seconds"))))
+            .map(|s| {
+                s.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(|| usage(format!("--stop-timeout {s:?} is not 0 to 3600 seconds")))
+            })
             .transpose()?
             .unwrap_or(30),
         labels,

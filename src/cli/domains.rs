@@ -201,9 +201,24 @@ fn current(settings: &Settings, locked: &LockedApp, meta: &AppMeta) -> Vec<Domai
     }
 }
 
+/// A name answers for one app only: another app claiming it would take its
+/// traffic. Refuses the first of `wanted` that another app answers to.
+fn check_unclaimed(ctx: &Ctx, app: &crate::app::AppName, wanted: &[Domain]) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.root)?;
+    for other in apps::list(&ctx.root)?.into_iter().filter(|o| o != app) {
+        let other_app = apps::open(&ctx.root, &other)?;
+        let names = proxy::server_names(&settings, &other_app, &apps::meta(&other_app)?);
+        if let Some(taken) = wanted.iter().find(|d| names.iter().any(|n| n.eq_ignore_ascii_case(&d.to_string()))) {
+            bail!("{taken} already belongs to app {other}; remove it there first");
+        }
+    }
+    Ok(())
+}
+
 fn add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let wanted = domains_of(&args)?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    check_unclaimed(ctx, &locked.app.name, &wanted)?;
     update(ctx, &locked, |settings, meta| {
         let mut list = current(settings, &locked, meta);
         for d in wanted {
@@ -231,6 +246,7 @@ fn remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let wanted = domains_of(&args)?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    check_unclaimed(ctx, &locked.app.name, &wanted)?;
     update(ctx, &locked, |_, meta| meta.domains = Some(wanted))?;
     show_names(ctx, &locked)
 }
@@ -505,8 +521,14 @@ fn report_global(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 const NGINX_KEYS: &[&str] =
     &["client-max-body-size", "proxy-read-timeout", "proxy-connect-timeout", "proxy-send-timeout", "access-log-path", "error-log-path"];
 
+/// Where nginx (as root) may be told to write an app's logs: nowhere else,
+/// or `nginx:set` would create files anywhere on the host.
+fn log_dirs(root: &std::path::Path) -> [String; 2] {
+    [format!("{}/logs/", root.display()), "/var/log/nginx/".to_owned()]
+}
+
 /// Checks an nginx option's value: sizes, durations and log paths only.
-fn checked_value(key: &str, value: &str) -> Result<String, UsageError> {
+fn checked_value(root: &std::path::Path, key: &str, value: &str) -> Result<String, UsageError> {
     let digits_then = |units: &[&str]| {
         let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
         let (n, unit) = value.split_at(split);
@@ -517,6 +539,7 @@ fn checked_value(key: &str, value: &str) -> Result<String, UsageError> {
             && value.len() <= 1024
             && !value.contains("..")
             && value.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            && log_dirs(root).iter().any(|dir| value.starts_with(dir.as_str()))
     };
     let ok = match key {
         "client-max-body-size" => digits_then(&["", "k", "K", "m", "M", "g", "G"]),
@@ -525,7 +548,13 @@ fn checked_value(key: &str, value: &str) -> Result<String, UsageError> {
         "error-log-path" => path_ok(),
         _ => return Err(UsageError(format!("{key:?} is not an nginx option berth sets; see `berth help nginx:set`"))),
     };
-    if ok { Ok(value.to_owned()) } else { Err(UsageError(format!("{value:?} is not a value for {key}"))) }
+    if ok {
+        Ok(value.to_owned())
+    } else if key.ends_with("-log-path") {
+        Err(UsageError(format!("{value:?} is not a value for {key}: use a file under {} or {}", log_dirs(root)[0], log_dirs(root)[1])))
+    } else {
+        Err(UsageError(format!("{value:?} is not a value for {key}")))
+    }
 }
 
 fn nginx_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -534,7 +563,7 @@ fn nginx_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if !NGINX_KEYS.contains(&key.as_str()) {
         return Err(UsageError(format!("{key:?} is not an nginx option berth sets: use {}", NGINX_KEYS.join(", "))).into());
     }
-    let value = args.get(2).map(|v| checked_value(&key, &v.to_string_lossy())).transpose()?;
+    let value = args.get(2).map(|v| checked_value(&ctx.root, &key, &v.to_string_lossy())).transpose()?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     update(ctx, &locked, |_, meta| {
         let o: &mut SiteOptions = &mut meta.nginx;

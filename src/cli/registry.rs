@@ -330,6 +330,18 @@ fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             if matches!(entry.header().entry_type(), Block | Char | Fifo) {
                 continue;
             }
+            let inside = entry
+                .path()
+                .is_ok_and(|p| p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)));
+            if !inside {
+                bail!("the archive holds an entry with an absolute path or '..'; berth unpacks only what stays inside it");
+            }
+            if entry.header().entry_type() == tar::EntryType::Link {
+                let target = entry.link_name().ok().flatten().map(|p| p.into_owned()).unwrap_or_default();
+                if !target.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                    bail!("the archive holds a hard link that points out of it");
+                }
+            }
             entry.unpack_in(&work).context("the archive holds an entry berth will not unpack")?;
         }
         // A tarball of one directory (as GitHub's) is that directory's source.

@@ -68,6 +68,44 @@ const DENIED_SYSCALLS: &[&str] = &[
     "vhangup",
 ];
 
+/// The pids limit of a container that sets none.
+pub const DEFAULT_PIDS: i64 = 4096;
+
+/// clone(2) flags that make new namespaces, refused as Docker's default
+/// profile refuses them: a container must not build itself a user
+/// namespace in which it holds every capability.
+const NAMESPACE_FLAGS: &[u64] = &[
+    0x0002_0000, // CLONE_NEWNS
+    0x0200_0000, // CLONE_NEWCGROUP
+    0x0400_0000, // CLONE_NEWUTS
+    0x0800_0000, // CLONE_NEWIPC
+    0x1000_0000, // CLONE_NEWUSER
+    0x2000_0000, // CLONE_NEWPID
+    0x4000_0000, // CLONE_NEWNET
+];
+
+/// Refused outright besides DENIED_SYSCALLS: tracing other processes and
+/// io_uring (a wide kernel surface that bypasses the filter for what it submits).
+const DENIED_MORE: &[&str] = &["ptrace", "process_vm_readv", "process_vm_writev", "io_uring_setup", "io_uring_enter", "io_uring_register"];
+
+/// The seccomp rules: the denied lists with EPERM, namespace flags of
+/// clone(2) with EPERM, and clone3 with ENOSYS, whose flags sit in memory
+/// seccomp cannot read; libc then falls back to clone(2), which is checked.
+fn seccomp_rules() -> Vec<serde_json::Value> {
+    let mut rules = vec![
+        serde_json::json!({"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}),
+        serde_json::json!({"names": DENIED_MORE, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}),
+        serde_json::json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+    ];
+    for flag in NAMESPACE_FLAGS {
+        rules.push(serde_json::json!({
+            "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        }));
+    }
+    rules
+}
+
 const MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
     "/proc/asound",
@@ -120,9 +158,8 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
         // 1024 shares is one CPU's weight, as Docker counts them.
         resources["cpu"]["shares"] = serde_json::json!(((share * 1024.0) as u64).max(2));
     }
-    if let Some(pids) = config.limits.pids {
-        resources["pids"] = serde_json::json!({"limit": pids});
-    }
+    // A fork bomb stops at the default; a type's own limit replaces it.
+    resources["pids"] = serde_json::json!({"limit": config.limits.pids.unwrap_or(DEFAULT_PIDS)});
     let bind = |source: std::path::PathBuf, destination: &str| serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]});
     let etc = paths.etc_dir();
     let extra: Vec<serde_json::Value> = config
@@ -168,7 +205,7 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
             "seccomp": {
                 "defaultAction": "SCMP_ACT_ALLOW",
                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
-                "syscalls": [{"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+                "syscalls": seccomp_rules(),
             },
         },
     });

@@ -19,6 +19,8 @@ pub enum ConfigError {
     NotAPair { shown: String },
     #[error("config value of {key} is not valid base64")]
     NotBase64 { key: String },
+    #[error("the value of {key} holds a NUL byte, which config vars cannot hold")]
+    Nul { key: String },
     #[error("config file {path} is corrupt: {why}")]
     Corrupt { path: PathBuf, why: &'static str },
     #[error("cannot read {path}: {source}")]
@@ -62,6 +64,10 @@ pub fn parse_pair(raw: &OsStr, encoded: bool) -> Result<(ConfigKey, Vec<u8>), Co
     let key = ConfigKey::parse(OsStr::from_bytes(&bytes[..eq]))?;
     let value = &bytes[eq + 1..];
     let value = if encoded { decode_base64(value).ok_or_else(|| ConfigError::NotBase64 { key: key.0.clone() })? } else { value.to_vec() };
+    // NUL ends each record on disk: a value holding one would split it.
+    if value.contains(&0) {
+        return Err(ConfigError::Nul { key: key.0.clone() });
+    }
     Ok((key, value))
 }
 
@@ -122,33 +128,17 @@ impl ConfigVars {
     }
 }
 
+/// Base64 as Dokku's `--encoded` takes it: the standard or the URL-safe
+/// alphabet, padded or not, whitespace ignored.
 fn decode_base64(input: &[u8]) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let trimmed: Vec<u8> = input.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
-    let data = trimmed.strip_suffix(b"==").or_else(|| trimmed.strip_suffix(b"=")).unwrap_or(&trimmed);
-    if data.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    for chunk in data.chunks(4) {
-        let mut acc = 0u32;
-        for &c in chunk {
-            acc = acc << 6 | value(c)?;
-        }
-        acc <<= 6 * (4 - chunk.len() as u32);
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
+    GeneralPurpose::new(&base64::alphabet::STANDARD, config)
+        .decode(&trimmed)
+        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(&trimmed))
+        .ok()
 }
 
 #[cfg(test)]
