@@ -15,4 +15,9 @@ command -v htpasswd >/dev/null || peers+=(apache2-utils)
 if [ "$(id -u)" = 0 ] && [ ${#peers[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${peers[@]}"
 fi
+# Tests that need root are marked #[ignore = "needs root..."]: a non-root run
+# reports them as ignored; as root (CI) they all run.
+if [ "$(id -u)" = 0 ]; then
+  exec cargo test --release --locked "$@" -- --include-ignored
+fi
 exec cargo test --release --locked "$@"
