@@ -14,6 +14,7 @@ use crate::runtime::store::{self as containers, ContainerDir, ContainerState, St
 use crate::runtime::{ContainerConfig, ContainerId, Limits, NetworkMode};
 use crate::state::apps::AppMeta;
 use crate::state::releases::Release;
+use crate::state::settings::Settings;
 
 /// One container of an app, as its labels and shim describe it.
 pub struct Process {
@@ -92,13 +93,15 @@ pub fn environment(image_env: Vec<String>, vars: &crate::state::config::ConfigVa
     env
 }
 
-/// A process type's limits: its own, each unset one from the app-wide ones.
-pub fn limits_for(meta: &AppMeta, process: &str) -> Limits {
+/// A process type's limits: its own, each unset one from the app-wide
+/// ones, memory and CPU else from the host's defaults (`[limits]`).
+pub fn limits_for(root: &Path, meta: &AppMeta, process: &str) -> Limits {
     let all = meta.limits.get("_default").cloned().unwrap_or_default();
     let own = meta.limits.get(process).cloned().unwrap_or_default();
+    let host = Settings::load(root).map(|s| s.limits).unwrap_or_default();
     Limits {
-        memory_bytes: own.memory_bytes.or(all.memory_bytes),
-        cpus: own.cpus.or(all.cpus),
+        memory_bytes: own.memory_bytes.or(all.memory_bytes).or(host.container_memory_bytes),
+        cpus: own.cpus.or(all.cpus).or(host.container_cpus),
         pids: own.pids.or(all.pids),
         memory_reservation_bytes: own.memory_reservation_bytes.or(all.memory_reservation_bytes),
         cpu_reservation: own.cpu_reservation.or(all.cpu_reservation),
@@ -116,7 +119,7 @@ pub fn create(
     index: u32,
 ) -> Result<ContainerId, DeployError> {
     let id = fresh_id(root, app, process, index, release.version);
-    let limits = limits_for(meta, process);
+    let limits = limits_for(root, meta, process);
     let uid = crate::state::apps::uid(root, app)?;
     let config = ContainerConfig {
         id: id.clone(),
@@ -226,7 +229,7 @@ pub fn one_off(
         uid,
         gid: uid,
         network: NetworkMode::Bridge,
-        limits: limits_for(meta, "run"),
+        limits: limits_for(root, meta, "run"),
         restart: crate::runtime::RestartPolicy::No,
         stop_timeout_secs: meta.stop_timeout_secs.unwrap_or(30),
         labels: BTreeMap::from([

@@ -26,6 +26,8 @@ pub enum ControlError {
     Spawn(#[source] std::io::Error),
     #[error("the shim of container {0} did not stop in time")]
     StopTimeout(ContainerId),
+    #[error("container {id}'s process {pid} outlived its stop; kill it with containers:kill {id} KILL")]
+    Outlived { id: ContainerId, pid: i32 },
     #[error("cannot remove {path}: {source}")]
     Remove {
         path: std::path::PathBuf,
@@ -105,7 +107,9 @@ pub fn stop(root: &Path, id: &ContainerId) -> Result<(), ControlError> {
     match state.shim_pid.filter(|p| alive(*p)) {
         Some(shim) => {
             let _ = kill(Pid::from_raw(shim), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(config.stop_timeout_secs + 10);
+            // Bounded whatever a config file says: no overflow, no endless wait.
+            let grace = config.stop_timeout_secs.min(3600).saturating_add(10);
+            let deadline = Instant::now() + Duration::from_secs(grace);
             while alive(shim) {
                 if Instant::now() > deadline {
                     return Err(ControlError::StopTimeout(id.clone()));
@@ -113,9 +117,21 @@ pub fn stop(root: &Path, id: &ContainerId) -> Result<(), ControlError> {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        None => clean_up(root, &paths, state)?,
+        None => clean_up(root, &paths, state.clone())?,
+    }
+    // The monitor is gone; its process must be too, or the stop did not happen.
+    if let Some(pid) = state.pid.filter(|p| alive(*p) && !is_zombie(*p)) {
+        return Err(ControlError::Outlived { id: id.clone(), pid });
     }
     Ok(())
+}
+
+/// A process that exited and waits for its parent to reap it.
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// What a shim would have released, done by hand: after the shim was killed.

@@ -44,11 +44,15 @@ pub struct Settings {
 pub struct LimitSettings {
     pub layer_bytes: u64,
     pub archive_bytes: u64,
+    /// Memory of an app container whose app and type set none (`resource:limit`); unset: no limit.
+    pub container_memory_bytes: Option<i64>,
+    /// CPUs of such a container; unset: no limit.
+    pub container_cpus: Option<f64>,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        LimitSettings { layer_bytes: 4 << 30, archive_bytes: 4 << 30 }
+        LimitSettings { layer_bytes: 4 << 30, archive_bytes: 4 << 30, container_memory_bytes: None, container_cpus: None }
     }
 }
 
