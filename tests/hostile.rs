@@ -197,6 +197,9 @@ fn hostile_layers() -> Vec<(&'static str, Vec<u8>)> {
     layers
 }
 
+/// One entry of a crafted source archive: name, type, link target, data.
+type SourceEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
+
 // --- The suite ------------------------------------------------------------
 
 /// The state under the root that a refused input must leave alone: all of it.
@@ -285,7 +288,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     }
 
     // Source archives on stdin (git:from-archive): none may make the app.
-    let source = |entries: &[(&[u8], tar::EntryType, &[u8], &[u8])]| {
+    let source = |entries: &[SourceEntry]| {
         let mut t = Vec::new();
         for (name, kind, link, data) in entries {
             raw_entry(&mut t, name, *kind, link, data, 0o644);

@@ -221,7 +221,8 @@ fn git_over_ssh(ctx: &Ctx, key: &str, grant: &Grant, words: &[String]) -> anyhow
     let receiving = words[0] == "git-receive-pack";
     let exists = apps::exists(&ctx.root, &name);
     if !grant.may_use(&name) {
-        if !(receiving && !exists) {
+        // Only a push to a name nobody has yet can make an app.
+        if !receiving || exists {
             return Err(AccessError::NotGranted { key: key.to_owned(), app: name }.into());
         }
         if !grant.create {
