@@ -7,6 +7,7 @@ mod cli;
 mod deploy;
 mod git;
 mod image;
+mod logging;
 mod progress;
 mod registry;
 mod runtime;

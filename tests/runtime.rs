@@ -25,11 +25,9 @@ fn curl(url: &str) -> Option<String> {
 }
 
 #[test]
+#[ignore = "needs root: containers need root"]
 fn a_container_serves_http_on_its_address_and_is_isolated() {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return;
-    }
+    assert!(is_root(), "needs root: run ./test.sh as root");
     let site = Site::new("bt-serve", "10.213.1.0/24", "");
     let id = site.run(&[
         "--id",
@@ -108,11 +106,9 @@ fn a_container_serves_http_on_its_address_and_is_isolated() {
 }
 
 #[test]
+#[ignore = "needs root: containers need root"]
 fn restarts_with_backoff_records_oom_and_stops_after_the_timeout() {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return;
-    }
+    assert!(is_root(), "needs root: run ./test.sh as root");
     let site = Site::new("bt-restart", "10.213.2.0/24", "");
     let failing = site.run(&["--id", "restart-fail", "--restart", "on-failure:3", "--", "sh", "-c", "echo trying; exit 1"]);
     let info = site.wait_for(&failing, "gave up", |i| i["status"] == "exited" && i["restarts"] == 3);
@@ -141,11 +137,9 @@ fn restarts_with_backoff_records_oom_and_stops_after_the_timeout() {
 }
 
 #[test]
+#[ignore = "needs root: containers need root"]
 fn survives_its_cli_and_cleans_up_after_a_killed_shim() {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return;
-    }
+    assert!(is_root(), "needs root: run ./test.sh as root");
     let site = Site::new("bt-orphan", "10.213.3.0/24", "");
     // Kill the CLI as soon as it is running: the container stays up.
     let mut cli = site
@@ -189,11 +183,9 @@ fn survives_its_cli_and_cleans_up_after_a_killed_shim() {
 }
 
 #[test]
+#[ignore = "needs root: containers need root"]
 fn twenty_containers_come_and_go_without_leftovers() {
-    if !is_root() {
-        eprintln!("skipped: containers need root");
-        return;
-    }
+    assert!(is_root(), "needs root: run ./test.sh as root");
     let site = Site::new("bt-loop", "10.213.4.0/24", "");
     let links_before = host_links();
     for i in 0..20 {

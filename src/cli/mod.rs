@@ -108,7 +108,13 @@ fn namespace(name: &str) -> &str {
 }
 
 pub fn main() -> i32 {
-    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // `berth --trace COMMAND ...`: Dokku's global flag, before the command.
+    let trace = argv.first().is_some_and(|a| a == "--trace");
+    if trace {
+        argv.remove(0);
+    }
+    crate::logging::init(trace);
     let ctx = Ctx { root: crate::state::root_from_env(), caller: Caller::Local };
     match run(&ctx, argv) {
         Ok(()) => 0,

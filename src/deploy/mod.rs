@@ -144,6 +144,7 @@ pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&st
 }
 
 pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
+    tracing::info!(app = %app.name, release = release.version, "rolling to a release");
     let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
     let mut meta = apps::meta(app)?;
     let wanted = formation::effective(&meta.formation, &release.formation, &release.process_types);

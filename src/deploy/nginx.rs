@@ -182,6 +182,7 @@ fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), String> {
 /// with `nginx -t`, reloaded; on a failed test the old file comes back.
 /// Returns the pids of the workers that served the old configuration.
 pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Result<Vec<u32>, NginxError> {
+    tracing::info!(app = %app, "writing the server block and reloading nginx");
     let dir = conf_dir(root);
     fs::create_dir_all(&dir).map_err(|source| NginxError::Write { path: dir.clone(), source })?;
     let path = conf_file(root, app);

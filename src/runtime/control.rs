@@ -77,14 +77,16 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
         return Err(ControlError::Running(id.clone()));
     }
     let exe = std::env::current_exe().map_err(ControlError::Spawn)?;
-    let mut child = Command::new(exe)
-        .args(["shim", id.as_str()])
-        .env("BERTH_ROOT", root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(ControlError::Spawn)?;
+    let mut command = Command::new(exe);
+    command.args(["shim", id.as_str()]).env("BERTH_ROOT", root).stdin(Stdio::null()).stdout(Stdio::piped());
+    // With logging on, the shim's events (and libcontainer's, which run in
+    // it) come to our stderr until the container runs.
+    match crate::logging::filter() {
+        Some(filter) => command.env("BERTH_LOG", filter).stderr(Stdio::inherit()),
+        None => command.env_remove("BERTH_LOG").stderr(Stdio::null()),
+    };
+    tracing::info!(container = %id, "starting the container's shim");
+    let mut child = command.spawn().map_err(ControlError::Spawn)?;
     let mut line = String::new();
     let read = std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
     let _ = child.wait();
@@ -101,6 +103,7 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
 /// Asks the shim to stop the container (SIGTERM, stop timeout, SIGKILL)
 /// and waits until it is gone. A container whose shim died is cleaned up here.
 pub fn stop(root: &Path, id: &ContainerId) -> Result<(), ControlError> {
+    tracing::info!(container = %id, "stopping");
     let paths = ContainerDir::open(root, id)?;
     let config = paths.config()?;
     let state = paths.state()?;

@@ -49,6 +49,7 @@ impl Io {
 
 /// Creates and starts the container from its bundle; returns the init's pid.
 pub fn start(berth_root: &Path, id: &ContainerId, bundle: &Path, io: Io) -> Result<i32, LaunchError> {
+    tracing::debug!(container = %id, bundle = %bundle.display(), "libcontainer: create and start");
     let err = |action| move |source| LaunchError::Libcontainer { action, id: id.clone(), source: Box::new(source) };
     let state = state_root(berth_root);
     std::fs::create_dir_all(&state).map_err(|e| err("prepare state for")(libcontainer::error::LibcontainerError::OtherIO(e)))?;
@@ -110,6 +111,7 @@ pub fn kill(berth_root: &Path, id: &ContainerId, signal: &str) -> Result<(), Lau
 /// Deletes the container's libcontainer state and cgroup, killing what is
 /// left. Safe to call when nothing exists.
 pub fn delete(berth_root: &Path, id: &ContainerId) -> Result<(), LaunchError> {
+    tracing::debug!(container = %id, "libcontainer: delete");
     let Some(mut container) = load(berth_root, id) else { return Ok(()) };
     container.delete(true).map_err(|source| LaunchError::Libcontainer { action: "delete", id: id.clone(), source: Box::new(source) })
 }

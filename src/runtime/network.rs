@@ -221,6 +221,7 @@ pub fn release(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
 /// address, a default route via the bridge. `none`: loopback only.
 /// Returns the container's address when bridged.
 pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkMode) -> Result<Option<Ipv4Addr>, NetworkError> {
+    tracing::debug!(container = %id, ?mode, "attaching the network");
     if mode == NetworkMode::Host {
         return Ok(None);
     }

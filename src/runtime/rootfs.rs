@@ -39,6 +39,7 @@ pub fn is_mounted(path: &Path) -> bool {
 
 /// Mounts the overlay; `layers` bottom first, as images list them.
 pub fn mount(paths: &ContainerDir, layers: &[PathBuf]) -> Result<(), RootfsError> {
+    tracing::debug!(container = %paths.id, layers = layers.len(), "mounting the overlay root");
     let target = paths.rootfs();
     if is_mounted(&target) {
         return Ok(());

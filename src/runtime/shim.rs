@@ -57,22 +57,25 @@ pub fn main(root: &Path, id: &ContainerId) -> i32 {
             code
         }
         Err(why) => {
-            ready(&format!("error: {why}"));
+            ready(&format!("error: {why}"), None);
             1
         }
     };
     std::process::exit(code)
 }
 
-/// Tells the waiting CLI how the first start went, then lets go of its pipe.
-fn ready(line: &str) {
+/// Tells the waiting CLI how the first start went, then lets go of its
+/// pipe and its stderr. With logging on, the shim's later events (stderr)
+/// go to the container's log instead.
+fn ready(line: &str, log: Option<&Path>) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
         let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 2);
+        let events = log.filter(|_| crate::logging::filter().is_some()).and_then(|p| File::options().append(true).open(p).ok());
+        let _ = nix::unistd::dup2(events.as_ref().unwrap_or(&null).as_raw_fd(), 2);
     }
 }
 
@@ -170,7 +173,7 @@ impl Monitor {
             self.state = ContainerState { status: Status::Exited, error: Some(why.clone()), ..self.state.clone() };
             self.state.shim_pid = None;
             self.save();
-            ready(&format!("error: {why}"));
+            ready(&format!("error: {why}"), None);
             return 1;
         }
         let mut first = true;
@@ -181,7 +184,7 @@ impl Monitor {
                     self.release();
                     self.state = ContainerState { status: Status::Exited, error: Some(why.clone()), shim_pid: None, ..self.state.clone() };
                     self.save();
-                    ready(&format!("error: {why}"));
+                    ready(&format!("error: {why}"), None);
                     return 1;
                 }
                 Err(why) => {
@@ -196,7 +199,8 @@ impl Monitor {
             self.state.started_at = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             self.save();
             if first {
-                ready(&format!("{READY_PREFIX}{pid}"));
+                tracing::info!(container = %self.config.id, pid, "the container runs");
+                ready(&format!("{READY_PREFIX}{pid}"), Some(&self.paths.log_file()));
                 first = false;
             }
             let code = self.wait_for(pid);
@@ -346,9 +350,7 @@ pub fn start_once(root: &Path, paths: &ContainerDir) -> Result<(i32, File, File)
     Ok((pid, File::from(out_r), File::from(err_r)))
 }
 
-#[allow(unsafe_code)]
+/// Orphans inside the container are reparented to the shim, which reaps them.
 fn set_subreaper() -> std::io::Result<()> {
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)
 }

@@ -1,8 +1,7 @@
-//! Advisory file locks (flock): one writer of an app's state at a time.
+//! Advisory file locks (flock, through std's File::lock): one writer of an app's state at a time.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +15,9 @@ pub enum LockError {
     },
     #[error("{path} went away while waiting for its lock")]
     Gone { path: PathBuf },
+    /// Someone else holds it (only from the non-blocking attempt).
+    #[error("the lock is held by another process")]
+    Busy,
 }
 
 /// An exclusive flock, released when dropped (the kernel drops it with the fd).
@@ -30,13 +32,13 @@ impl FileLock {
     /// we waited (an app renamed or destroyed under us), so a waiter never
     /// writes into a directory that is no longer the app's.
     pub fn acquire(path: &Path) -> Result<FileLock, LockError> {
-        Self::acquire_mode(path, libc::LOCK_EX)
+        Self::acquire_mode(path, Mode::Exclusive)
     }
 
     /// Like `acquire`, but calls `on_wait` first when someone else holds it.
     pub fn acquire_noting_wait(path: &Path, on_wait: impl FnOnce()) -> Result<FileLock, LockError> {
-        match Self::acquire_mode(path, libc::LOCK_EX | libc::LOCK_NB) {
-            Err(LockError::Io { source, .. }) if source.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+        match Self::acquire_mode(path, Mode::ExclusiveNow) {
+            Err(LockError::Busy) => {
                 on_wait();
                 Self::acquire(path)
             }
@@ -46,13 +48,21 @@ impl FileLock {
 
     /// A shared lock: many holders at once, none while someone holds it exclusively.
     pub fn acquire_shared(path: &Path) -> Result<FileLock, LockError> {
-        Self::acquire_mode(path, libc::LOCK_SH)
+        Self::acquire_mode(path, Mode::Shared)
     }
 
-    fn acquire_mode(path: &Path, mode: libc::c_int) -> Result<FileLock, LockError> {
+    fn acquire_mode(path: &Path, mode: Mode) -> Result<FileLock, LockError> {
         let io_err = |source| LockError::Io { path: path.to_owned(), source };
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err)?;
-        flock(&file, mode).map_err(io_err)?;
+        match mode {
+            Mode::Exclusive => file.lock().map_err(io_err)?,
+            Mode::Shared => file.lock_shared().map_err(io_err)?,
+            Mode::ExclusiveNow => match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Err(LockError::Busy),
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+            },
+        }
         let held = file.metadata().map_err(io_err)?;
         match std::fs::metadata(path) {
             Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => Ok(FileLock { _file: file }),
@@ -61,17 +71,11 @@ impl FileLock {
     }
 }
 
-#[allow(unsafe_code)]
-fn flock(file: &File, mode: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: flock on a valid, owned fd has no memory effects.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), mode) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+/// How a lock is taken.
+#[derive(Clone, Copy)]
+enum Mode {
+    Exclusive,
+    /// Exclusive, or `Busy` at once if someone holds it.
+    ExclusiveNow,
+    Shared,
 }
