@@ -8,6 +8,7 @@ mod deploy;
 mod git;
 mod image;
 mod logging;
+mod model;
 mod progress;
 mod registry;
 mod runtime;

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::procfile::is_process_name;
-use crate::deploy::formation::MAX_SCALE;
+use crate::model::process::MAX_SCALE;
+pub use crate::model::scripts::Scripts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppJsonError {
@@ -30,16 +31,6 @@ struct AppJson {
 struct ScriptsJson {
     #[serde(default)]
     dokku: Scripts,
-}
-
-/// `scripts.dokku.predeploy` and `postdeploy`: shell command lines run in a
-/// one-off container of the new release, before it starts and after it serves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct Scripts {
-    #[serde(default)]
-    pub predeploy: Option<String>,
-    #[serde(default)]
-    pub postdeploy: Option<String>,
 }
 
 /// The deploy scripts `app.json` names; none without an app.json.

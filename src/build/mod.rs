@@ -58,7 +58,7 @@ pub enum BuildError {
     #[error(transparent)]
     AppJson(#[from] appjson::AppJsonError),
     #[error(transparent)]
-    Checks(#[from] crate::deploy::checks::ChecksError),
+    Checks(#[from] crate::model::checks::ChecksError),
     #[error(transparent)]
     Buildpack(#[from] buildpacks::BuildpackError),
     #[error(transparent)]
@@ -89,8 +89,8 @@ pub const RELEASE_SPEC_LABEL: &str = "io.berth.release-spec";
 #[serde(default)]
 pub struct ReleaseSpec {
     pub formation: BTreeMap<String, u32>,
-    pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
-    pub scripts: appjson::Scripts,
+    pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
+    pub scripts: crate::model::scripts::Scripts,
 }
 
 /// What a successful build made.
@@ -102,9 +102,9 @@ pub struct Built {
     /// The initial scale `app.json` asks for.
     pub formation: BTreeMap<String, u32>,
     /// Health checks from app.json, or the CHECKS file for web.
-    pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
+    pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     /// app.json's predeploy and postdeploy scripts.
-    pub scripts: appjson::Scripts,
+    pub scripts: crate::model::scripts::Scripts,
 }
 
 /// Output to the user and into the build's log file.
@@ -353,11 +353,11 @@ fn run_build(
     let app_json = confined::read(&app_dir, "app.json", OUTPUT_CAP)?;
     let formation = appjson::formation(app_json.as_deref())?;
     let scripts = appjson::scripts(app_json.as_deref())?;
-    let mut healthchecks = crate::deploy::checks::from_app_json(app_json.as_deref())?;
+    let mut healthchecks = crate::model::checks::from_app_json(app_json.as_deref())?;
     if !healthchecks.contains_key("web")
         && let Some(bytes) = confined::read(&app_dir, "CHECKS", OUTPUT_CAP)?
     {
-        healthchecks.insert("web".into(), crate::deploy::checks::from_checks_file(&String::from_utf8_lossy(&bytes))?);
+        healthchecks.insert("web".into(), crate::model::checks::from_checks_file(&String::from_utf8_lossy(&bytes))?);
     }
     let berth_dir = app_dir.join(".berth");
     let _ = fs::remove_dir_all(&berth_dir);

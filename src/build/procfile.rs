@@ -13,9 +13,7 @@ pub enum ProcfileError {
 /// Process type -> command, in name order.
 pub type ProcessTypes = BTreeMap<String, String>;
 
-pub fn is_process_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 63 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
+pub use crate::model::process::is_process_name;
 
 pub fn parse(bytes: &[u8]) -> Result<ProcessTypes, ProcfileError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ProcfileError::NotText)?;

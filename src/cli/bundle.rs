@@ -116,9 +116,13 @@ fn load(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             println!("-----> {name} already runs {}", image.manifest.digest());
             continue;
         }
-        crate::git::hook::deploy_image(&ctx.root, &name, &image.name, &format!("Deploy {} from a bundle", image.name), &mut |line| {
-            println!("{line}")
-        })?;
+        crate::deploy::release::deploy_image(
+            &ctx.root,
+            &name,
+            &image.name,
+            &format!("Deploy {} from a bundle", image.name),
+            &mut |line| println!("{line}"),
+        )?;
     }
     Ok(())
 }

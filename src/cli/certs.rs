@@ -107,7 +107,7 @@ fn generate(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let mut names: Vec<String> = Vec::new();
     for raw in &args.positional()[1..] {
-        names.push(crate::deploy::domain::Domain::parse(&raw.to_string_lossy())?.to_string());
+        names.push(crate::model::domain::Domain::parse(&raw.to_string_lossy())?.to_string());
     }
     if names.is_empty() {
         names = proxy::server_names(&Settings::load(&ctx.root)?, &locked.app, &apps::meta(&locked.app)?);

@@ -6,10 +6,10 @@
 use anyhow::bail;
 
 use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
-use crate::deploy::domain::Domain;
 use crate::deploy::nginx::{Listener, SiteOptions};
-use crate::deploy::ports::PortMap;
 use crate::deploy::proxy;
+use crate::model::domain::Domain;
+use crate::model::ports::PortMap;
 use crate::state::apps::{self, AppMeta, LockedApp};
 use crate::state::settings::Settings;
 

@@ -96,7 +96,7 @@ fn rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         })
         .with_context(|| format!("{} has no pushed commit on its deploy branch yet", locked.app.name))?;
-    hook::deploy_revision(&ctx.root, &locked.app, &revision, &mut |line| println!("{line}"))
+    Ok(hook::deploy_revision(&ctx.root, &locked.app, &revision, &mut |line| println!("{line}"))?)
 }
 
 fn list_releases(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -252,5 +252,5 @@ fn git_over_ssh(ctx: &Ctx, key: &str, grant: &Grant, words: &[String]) -> anyhow
 pub fn git_hook(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<()> {
     let [name] = argv.as_slice() else { bail!("git-hook is run by git with the app's name") };
     let name = AppName::parse(name)?;
-    hook::run(&ctx.root, &name, std::io::stdin().lock(), &mut |line| println!("{line}"))
+    Ok(hook::run(&ctx.root, &name, std::io::stdin().lock(), &mut |line| println!("{line}"))?)
 }

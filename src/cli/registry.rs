@@ -8,7 +8,6 @@ use std::io::Read;
 use anyhow::{Context, bail};
 
 use super::{Args, Command, Ctx, print_json, wants_json};
-use crate::git::hook;
 use crate::image::{Digest, ImageRef, Store};
 use crate::registry::logins::{self, Login};
 use crate::registry::{Client, RemoteRef, pull, push};
@@ -292,7 +291,7 @@ fn from_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Ok(remote) => pull_into(ctx, &remote, args.switch("--insecure"))?.0,
         Err(_) => raw.parse()?,
     };
-    hook::deploy_image(&ctx.root, &name, &local, &format!("Deploy image {raw}"), &mut |line| println!("{line}"))
+    Ok(crate::deploy::release::deploy_image(&ctx.root, &name, &local, &format!("Deploy image {raw}"), &mut |line| println!("{line}"))?)
 }
 
 /// Archives bigger than this are refused: source, not images.
@@ -358,7 +357,9 @@ fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             println!("-----> Created app {name}");
         }
         let locked = apps::lock(&ctx.root, &name)?;
-        hook::deploy_source(&ctx.root, &locked.app, &source, None, "Deploy from an archive", &mut |line| println!("{line}"))
+        Ok(crate::deploy::release::deploy_source(&ctx.root, &locked.app, &source, None, "Deploy from an archive", &mut |line| {
+            println!("{line}")
+        })?)
     })();
     let _ = std::fs::remove_dir_all(&work);
     result

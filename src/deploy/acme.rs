@@ -4,6 +4,8 @@
 //! `$BERTH_ROOT/letsencrypt/account.json` (root-only) and reused; a new
 //! one is made only when the configured server changes.
 
+use crate::model::acme::Challenge;
+use crate::state::challenges;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,59 +57,8 @@ pub enum AcmeError {
     Apps(#[from] apps::AppsError),
 }
 
-/// One HTTP-01 answer: nginx returns `key_authorization` at
-/// `/.well-known/acme-challenge/<token>`. Both are base64url (the key
-/// authorization joins two with a dot), checked here so a hostile server
-/// cannot write nginx syntax.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Challenge {
-    token: String,
-    key_authorization: String,
-}
-
-fn base64url(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 256 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-impl Challenge {
-    pub fn new(token: &str, key_authorization: &str) -> Option<Challenge> {
-        let (prefix, thumbprint) = key_authorization.split_once('.')?;
-        (base64url(token) && prefix == token && base64url(thumbprint))
-            .then(|| Challenge { token: token.to_owned(), key_authorization: key_authorization.to_owned() })
-    }
-
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
-    pub fn key_authorization(&self) -> &str {
-        &self.key_authorization
-    }
-}
-
-fn pending_file(app: &App) -> PathBuf {
-    app.dir.join("letsencrypt-challenges.json")
-}
-
-/// The challenges an issue in progress wants nginx to answer; read each
-/// time the server block is written, so a deploy meanwhile keeps them.
-pub fn pending_challenges(app: &App) -> Vec<Challenge> {
-    let Ok(text) = std::fs::read_to_string(pending_file(app)) else {
-        return Vec::new();
-    };
-    let saved: Vec<Challenge> = serde_json::from_str(&text).unwrap_or_default();
-    // Checked again: the file is state on disk, not a type.
-    saved.into_iter().filter_map(|c| Challenge::new(&c.token, &c.key_authorization)).collect()
-}
-
 fn set_pending(root: &Path, app: &App, challenges: &[Challenge]) -> Result<(), AcmeError> {
-    let path = pending_file(app);
-    if challenges.is_empty() {
-        let _ = std::fs::remove_file(&path);
-    } else {
-        let text = serde_json::to_vec(challenges).expect("challenges serialise");
-        atomic::write_atomic(&path, &text).map_err(|e| AcmeError::Io { action: "write", path: path.clone(), source: e.source })?;
-    }
+    challenges::set_pending(app, challenges).map_err(|e| AcmeError::Io { action: "write", path: e.path, source: e.source })?;
     proxy::refresh(root, app).map_err(|e| AcmeError::Proxy(e.to_string()))
 }
 
@@ -263,17 +214,4 @@ pub fn due(settings: &Settings, app: &App) -> Result<bool, tls::TlsError> {
         return Ok(true);
     }
     tls::expires_within(app, u64::from(settings.letsencrypt.renew_days_before) * 86_400)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenges_hold_base64url_only() {
-        assert!(Challenge::new("abc-_1", "abc-_1.Thumb-_9").is_some());
-        for (token, answer) in [("a;b", "a;b.t"), ("abc", "abd.t"), ("abc", "abc"), ("abc", "abc.t\"; }"), ("", ".t"), ("abc", "abc.t.u")] {
-            assert!(Challenge::new(token, answer).is_none(), "{token} {answer}");
-        }
-    }
 }

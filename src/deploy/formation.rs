@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::procfile::is_process_name;
+pub use crate::model::process::MAX_SCALE;
+use crate::model::process::is_process_name;
 
 /// The most containers of one process type berth starts.
-pub const MAX_SCALE: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormationError {

@@ -8,12 +8,11 @@
 pub mod acme;
 pub mod applogs;
 pub mod checks;
-pub mod domain;
 pub mod formation;
 pub mod nginx;
-pub mod ports;
 pub mod processes;
 pub mod proxy;
+pub mod release;
 pub mod retention;
 pub mod tls;
 
@@ -71,6 +70,15 @@ pub enum DeployError {
     ImageCollected { app: crate::app::AppName, version: u64 },
     #[error("app {app} has no release v{version}")]
     NoSuchRelease { app: crate::app::AppName, version: u64 },
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+    #[error(transparent)]
+    Store(#[from] crate::image::StoreError),
+    #[error("{0} was not built by berth (no io.berth.process-types label): berth deploys its own images")]
+    NotBerthImage(String),
+    /// A failure before anything of the new release started.
+    #[error("{0}; the previous release keeps serving")]
+    Kept(Box<DeployError>),
     #[error("{0}")]
     Other(String),
 }
@@ -110,13 +118,7 @@ pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
 /// and recorded. `None` when the app was never deployed: nothing to restart.
 pub fn redeploy_current(root: &Path, app: &App, description: &str, say: &mut dyn FnMut(&str)) -> Result<Option<String>, DeployError> {
     let Some(current) = crate::state::releases::latest(&app.dir) else { return Ok(None) };
-    let release = Release {
-        version: current.version + 1,
-        description: description.to_owned(),
-        config_vars: config_snapshot(app)?,
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ..current
-    };
+    let release = Release::next(&app.dir, current, description, config_snapshot(app)?);
     let url = deploy(root, app, &release, say)?;
     record_release(root, app, &release)?;
     say(&format!("Released v{}: {description}", release.version));
@@ -409,12 +411,8 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
     );
     crate::state::atomic::write_secret(&app.env_file(), &vars.encode()).map_err(|e| DeployError::Other(e.to_string()))?;
     say(&format!("Rolling back to v{version} ({})", target.image));
-    let release = Release {
-        version: current.version + 1,
-        description: format!("Rollback to v{version}"),
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ..target
-    };
+    let config_vars = target.config_vars.clone();
+    let release = Release::next(&app.dir, target, &format!("Rollback to v{version}"), config_vars);
     if let Err(e) = deploy(root, app, &release, say) {
         let _ = crate::state::atomic::write_secret(&app.env_file(), &previous_env);
         return Err(e);

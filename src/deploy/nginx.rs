@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::app::AppName;
+use crate::model::acme::Challenge;
+pub use crate::model::site::SiteOptions;
 use crate::state::atomic;
 use crate::state::settings::Settings;
 
@@ -33,17 +35,6 @@ pub fn conf_file(root: &Path, app: &AppName) -> PathBuf {
     conf_dir(root).join(format!("{app}.conf"))
 }
 
-/// nginx settings an app may change (`nginx:set`), each validated when set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SiteOptions {
-    pub client_max_body_size: Option<String>,
-    pub proxy_read_timeout: Option<String>,
-    pub proxy_connect_timeout: Option<String>,
-    pub proxy_send_timeout: Option<String>,
-    pub access_log: Option<String>,
-    pub error_log: Option<String>,
-}
-
 /// What an app's server blocks say: the names it answers to, its web
 /// containers (or why there are none), and one block per listener.
 pub struct Site<'a> {
@@ -56,7 +47,7 @@ pub struct Site<'a> {
     pub options: &'a SiteOptions,
     pub listeners: Vec<Listener>,
     /// ACME HTTP-01 answers served on the plain-HTTP listeners.
-    pub challenges: Vec<super::acme::Challenge>,
+    pub challenges: Vec<Challenge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +287,7 @@ mod tests {
         assert!(text.contains("client_max_body_size 10m;"));
         let stopped = render(&Site { addresses: Vec::new(), ..site });
         assert!(stopped.contains("return 503 \"app catmeow is stopped\\n\";") && !stopped.contains("upstream"));
-        let challenge = crate::deploy::acme::Challenge::new("tok-EN_1", "tok-EN_1.thumb").unwrap();
+        let challenge = Challenge::new("tok-EN_1", "tok-EN_1.thumb").unwrap();
         let secure = render(&Site {
             app: &app,
             server_names: vec!["a.test".into()],

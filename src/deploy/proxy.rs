@@ -6,12 +6,12 @@
 
 use std::path::Path;
 
-use super::domain::Domain;
 use super::nginx::{self, Listener, Site};
-use super::ports::{PortMap, Scheme};
 use super::processes;
 use super::{DeployError, WEB_PORT};
 use crate::app::App;
+use crate::model::domain::Domain;
+use crate::model::ports::{PortMap, Scheme};
 use crate::state::apps::{self, AppMeta};
 use crate::state::settings::Settings;
 
@@ -99,7 +99,7 @@ pub fn write(
         unavailable,
         options: &meta.nginx,
         listeners: listeners(settings, app, &port_maps(settings, meta)),
-        challenges: super::acme::pending_challenges(app),
+        challenges: crate::state::challenges::pending(app),
     };
     Ok(nginx::apply(root, settings, &app.name, &nginx::render(&site))?)
 }

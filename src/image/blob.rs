@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::digest::{Digest, HashingWriter};
-use super::store::StoreError;
+use super::error::StoreError;
 use crate::state::atomic;
 
 pub struct BlobWriter {

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod blob;
 pub mod digest;
+pub mod error;
 pub mod layer;
 pub mod limit;
 pub mod maintenance;

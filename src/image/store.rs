@@ -11,51 +11,13 @@ use oci_spec::image::{
 };
 
 use super::blob::BlobWriter;
-use super::digest::{DiffId, Digest, InvalidDigest, LayerDigest};
+use super::digest::{DiffId, Digest, LayerDigest};
+pub use super::error::StoreError;
 use super::reference::ImageRef;
-use crate::state::atomic::{self, WriteError};
-use crate::state::lock::{FileLock, LockError};
+use crate::state::atomic;
+use crate::state::lock::FileLock;
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("content does not match its digest: expected {expected}, got {got}")]
-    DigestMismatch { expected: Digest, got: Digest },
-    #[error("blob {0} is not in the store")]
-    MissingBlob(Digest),
-    #[error("no image tagged {0}")]
-    NoSuchTag(String),
-    #[error("{what} {digest} is not valid JSON of its kind: {source}")]
-    Json {
-        what: &'static str,
-        digest: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("store index {path} is not valid: {why}")]
-    Index { path: PathBuf, why: String },
-    #[error(transparent)]
-    Digest(#[from] InvalidDigest),
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
-}
-
-impl StoreError {
-    pub fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
-        let path = path.to_owned();
-        move |source| StoreError::Io { action, path, source }
-    }
-}
 
 /// A layer as written into the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 /// Default rotation size (`[logs] max_bytes` in config.toml changes it).
-pub const MAX_LOG_BYTES: u64 = 10 * 1024 * 1024;
+pub const MAX_LOG_BYTES: u64 = crate::state::settings::DEFAULT_LOG_MAX_BYTES;
 
 pub struct LogWriter {
     path: PathBuf,

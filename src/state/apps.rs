@@ -15,8 +15,8 @@ use super::atomic::{self, WriteError, sync_dir};
 use super::config::{ConfigError, ConfigVars};
 use super::lock::{FileLock, LockError};
 use crate::app::{App, AppName, apps_dir};
-use crate::runtime::store::BindMount;
-use crate::runtime::{Limits, RestartPolicy};
+use crate::model::container::BindMount;
+use crate::model::container::{Limits, RestartPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppsError {
@@ -86,17 +86,17 @@ pub struct AppMeta {
     pub checks: ChecksSettings,
     /// The names the app answers to; `None`: `APP.<global domain>`.
     #[serde(default)]
-    pub domains: Option<Vec<crate::deploy::domain::Domain>>,
+    pub domains: Option<Vec<crate::model::domain::Domain>>,
     /// `proxy:disable`: nginx does not route to the app.
     #[serde(default)]
     pub proxy_disabled: bool,
     /// `nginx:set` options for the app's server block.
     #[serde(default)]
-    pub nginx: crate::deploy::nginx::SiteOptions,
+    pub nginx: crate::model::site::SiteOptions,
     /// `proxy:ports-set`: what nginx listens on; `None`: http on the
     /// listen port (and https with a certificate) to $PORT.
     #[serde(default)]
-    pub ports: Option<Vec<crate::deploy::ports::PortMap>>,
+    pub ports: Option<Vec<crate::model::ports::PortMap>>,
     /// `letsencrypt:enable`: the certificate comes from ACME and is renewed.
     #[serde(default)]
     pub letsencrypt: bool,

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod atomic;
+pub mod challenges;
 pub mod config;
 pub mod grants;
 pub mod lock;

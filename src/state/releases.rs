@@ -27,10 +27,26 @@ pub struct Release {
     pub formation: BTreeMap<String, u32>,
     /// Health checks from app.json (or CHECKS for web), by process type.
     #[serde(default)]
-    pub healthchecks: BTreeMap<String, Vec<crate::deploy::checks::Check>>,
+    pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     /// app.json's predeploy and postdeploy scripts.
     #[serde(default)]
-    pub scripts: crate::build::appjson::Scripts,
+    pub scripts: crate::model::scripts::Scripts,
+}
+
+impl Release {
+    /// The app's next release: the version after its latest, made now, for
+    /// `why`, running `content`'s image, process types, checks and scripts
+    /// with `config_vars`. The one place a release is made (pushes, images,
+    /// bundles, rollbacks, restarts).
+    pub fn next(app_dir: &Path, content: Release, why: &str, config_vars: BTreeMap<String, String>) -> Release {
+        Release {
+            version: next_version(app_dir),
+            description: why.to_owned(),
+            config_vars,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ..content
+        }
+    }
 }
 
 fn dir(app_dir: &Path) -> PathBuf {

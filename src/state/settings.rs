@@ -56,6 +56,9 @@ impl Default for LimitSettings {
     }
 }
 
+/// How large a container's log grows before it is rotated, unless set.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
 /// Where `letsencrypt:*` gets certificates: an ACME directory, the CA
 /// that signs its HTTPS certificate when it is not a public one (a test
 /// server), the contact address, and how early to renew.
@@ -90,7 +93,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { max_bytes: crate::runtime::logs::MAX_LOG_BYTES }
+        LogSettings { max_bytes: DEFAULT_LOG_MAX_BYTES }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::runtime::store::BindMount;
+use crate::model::container::BindMount;
 
 /// Where `storage:ensure-directory NAME` makes directories.
 pub fn storage_dir(root: &Path) -> PathBuf {

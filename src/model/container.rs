@@ -1,0 +1,90 @@
+//! What a container is given, as plain data: its restart policy, its
+//! cgroup limits, and the host directories bound into it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `no`, `on-failure[:N]` or `always` (`unless-stopped` is `always`: a stop
+/// by the operator always holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    OnFailure { max_retries: u32 },
+    Always,
+}
+
+impl Default for RestartPolicy {
+    /// Dokku's default.
+    fn default() -> Self {
+        RestartPolicy::OnFailure { max_retries: 10 }
+    }
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "no" => Ok(RestartPolicy::No),
+            "always" | "unless-stopped" => Ok(RestartPolicy::Always),
+            "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: 10 }),
+            _ => match s.strip_prefix("on-failure:").and_then(|n| n.parse().ok()) {
+                Some(max_retries) => Ok(RestartPolicy::OnFailure { max_retries }),
+                None => Err(format!("restart policy {s:?} is not no, on-failure[:N], always or unless-stopped")),
+            },
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Whether a process that ended with `exit_code` after `restarts`
+    /// restarts should be started again.
+    pub fn restarts(&self, exit_code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure { max_retries } => exit_code != 0 && restarts < *max_retries,
+        }
+    }
+}
+
+/// cgroup limits and reservations; `None` means unlimited or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_bytes: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+    /// Memory the kernel reclaims from last under pressure (a soft limit).
+    #[serde(default)]
+    pub memory_reservation_bytes: Option<i64>,
+    /// A CPU share (1.0 = one CPU's weight) when CPUs are contended.
+    #[serde(default)]
+    pub cpu_reservation: Option<f64>,
+}
+
+/// `64m`, `1g`, `512k` or plain bytes.
+pub fn parse_size(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.trim_end_matches('b').char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&lower[..i], c),
+        _ => (lower.trim_end_matches('b'), ' '),
+    };
+    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
+    let scale = match unit {
+        ' ' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// A host directory bound into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
