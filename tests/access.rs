@@ -18,6 +18,87 @@ fn refused(out: &Output, what: &str) -> String {
     err
 }
 
+/// The commands an app-scoped key may run for its own apps (docs/SECURITY.md).
+const APP_COMMANDS: &[&str] = &[
+    "apps:create",
+    "apps:exists",
+    "apps:report",
+    "apps:info",
+    "apps:rename",
+    "apps:destroy",
+    "builds:create",
+    "builds:list",
+    "builds:output",
+    "builds:cancel",
+    "builds:set",
+    "builds:report",
+    "repo:purge-cache",
+    "buildpacks:list",
+    "buildpacks:add",
+    "buildpacks:set",
+    "buildpacks:remove",
+    "buildpacks:clear",
+    "certs:add",
+    "certs:generate",
+    "certs:remove",
+    "certs:report",
+    "checks:disable",
+    "checks:enable",
+    "checks:skip",
+    "checks:set",
+    "checks:report",
+    "config:set",
+    "config:get",
+    "config:unset",
+    "config:show",
+    "config:keys",
+    "domains:add",
+    "domains:remove",
+    "domains:set",
+    "domains:clear",
+    "domains:reset",
+    "domains:report",
+    "proxy:disable",
+    "proxy:enable",
+    "proxy:report",
+    "proxy:ports",
+    "proxy:ports-add",
+    "proxy:ports-set",
+    "proxy:ports-remove",
+    "proxy:ports-clear",
+    "nginx:set",
+    "nginx:report",
+    "git:set",
+    "git:from-image",
+    "git:from-archive",
+    "ps:rebuild",
+    "releases",
+    "releases:info",
+    "releases:set",
+    "releases:rollback",
+    "letsencrypt:enable",
+    "letsencrypt:disable",
+    "letsencrypt:auto-renew",
+    "logs",
+    "logs:failed",
+    "ps:scale",
+    "ps:stop",
+    "ps:start",
+    "ps:restart",
+    "ps:restore",
+    "ps:report",
+    "ps:set",
+    "registry:set",
+    "registry:report",
+    "registry:push",
+    "report",
+    "resource:report",
+    "run",
+    "run:detached",
+    "enter",
+    "storage:list",
+];
+
 /// The host's state, without what running containers and nginx write by themselves.
 fn state(host: &common::Host) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
     let mut files = host.snapshot();
@@ -107,6 +188,20 @@ fn an_app_scoped_key_pushes_its_own_app_and_nothing_else() {
     ] {
         let err = refused(&site.ssh_with(&dev, &[command]), command);
         assert!(err.contains("key dev"), "{command}: refused for another reason: {err}");
+    }
+    // Every other command berth lists that is not an app command is an
+    // admin's: each is refused to the key, whatever its arguments.
+    let help = host.ok(["help"]).out();
+    let listed: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+        .filter(|w| w.contains(':') || ["report", "releases", "logs", "run", "enter"].contains(w))
+        .collect();
+    let admin: Vec<&&str> = listed.iter().filter(|c| !APP_COMMANDS.contains(c) && !["apps:list"].contains(c)).collect();
+    assert!(admin.len() >= 40, "{admin:?}");
+    for command in admin {
+        let err = refused(&site.ssh_with(&dev, &[command, "catmeow", "x"]), command);
+        assert!(err.contains(&format!("key dev may not run {command}")), "{command}: {err}");
     }
     assert_eq!(state(host), before, "a refused command changed state");
     assert!(!std::path::Path::new("/tmp/stack.tar").exists() && !std::path::Path::new("/tmp/image.tar").exists());

@@ -106,12 +106,18 @@ impl Source {
     }
 }
 
-fn git(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git").args(args).env("GIT_TERMINAL_PROMPT", "0").output().map_err(|e| e.to_string())?;
+/// What git said when it failed (its own stderr), or why it could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct GitSays(String);
+
+fn git(args: &[&str]) -> Result<String, GitSays> {
+    let out =
+        Command::new("git").args(args).env("GIT_TERMINAL_PROMPT", "0").output().map_err(|e| GitSays(format!("cannot run git: {e}")))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        Err(GitSays(String::from_utf8_lossy(&out.stderr).trim().to_owned()))
     }
 }
 
@@ -120,7 +126,7 @@ fn git(args: &[&str]) -> Result<String, String> {
 fn fetch(berth_root: &Path, url: &str, reference: Option<&str>, say: &mut dyn FnMut(&str)) -> Result<PathBuf, BuildpackError> {
     let fail = |why: String| BuildpackError::Fetch { url: url.to_owned(), why };
     let wanted = reference.unwrap_or("HEAD");
-    let listed = git(&["ls-remote", "--", url, wanted]).map_err(fail)?;
+    let listed = git(&["ls-remote", "--", url, wanted]).map_err(|e| fail(e.0))?;
     let revision = match listed.split_whitespace().next() {
         Some(rev) => rev.to_owned(),
         // Not a branch or tag name: maybe a commit id, resolved after cloning.
@@ -143,7 +149,7 @@ fn fetch(berth_root: &Path, url: &str, reference: Option<&str>, say: &mut dyn Fn
         git(&["clone", "--quiet", "--", url, &tmp_text]).and_then(|_| git(&["-C", &tmp_text, "checkout", "--quiet", &revision, "--"]));
     if let Err(why) = cloned {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(fail(why));
+        return Err(fail(why.0));
     }
     let _ = fs::remove_dir_all(tmp.join(".git"));
     if fs::rename(&tmp, &target).is_err() {

@@ -63,6 +63,18 @@ pub enum BuildError {
     Buildpack(#[from] buildpacks::BuildpackError),
     #[error(transparent)]
     Confined(#[from] confined::ConfinedError),
+    #[error(transparent)]
+    Store(#[from] crate::image::StoreError),
+    #[error(transparent)]
+    Layer(#[from] crate::image::layer::LayerError),
+    #[error(transparent)]
+    Config(#[from] crate::state::config::ConfigError),
+    #[error(transparent)]
+    Apps(#[from] crate::state::apps::AppsError),
+    #[error(transparent)]
+    Control(#[from] crate::runtime::control::ControlError),
+    #[error(transparent)]
+    ContainerId(#[from] crate::runtime::InvalidContainerId),
     #[error("buildpack {0} is on this host: only an admin names those (buildpacks:set)")]
     LocalBuildpack(String),
     #[error("cannot {action} {path}: {source}")]
@@ -72,8 +84,10 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot hand {0} to the app's user (chown failed)")]
+    Chown(PathBuf),
+    #[error("cannot copy the source from {0}")]
+    CopySource(PathBuf),
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + use<> {
@@ -173,7 +187,7 @@ fn make_removable(dir: &Path) -> std::io::Result<()> {
 fn chown_app_user(path: &Path, uid: u32) -> Result<(), BuildError> {
     let owner = format!("{uid}:{uid}");
     let status = Command::new("chown").args(["-R", "--no-dereference", &owner]).arg(path).status().map_err(io_err("chown", path))?;
-    if status.success() { Ok(()) } else { Err(BuildError::Other(format!("chown of {} failed", path.display()))) }
+    if status.success() { Ok(()) } else { Err(BuildError::Chown(path.to_owned())) }
 }
 
 /// Which buildpacks, and whether they were named (explicit) or are to be detected.
@@ -216,13 +230,13 @@ fn run_build(
     out: &mut Output,
 ) -> Result<Built, BuildError> {
     let started = Instant::now();
-    let store = Store::open(root).map_err(|e| BuildError::Other(e.to_string()))?;
+    let store = Store::open(root)?;
     let build_image_ref = ImageRef::new("berth/stack-build", STACK).expect("valid");
     let run_image_ref = ImageRef::new("berth/stack-run", STACK).expect("valid");
     let build_image = store.image(&build_image_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
     let run_image = store.image(&run_image_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
     let settings = BuildSettings::load(&app.dir);
-    let vars = ConfigVars::load(&app.env_file()).map_err(|e| BuildError::Other(e.to_string()))?;
+    let vars = ConfigVars::load(&app.env_file())?;
 
     // The work tree: a copy of the source owned by the build user, the
     // config vars as files, the driver, and an output dir.
@@ -234,7 +248,7 @@ fn run_build(
     source_arg.push("/.");
     let copied = Command::new("cp").arg("-a").arg(&source_arg).arg(&app_dir).status().map_err(io_err("copy", source))?;
     if !copied.success() {
-        return Err(BuildError::Other(format!("cannot copy the source from {}", source.display())));
+        return Err(BuildError::CopySource(source.to_owned()));
     }
     let _ = fs::remove_dir_all(app_dir.join(".git"));
     for (key, value) in &vars.0 {
@@ -244,7 +258,7 @@ fn run_build(
     let cache = app.dir.join("cache");
     fs::create_dir_all(&cache).map_err(io_err("create", &cache))?;
     handover::hand_over(&cache, &app_dir);
-    let uid = crate::state::apps::uid(root, app).map_err(|e| BuildError::Other(e.to_string()))?;
+    let uid = crate::state::apps::uid(root, app)?;
     for dir in [&app_dir, &out_dir, &cache] {
         chown_app_user(dir, uid)?;
     }
@@ -282,7 +296,7 @@ fn run_build(
         env.push(format!("{var}={HOST_CA_BUNDLE}"));
     }
     let config = ContainerConfig {
-        id: ContainerId::parse(container).map_err(|e| BuildError::Other(e.to_string()))?,
+        id: ContainerId::parse(container)?,
         name: container.to_owned(),
         image: build_image_ref.to_string(),
         image_digest: build_image.manifest_digest.to_string(),
@@ -323,8 +337,7 @@ fn run_build(
         }
         // stdout and stderr alike go to the pushing client and the log.
         out.line(&text);
-    })
-    .map_err(|e| BuildError::Other(e.to_string()))?;
+    })?;
     if finished.timed_out {
         return Err(BuildError::TimedOut(settings.timeout_secs));
     }
@@ -384,7 +397,7 @@ fn run_build(
     let in_dependency = |rel: &Path| dependency_paths.iter().any(|d| rel.starts_with(d));
     let above_dependency = |rel: &Path| dependency_paths.iter().any(|d| d.starts_with(rel) && d != rel);
     let options = LayerOptions::from_env();
-    let _writing = store.writing().map_err(|e| BuildError::Other(e.to_string()))?;
+    let _writing = store.writing()?;
     let fingerprint = reuse::fingerprint(&app_dir, &dependency_paths);
     let dependency_layer = match reuse::lookup(&app.dir, &store, &fingerprint) {
         Some(layer) => {
@@ -393,14 +406,12 @@ fn run_build(
         }
         None => {
             let layer =
-                layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)?;
             reuse::remember(&app.dir, &fingerprint, &layer);
             layer
         }
     };
-    let app_layer = layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| !in_dependency(rel), options)
-        .map_err(|e| BuildError::Other(e.to_string()))?;
+    let app_layer = layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| !in_dependency(rel), options)?;
     phases.push(("layers".to_owned(), layers_started.elapsed().as_secs_f64()));
 
     let mut config = run_image.config.clone();
@@ -439,14 +450,12 @@ fn run_build(
         );
     }
     config.set_history(Some(history));
-    let mut layers = run_image.layers().map_err(|e| BuildError::Other(e.to_string()))?;
+    let mut layers = run_image.layers()?;
     layers.push(dependency_layer.clone());
     layers.push(app_layer.clone());
     let image = ImageRef::new(&format!("berth/app-{}", app.name), &format!("b{}", record.id)).expect("valid tag");
-    let manifest = store.write_image(&image, &layers, &config).map_err(|e| BuildError::Other(e.to_string()))?;
-    store
-        .set_tag(&ImageRef::new(&format!("berth/app-{}", app.name), "latest").expect("valid"), &manifest)
-        .map_err(|e| BuildError::Other(e.to_string()))?;
+    let manifest = store.write_image(&image, &layers, &config)?;
+    store.set_tag(&ImageRef::new(&format!("berth/app-{}", app.name), "latest").expect("valid"), &manifest)?;
     record.image_digest = Some(manifest.digest().to_string());
     phases.push(("total".to_owned(), started.elapsed().as_secs_f64()));
     let summary: Vec<String> = phases.iter().map(|(name, secs)| format!("{name} {secs:.2} s")).collect();

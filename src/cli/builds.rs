@@ -151,7 +151,7 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let value = args.get(2).expect("checked").to_string_lossy().into_owned();
     match args.get(1).expect("checked").to_string_lossy().as_ref() {
         "network" => {
-            settings.network = value.parse::<NetworkMode>().map_err(UsageError)?;
+            settings.network = value.parse::<NetworkMode>().map_err(|e| UsageError(e.to_string()))?;
             if settings.network == NetworkMode::Bridge {
                 bail!("builds use network sandbox, host or none");
             }

@@ -166,11 +166,14 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         uid,
         gid,
         network: text_option(args, "--network")
-            .map(|n| n.parse::<NetworkMode>().map_err(usage))
+            .map(|n| n.parse::<NetworkMode>().map_err(|e| usage(e.to_string())))
             .transpose()?
             .unwrap_or(NetworkMode::Bridge),
         limits,
-        restart: text_option(args, "--restart").map(|r| r.parse::<RestartPolicy>().map_err(usage)).transpose()?.unwrap_or_default(),
+        restart: text_option(args, "--restart")
+            .map(|r| r.parse::<RestartPolicy>().map_err(|e| usage(e.to_string())))
+            .transpose()?
+            .unwrap_or_default(),
         stop_timeout_secs: text_option(args, "--stop-timeout")
             .map(|s| {
                 s.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(|| usage(format!("--stop-timeout {s:?} is not 0 to 3600 seconds")))

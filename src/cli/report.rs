@@ -91,7 +91,7 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             "store_bytes": store_bytes,
             "apps": rows,
             "running_containers": running,
-            "nginx": {"pid": nginx_pid, "config_ok": nginx_check.is_ok(), "error": nginx_check.err()},
+            "nginx": {"pid": nginx_pid, "config_ok": nginx_check.is_ok(), "error": nginx_check.as_ref().err().map(|e| e.to_string())},
         }));
     }
     println!("=====> berth report");

@@ -55,7 +55,11 @@ pub enum DeployError {
     #[error("the {phase} command {why}")]
     PhaseFailed { phase: String, why: String },
     #[error("{name} did not pass its health check, so the previous release keeps serving: {why}")]
-    CheckFailed { name: String, why: String },
+    CheckFailed {
+        name: String,
+        #[source]
+        why: checks::CheckError,
+    },
     #[error(transparent)]
     Nginx(#[from] nginx::NginxError),
     #[error(transparent)]
@@ -74,18 +78,32 @@ pub enum DeployError {
     Build(#[from] crate::build::BuildError),
     #[error(transparent)]
     Store(#[from] crate::image::StoreError),
+    #[error(transparent)]
+    Digest(#[from] crate::image::digest::InvalidDigest),
+    #[error(transparent)]
+    Settings(#[from] crate::state::settings::SettingsError),
+    #[error(transparent)]
+    Config(#[from] crate::state::config::ConfigError),
+    #[error(transparent)]
+    Write(#[from] crate::state::atomic::WriteError),
+    #[error(transparent)]
+    Container(#[from] crate::runtime::store::ContainerStoreError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0} was not built by berth (no io.berth.process-types label): berth deploys its own images")]
     NotBerthImage(String),
     /// A failure before anything of the new release started.
     #[error("{0}; the previous release keeps serving")]
     Kept(Box<DeployError>),
-    #[error("{0}")]
-    Other(String),
 }
 
 /// The app's config vars as a release records them.
 pub fn config_snapshot(app: &App) -> Result<BTreeMap<String, String>, DeployError> {
-    let vars = ConfigVars::load(&app.env_file()).map_err(|e| DeployError::Other(e.to_string()))?;
+    let vars = ConfigVars::load(&app.env_file())?;
     Ok(vars.0.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned())).collect())
 }
 
@@ -99,16 +117,16 @@ pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
         control::remove(root, &id, true)?;
     }
     if nginx::conf_file(root, &app.name).exists() {
-        let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
+        let settings = Settings::load(root)?;
         nginx::remove(root, &settings, &app.name)?;
     }
-    let store = Store::open(root).map_err(|e| DeployError::Other(e.to_string()))?;
+    let store = Store::open(root)?;
     let repository = format!("berth/app-{}", app.name);
-    for (tag, _) in store.tags().map_err(|e| DeployError::Other(e.to_string()))? {
+    for (tag, _) in store.tags()? {
         if let Ok(name) = tag.parse::<crate::image::ImageRef>()
             && name.repository() == repository
         {
-            store.remove_tag(&name).map_err(|e| DeployError::Other(e.to_string()))?;
+            store.remove_tag(&name)?;
         }
     }
     Ok(())
@@ -147,7 +165,7 @@ pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&st
 
 pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
     tracing::info!(app = %app.name, release = release.version, "rolling to a release");
-    let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
+    let settings = Settings::load(root)?;
     let mut meta = apps::meta(app)?;
     let wanted = formation::effective(&meta.formation, &release.formation, &release.process_types);
     if meta.formation.get("web").is_none_or(|n| *n > 0) && !release.process_types.contains_key("web") && wanted.is_empty() {
@@ -274,11 +292,10 @@ fn abandon(root: &Path, started: &[(ContainerId, bool, String)]) {
 
 /// A release's process environment: the image's, then the app's config.
 pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<String>, DeployError> {
-    let store = Store::open(root).map_err(|e| DeployError::Other(e.to_string()))?;
-    let digest: Digest =
-        release.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| DeployError::Other(e.to_string()))?;
-    let image = store.image_by_digest(&digest).map_err(|e| DeployError::Other(e.to_string()))?;
-    let vars = ConfigVars::load(&app.env_file()).map_err(|e| DeployError::Other(e.to_string()))?;
+    let store = Store::open(root)?;
+    let digest: Digest = release.image_digest.parse()?;
+    let image = store.image_by_digest(&digest)?;
+    let vars = ConfigVars::load(&app.env_file())?;
     let image_env = image.config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default();
     Ok(processes::environment(image_env, &vars))
 }
@@ -286,7 +303,7 @@ pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<Stri
 /// Records a release that now runs, then drops the image tags of releases
 /// that fell out of the app's window.
 pub fn record_release(root: &Path, app: &App, release: &Release) -> Result<(), DeployError> {
-    releases::record(&app.dir, release).map_err(|e| DeployError::Other(e.to_string()))?;
+    releases::record(&app.dir, release)?;
     retention::prune(root, app)?;
     Ok(())
 }
@@ -348,7 +365,7 @@ pub fn scale(root: &Path, app: &App, counts: BTreeMap<String, u32>, say: &mut dy
 /// `ps:stop`: the proxy answers 503 with a clear page, then every
 /// container of the app stops and goes. `ps:restore` leaves it stopped.
 pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
-    let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
+    let settings = Settings::load(root)?;
     let mut meta = apps::meta(app)?;
     meta.stopped = true;
     apps::write_meta_of(app, &meta)?;
@@ -401,7 +418,7 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
     if !image_there {
         return Err(DeployError::ImageCollected { app: app.name.clone(), version });
     }
-    let previous_env = std::fs::read(app.env_file()).map_err(|e| DeployError::Other(format!("cannot read the config: {e}")))?;
+    let previous_env = std::fs::read(app.env_file()).map_err(|source| DeployError::Read { path: app.env_file(), source })?;
     let vars = ConfigVars(
         target
             .config_vars
@@ -409,7 +426,7 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
             .filter_map(|(k, v)| Some((crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(k)).ok()?, v.as_bytes().to_vec())))
             .collect(),
     );
-    crate::state::atomic::write_secret(&app.env_file(), &vars.encode()).map_err(|e| DeployError::Other(e.to_string()))?;
+    crate::state::atomic::write_secret(&app.env_file(), &vars.encode())?;
     say(&format!("Rolling back to v{version} ({})", target.image));
     let config_vars = target.config_vars.clone();
     let release = Release::next(&app.dir, target, &format!("Rollback to v{version}"), config_vars);

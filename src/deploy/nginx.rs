@@ -163,10 +163,18 @@ pub fn remove(root: &Path, settings: &Settings, app: &AppName) -> Result<Vec<u32
     reload(settings)
 }
 
-fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), String> {
-    let out =
-        Command::new(&settings.proxy.nginx).args(["-c", &settings.proxy.nginx_conf]).args(extra).output().map_err(|e| e.to_string())?;
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()) }
+/// What nginx said when it refused (its own stderr), or why it could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NginxSays(pub String);
+
+fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), NginxSays> {
+    let out = Command::new(&settings.proxy.nginx)
+        .args(["-c", &settings.proxy.nginx_conf])
+        .args(extra)
+        .output()
+        .map_err(|e| NginxSays(format!("cannot run {}: {e}", settings.proxy.nginx)))?;
+    if out.status.success() { Ok(()) } else { Err(NginxSays(String::from_utf8_lossy(&out.stderr).trim().to_owned())) }
 }
 
 /// Installs `text` as the app's server block: written atomically, tested
@@ -189,7 +197,7 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
     };
     if let Err(why) = nginx(settings, &["-t", "-q"]) {
         put_back();
-        return Err(NginxError::Invalid(why));
+        return Err(NginxError::Invalid(why.0));
     }
     match reload(settings) {
         Ok(old_workers) => Ok(old_workers),
@@ -207,7 +215,7 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
 /// Returns the pids of the workers that served the old one.
 pub fn reload(settings: &Settings) -> Result<Vec<u32>, NginxError> {
     let before = workers(settings);
-    nginx(settings, &["-s", "reload"]).map_err(NginxError::Reload)?;
+    nginx(settings, &["-s", "reload"]).map_err(|e| NginxError::Reload(e.0))?;
     // nginx answers a reload signal at once and applies it later; a config
     // it cannot apply (a port it cannot bind) only shows as no new workers.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -244,7 +252,7 @@ fn shutting_down(pid: u32) -> bool {
 
 /// nginx's state for `report`: the master's pid if it runs, and whether
 /// the configuration passes `nginx -t` (with nginx's complaint if not).
-pub fn status(settings: &Settings) -> (Option<u32>, Result<(), String>) {
+pub fn status(settings: &Settings) -> (Option<u32>, Result<(), NginxSays>) {
     let master = fs::read_to_string(&settings.proxy.pid_file)
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())

@@ -162,7 +162,7 @@ pub fn wait_for_port(root: &Path, id: &ContainerId, port: u16, boot_timeout: Dur
     let paths = ContainerDir::new(root, id);
     let deadline = Instant::now() + boot_timeout;
     loop {
-        let state = current_state(&paths).map_err(|e| DeployError::Other(e.to_string()))?;
+        let state = current_state(&paths)?;
         if let Some(address) = state.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok())
             && TcpStream::connect_timeout(&SocketAddr::from((address, port)), Duration::from_millis(200)).is_ok()
         {

@@ -116,7 +116,7 @@ pub fn running_addresses(root: &Path, app: &App) -> Vec<std::net::Ipv4Addr> {
 /// Rewrites the server block from what runs now (after a domain or proxy
 /// change); waits for the old workers so the change is live on return.
 pub fn refresh(root: &Path, app: &App) -> Result<(), DeployError> {
-    let settings = Settings::load(root).map_err(|e| DeployError::Other(e.to_string()))?;
+    let settings = Settings::load(root)?;
     let meta = apps::meta(app)?;
     let addresses = running_addresses(root, app);
     let why = if meta.stopped { "is stopped" } else { "has no web process running" };

@@ -27,19 +27,18 @@ pub fn kept_releases(app: &App) -> Result<Vec<(u64, Digest)>, DeployError> {
 /// Removes the app's image tags that no release in the window uses (the
 /// `latest` tag stays). Returns the tags removed.
 pub fn prune(root: &Path, app: &App) -> Result<Vec<String>, DeployError> {
-    let other = |e: crate::image::StoreError| DeployError::Other(e.to_string());
-    let store = Store::open(root).map_err(other)?;
+    let store = Store::open(root)?;
     let kept: BTreeSet<Digest> = kept_releases(app)?.into_iter().map(|(_, d)| d).collect();
     let repository = app_repository(app);
     let mut removed = Vec::new();
-    for (tag, descriptor) in store.tags().map_err(other)? {
+    for (tag, descriptor) in store.tags()? {
         let Ok(name) = tag.parse::<ImageRef>() else { continue };
         if name.repository() != repository || name.tag() == "latest" {
             continue;
         }
         let Ok(digest) = Digest::try_from(descriptor.digest()) else { continue };
         if !kept.contains(&digest) {
-            store.remove_tag(&name).map_err(other)?;
+            store.remove_tag(&name)?;
             removed.push(tag);
         }
     }

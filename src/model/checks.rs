@@ -16,6 +16,15 @@ pub enum ChecksError {
     ChecksFile { line: usize, why: String },
 }
 
+/// A check whose values are out of bounds.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidCheck {
+    #[error("path {0:?} must start with / and hold no spaces or control characters")]
+    Path(String),
+    #[error("attempts 1-100, timeout 1-300 s, wait up to 300 s, initialDelay up to 600 s")]
+    Range,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -63,13 +72,13 @@ impl Check {
         self.name.clone().unwrap_or_else(|| format!("GET {}", self.path))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), InvalidCheck> {
         let path_ok = self.path.starts_with('/') && self.path.len() <= 2048 && self.path.chars().all(|c| c.is_ascii_graphic());
         if !path_ok {
-            return Err(format!("path {:?} must start with / and hold no spaces or control characters", self.path));
+            return Err(InvalidCheck::Path(self.path.clone()));
         }
         if !(1..=100).contains(&self.attempts) || !(1..=300).contains(&self.timeout) || self.wait > 300 || self.initial_delay > 600 {
-            return Err("attempts 1-100, timeout 1-300 s, wait up to 300 s, initialDelay up to 600 s".into());
+            return Err(InvalidCheck::Range);
         }
         Ok(())
     }
@@ -91,7 +100,7 @@ pub fn from_app_json(bytes: Option<&[u8]>) -> Result<BTreeMap<String, Vec<Check>
             return Err(ChecksError::AppJson(format!("{process:?} is not a process type")));
         }
         for check in checks {
-            check.validate().map_err(ChecksError::AppJson)?;
+            check.validate().map_err(|e| ChecksError::AppJson(e.to_string()))?;
         }
     }
     Ok(parsed.healthchecks)
@@ -128,7 +137,7 @@ pub fn from_checks_file(text: &str) -> Result<Vec<Check>, ChecksError> {
             target.to_owned()
         };
         let check = Check { kind: Kind::Startup, name: None, path, port: None, attempts, timeout, wait, initial_delay: 0, content };
-        check.validate().map_err(|why| bad(&why))?;
+        check.validate().map_err(|why| bad(&why.to_string()))?;
         checks.push(check);
     }
     Ok(checks)

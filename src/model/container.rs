@@ -15,6 +15,10 @@ pub enum RestartPolicy {
     Always,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("restart policy {0:?} is not no, on-failure[:N], always or unless-stopped")]
+pub struct InvalidRestartPolicy(String);
+
 impl Default for RestartPolicy {
     /// Dokku's default.
     fn default() -> Self {
@@ -23,15 +27,15 @@ impl Default for RestartPolicy {
 }
 
 impl std::str::FromStr for RestartPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = InvalidRestartPolicy;
+    fn from_str(s: &str) -> Result<Self, InvalidRestartPolicy> {
         match s {
             "no" => Ok(RestartPolicy::No),
             "always" | "unless-stopped" => Ok(RestartPolicy::Always),
             "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: 10 }),
             _ => match s.strip_prefix("on-failure:").and_then(|n| n.parse().ok()) {
                 Some(max_retries) => Ok(RestartPolicy::OnFailure { max_retries }),
-                None => Err(format!("restart policy {s:?} is not no, on-failure[:N], always or unless-stopped")),
+                None => Err(InvalidRestartPolicy(s.to_owned())),
             },
         }
     }

@@ -20,6 +20,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::control::ControlError;
+use super::error::ShimError;
 use super::store::{ContainerConfig, ContainerDir};
 use super::{launch, shim};
 
@@ -46,13 +47,13 @@ pub fn run(root: &Path, config: &ContainerConfig) -> Result<i32, ControlError> {
 }
 
 fn run_created(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> Result<i32, ControlError> {
-    let failed = |why: String| ControlError::StartFailed { id: config.id.clone(), why };
+    let failed = |source| ControlError::Shim { id: config.id.clone(), source };
     shim::prepare(root, paths, config).map_err(failed)?;
     let _ = launch::delete(root, &paths.id);
     attach(
         config.terminal,
         &console_socket_path(paths),
-        |io| launch::start(root, &paths.id, &paths.bundle(), io).map_err(|e| format!("{e:#}")),
+        |io| Ok(launch::start(root, &paths.id, &paths.bundle(), io)?),
         || {
             let _ = launch::kill(root, &paths.id, "SIGKILL");
         },
@@ -64,20 +65,21 @@ fn run_created(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
 /// user, capabilities and seccomp profile), attached; returns its exit code.
 pub fn exec(root: &Path, id: &super::ContainerId, args: Vec<String>, terminal: bool) -> Result<i32, ControlError> {
     let paths = ContainerDir::open(root, id)?;
-    let failed = |why: String| ControlError::StartFailed { id: id.clone(), why };
-    let spec =
-        oci_spec::runtime::Spec::load(paths.bundle().join("config.json")).map_err(|e| failed(format!("cannot read its spec: {e}")))?;
-    let mut process = spec.process().clone().ok_or_else(|| failed("its spec has no process".into()))?;
+    let failed = |source| ControlError::Shim { id: id.clone(), source };
+    let spec_file = paths.bundle().join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&spec_file).map_err(|source| failed(ShimError::Spec { path: spec_file.clone(), source }))?;
+    let mut process = spec.process().clone().ok_or_else(|| failed(ShimError::NoProcess))?;
     process.set_args(Some(args)).set_terminal(Some(terminal));
     let process_file = paths.dir.join(format!("exec-{}.json", std::process::id()));
-    let text = serde_json::to_vec(&process).map_err(|e| failed(e.to_string()))?;
-    std::fs::write(&process_file, text).map_err(|e| failed(format!("cannot write {}: {e}", process_file.display())))?;
+    let text = serde_json::to_vec(&process).expect("a process serialises");
+    std::fs::write(&process_file, text)
+        .map_err(|source| failed(ShimError::File { action: "write", path: process_file.clone(), source }))?;
     let pid = std::cell::Cell::new(0);
     let result = attach(
         terminal,
         &console_socket_path(&paths),
         |io| {
-            let started = launch::exec(root, id, &process_file, io).map_err(|e| format!("{e:#}"));
+            let started = launch::exec(root, id, &process_file, io).map_err(ShimError::from);
             if let Ok(p) = started {
                 pid.set(p);
             }
@@ -94,16 +96,21 @@ pub fn exec(root: &Path, id: &super::ContainerId, args: Vec<String>, terminal: b
 /// Starts a process through `start` connected to the caller: the caller's
 /// stdio, or with `terminal` a pty relayed to the caller's terminal. Waits
 /// for it; `kill` ends it when berth is interrupted.
-fn attach(terminal: bool, socket: &Path, start: impl FnOnce(launch::Io) -> Result<i32, String>, kill: impl Fn()) -> Result<i32, String> {
+fn attach(
+    terminal: bool,
+    socket: &Path,
+    start: impl FnOnce(launch::Io) -> Result<i32, ShimError>,
+    kill: impl Fn(),
+) -> Result<i32, ShimError> {
     catch_interrupts();
-    let dup = |fd: RawFd| nix::unistd::dup(fd).map(unsafe_free_owned).map_err(|e| format!("cannot pass stdio: {e}"));
+    let dup = |fd: RawFd| nix::unistd::dup(fd).map(unsafe_free_owned).map_err(ShimError::nix("pass stdio"));
     let (stdin, stdout, stderr) = (dup(0)?, dup(1)?, dup(2)?);
     if !terminal {
         let pid = start(launch::Io { stdin, stdout, stderr, console_socket: None })?;
         return Ok(wait(pid, &kill));
     }
     let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(socket).map_err(|source| ShimError::File { action: "listen on", path: socket.to_owned(), source })?;
     let started = start(launch::Io { stdin, stdout, stderr, console_socket: Some(socket.to_owned()) });
     let pid = match started {
         Ok(pid) => pid,
@@ -159,8 +166,8 @@ fn catch_interrupts() {
 }
 
 /// Takes the pty master libcontainer's init sends over the console socket.
-fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, ShimError> {
+    listener.set_nonblocking(true).map_err(ShimError::sys("poll the console socket"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let stream = loop {
         match listener.accept() {
@@ -168,22 +175,23 @@ fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5))
             }
-            Err(e) => return Err(format!("the container's terminal never arrived: {e}")),
+            Err(e) => return Err(ShimError::NoTerminal(e.to_string())),
         }
     };
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    stream.set_nonblocking(false).map_err(ShimError::sys("read the console socket"))?;
     let mut name = [0u8; 64];
     let mut iov = [IoSliceMut::new(&mut name)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let message = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).map_err(|e| e.to_string())?;
-    for cmsg in message.cmsgs().map_err(|e| e.to_string())? {
+    let message =
+        recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).map_err(ShimError::nix("receive the terminal"))?;
+    for cmsg in message.cmsgs().map_err(ShimError::nix("read the terminal message"))? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg
             && let Some(fd) = fds.first()
         {
             return Ok(unsafe_free_owned(*fd));
         }
     }
-    Err("the container sent no terminal".into())
+    Err(ShimError::NoTerminal("the container sent none".into()))
 }
 
 /// The caller's terminal in raw mode (keys go to the container as typed);

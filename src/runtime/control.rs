@@ -20,8 +20,15 @@ pub enum ControlError {
     Running(ContainerId),
     #[error("container {0} is running; stop it first or use --force")]
     StillRunning(ContainerId),
+    /// What the shim, another process, said.
     #[error("container {id} did not start: {why}")]
     StartFailed { id: ContainerId, why: String },
+    #[error("container {id} did not start: {source}")]
+    Shim {
+        id: ContainerId,
+        #[source]
+        source: super::error::ShimError,
+    },
     #[error("cannot run the shim: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("the shim of container {0} did not stop in time")]

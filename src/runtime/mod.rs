@@ -4,6 +4,7 @@
 pub mod attached;
 pub mod cgroup;
 pub mod control;
+pub mod error;
 pub mod launch;
 pub mod logs;
 pub mod network;

@@ -54,15 +54,19 @@ pub enum NetworkMode {
     None,
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("network mode {0:?} is not bridge, sandbox, host or none")]
+pub struct InvalidNetworkMode(String);
+
 impl std::str::FromStr for NetworkMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = InvalidNetworkMode;
+    fn from_str(s: &str) -> Result<Self, InvalidNetworkMode> {
         match s {
             "bridge" => Ok(NetworkMode::Bridge),
             "sandbox" => Ok(NetworkMode::Sandbox),
             "host" => Ok(NetworkMode::Host),
             "none" => Ok(NetworkMode::None),
-            _ => Err(format!("network mode {s:?} is not bridge, sandbox, host or none")),
+            _ => Err(InvalidNetworkMode(s.to_owned())),
         }
     }
 }

@@ -17,6 +17,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, setsid};
 
+use super::error::ShimError;
 use super::logs::{self, LogWriter, Sink};
 use super::store::{ContainerConfig, ContainerDir, ContainerState, Status};
 use super::{ContainerId, cgroup, launch, network, rootfs, spec};
@@ -79,8 +80,8 @@ fn ready(line: &str, log: Option<&Path>) {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot make a pipe: {e}"))
+fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ShimError::nix("make a pipe"))
 }
 
 struct Monitor {
@@ -99,21 +100,23 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn new(root: &Path, id: &ContainerId) -> Result<Monitor, String> {
-        let paths = ContainerDir::open(root, id).map_err(|e| e.to_string())?;
-        let config = paths.config().map_err(|e| e.to_string())?;
+    fn new(root: &Path, id: &ContainerId) -> Result<Monitor, ShimError> {
+        let paths = ContainerDir::open(root, id)?;
+        let config = paths.config()?;
         // PR_SET_CHILD_SUBREAPER: orphans of the container come to us, not to pid 1.
-        set_subreaper().map_err(|e| format!("cannot become a subreaper: {e}"))?;
+        set_subreaper().map_err(ShimError::sys("become a subreaper"))?;
         let max_bytes = Settings::load(root).map(|s| s.logs.max_bytes.max(4096)).unwrap_or(logs::MAX_LOG_BYTES);
-        let log = LogWriter::open(&paths.log_file(), max_bytes).map_err(|e| format!("cannot open the log: {e}"))?;
+        let log_file = paths.log_file();
+        let log = LogWriter::open(&log_file, max_bytes).map_err(|source| ShimError::File { action: "open", path: log_file, source })?;
         let (child_r, child_w) = pipe()?;
         let (stop_r, stop_w) = pipe()?;
         for (signal, fd) in [(libc::SIGCHLD, &child_w), (libc::SIGTERM, &stop_w), (libc::SIGINT, &stop_w)] {
-            let copy = fd.try_clone().map_err(|e| e.to_string())?;
-            signal_hook::low_level::pipe::register(signal, File::from(copy)).map_err(|e| format!("cannot watch signals: {e}"))?;
+            let copy = fd.try_clone().map_err(ShimError::sys("copy a pipe"))?;
+            signal_hook::low_level::pipe::register(signal, File::from(copy)).map_err(ShimError::sys("watch signals"))?;
         }
         for fd in [&child_r, &stop_r] {
-            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).map_err(|e| e.to_string())?;
+            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+                .map_err(ShimError::nix("make a pipe non-blocking"))?;
         }
         let state = ContainerState { shim_pid: Some(std::process::id() as i32), ..paths.state().unwrap_or_default() };
         let (sink, log_writer) = Sink::start(log);
@@ -149,7 +152,7 @@ impl Monitor {
     }
 
     /// Root, network and bundle: made once, kept across restarts.
-    fn prepare(&mut self) -> Result<(), String> {
+    fn prepare(&mut self) -> Result<(), ShimError> {
         self.state.address = prepare(&self.root, &self.paths, &self.config)?;
         Ok(())
     }
@@ -158,7 +161,7 @@ impl Monitor {
         release(&self.root, &self.paths);
     }
 
-    fn start_once(&mut self) -> Result<i32, String> {
+    fn start_once(&mut self) -> Result<i32, ShimError> {
         let (pid, out_r, err_r) = start_once(&self.root, &self.paths)?;
         if let Some(log) = &self.log {
             logs::pump(out_r, log.clone(), self.config.name.clone(), "stdout");
@@ -168,7 +171,8 @@ impl Monitor {
     }
 
     fn run(&mut self) -> i32 {
-        if let Err(why) = self.prepare() {
+        // The state file keeps the reason as text for `containers:list`.
+        if let Err(why) = self.prepare().map_err(|e| e.to_string()) {
             self.release();
             self.state = ContainerState { status: Status::Exited, error: Some(why.clone()), ..self.state.clone() };
             self.state.shim_pid = None;
@@ -178,7 +182,7 @@ impl Monitor {
         }
         let mut first = true;
         loop {
-            let pid = match self.start_once() {
+            let pid = match self.start_once().map_err(|e| e.to_string()) {
                 Ok(pid) => pid,
                 Err(why) if first => {
                     self.release();
@@ -310,24 +314,28 @@ impl Monitor {
 
 /// Unpacks the image, makes the network, /etc files and overlay root, and
 /// writes the bundle. Returns the container's address when bridged.
-pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> Result<Option<String>, String> {
-    let settings = Settings::load(root).map_err(|e| e.to_string())?;
-    let store = Store::open(root).map_err(|e| e.to_string())?;
-    let digest: Digest = config.image_digest.parse().map_err(|e: crate::image::digest::InvalidDigest| e.to_string())?;
-    let image = store.image_by_digest(&digest).map_err(|e| e.to_string())?;
+pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> Result<Option<String>, ShimError> {
+    let settings = Settings::load(root)?;
+    let store = Store::open(root)?;
+    let digest: Digest = config.image_digest.parse()?;
+    let image = store.image_by_digest(&digest)?;
     let mut layers = Vec::new();
-    for layer in image.layers().map_err(|e| e.to_string())? {
-        layers.push(unpack::unpacked(root, &store, &layer).map_err(|e| e.to_string())?);
+    for layer in image.layers()? {
+        layers.push(unpack::unpacked(root, &store, &layer)?);
     }
-    let address = network::attach(root, &settings, &config.id, config.network).map_err(|e| e.to_string())?.map(|a| a.to_string());
-    rootfs::write_etc(paths, config.id.as_str(), address.as_deref()).map_err(|e| e.to_string())?;
-    rootfs::mount(paths, &layers).map_err(|e| e.to_string())?;
+    let address = network::attach(root, &settings, &config.id, config.network)?.map(|a| a.to_string());
+    rootfs::write_etc(paths, config.id.as_str(), address.as_deref())?;
+    rootfs::mount(paths, &layers)?;
     let spec = spec::build(config, paths);
     // The spec holds the app's config vars: root's eyes only.
     let spec_file = paths.bundle().join("config.json");
-    spec.save(&spec_file).map_err(|e| e.to_string())?;
+    spec.save(&spec_file).map_err(|source| ShimError::Spec { path: spec_file.clone(), source })?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&spec_file, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&spec_file, std::fs::Permissions::from_mode(0o600)).map_err(|source| ShimError::File {
+        action: "protect",
+        path: spec_file.clone(),
+        source,
+    })?;
     Ok(address)
 }
 
@@ -340,13 +348,13 @@ pub fn release(root: &Path, paths: &ContainerDir) {
 
 /// Launches the prepared container; returns its init pid and the read ends
 /// of its stdout and stderr.
-pub fn start_once(root: &Path, paths: &ContainerDir) -> Result<(i32, File, File), String> {
+pub fn start_once(root: &Path, paths: &ContainerDir) -> Result<(i32, File, File), ShimError> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     // A previous run's leftovers (a crash between start and delete) would make "exists".
     let _ = launch::delete(root, &paths.id);
-    let io = launch::Io::pipes(out_w, err_w).map_err(|e| format!("cannot open /dev/null: {e}"))?;
-    let pid = launch::start(root, &paths.id, &paths.bundle(), io).map_err(|e| format!("{e:#}"))?;
+    let io = launch::Io::pipes(out_w, err_w).map_err(ShimError::sys("open /dev/null"))?;
+    let pid = launch::start(root, &paths.id, &paths.bundle(), io)?;
     Ok((pid, File::from(out_r), File::from(err_r)))
 }
 
