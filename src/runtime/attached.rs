@@ -47,7 +47,7 @@ pub fn run(root: &Path, config: &ContainerConfig) -> Result<i32, ControlError> {
 }
 
 fn run_created(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> Result<i32, ControlError> {
-    let failed = |source| ControlError::Shim { id: config.id.clone(), source };
+    let failed = |source| ControlError::Shim { id: config.id.clone(), source: Box::new(source) };
     shim::prepare(root, paths, config).map_err(failed)?;
     let _ = launch::delete(root, &paths.id);
     attach(
@@ -65,7 +65,7 @@ fn run_created(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
 /// user, capabilities and seccomp profile), attached; returns its exit code.
 pub fn exec(root: &Path, id: &super::ContainerId, args: Vec<String>, terminal: bool) -> Result<i32, ControlError> {
     let paths = ContainerDir::open(root, id)?;
-    let failed = |source| ControlError::Shim { id: id.clone(), source };
+    let failed = |source| ControlError::Shim { id: id.clone(), source: Box::new(source) };
     let spec_file = paths.bundle().join("config.json");
     let spec = oci_spec::runtime::Spec::load(&spec_file).map_err(|source| failed(ShimError::Spec { path: spec_file.clone(), source }))?;
     let mut process = spec.process().clone().ok_or_else(|| failed(ShimError::NoProcess))?;

@@ -27,7 +27,7 @@ pub enum ControlError {
     Shim {
         id: ContainerId,
         #[source]
-        source: super::error::ShimError,
+        source: Box<super::error::ShimError>,
     },
     #[error("cannot run the shim: {0}")]
     Spawn(#[source] std::io::Error),

@@ -48,7 +48,7 @@ fn run_created(
     limit: Option<Duration>,
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Finished, ControlError> {
-    let failed = |source| ControlError::Shim { id: config.id.clone(), source };
+    let failed = |source| ControlError::Shim { id: config.id.clone(), source: Box::new(source) };
     shim::prepare(root, paths, config).map_err(failed)?;
     let (pid, out, err) = shim::start_once(root, paths).map_err(failed)?;
     let (sender, lines) = mpsc::channel::<(Stream, Vec<u8>)>();
