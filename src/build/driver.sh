@@ -4,7 +4,8 @@
 # CACHE_DIR ENV_DIR, bin/release BUILD_DIR; each buildpack's `export` file
 # is sourced before the next one compiles.
 #   driver.sh detect|explicit BUILDPACK_DIR...
-# Lines starting with "::berth::" are read by berth (phase marks, results).
+# Lines starting with $BERTH_MARK are read by berth (phase marks, results);
+# berth sets it and the exit codes (src/build/driver.rs holds the protocol).
 set -eo pipefail
 BUILD_DIR=/app CACHE_DIR=/cache ENV_DIR=/env OUT=/berth/out
 mode=$1
@@ -20,7 +21,7 @@ for src in "$@"; do
   bps+=("/tmp/buildpacks/$i")
   labels+=("$(basename "$src")")
 done
-echo "::berth:: phase detect"
+echo "$BERTH_MARK phase detect"
 selected=()
 names=()
 for k in "${!bps[@]}"; do
@@ -36,10 +37,10 @@ for k in "${!bps[@]}"; do
   fi
 done
 if [ ${#selected[@]} -eq 0 ]; then
-  echo "::berth:: no-buildpack"
-  exit 3
+  echo "$BERTH_MARK no-buildpack"
+  exit "$BERTH_EXIT_NO_BUILDPACK"
 fi
-echo "::berth:: phase compile"
+echo "$BERTH_MARK phase compile"
 export BERTH_LAYERS=$OUT/layers
 for n in "${!selected[@]}"; do
   bp=${selected[$n]}
@@ -49,17 +50,17 @@ for n in "${!selected[@]}"; do
     . /tmp/export
   fi
   if ! "$bp/bin/compile" "$BUILD_DIR" "$CACHE_DIR" "$ENV_DIR"; then
-    echo "::berth:: compile-failed ${names[$n]}"
-    exit 4
+    echo "$BERTH_MARK compile-failed ${names[$n]}"
+    exit "$BERTH_EXIT_COMPILE_FAILED"
   fi
   if [ -f "$bp/export" ]; then
     cat "$bp/export" >> /tmp/export
   fi
   echo "${names[$n]}" >> "$OUT/buildpacks"
 done
-echo "::berth:: phase release"
+echo "$BERTH_MARK phase release"
 last=${selected[-1]}
 if [ -x "$last/bin/release" ]; then
   "$last/bin/release" "$BUILD_DIR" > "$OUT/release.yml"
 fi
-echo "::berth:: done"
+echo "$BERTH_MARK done"

@@ -5,6 +5,7 @@
 pub mod appjson;
 pub mod buildpacks;
 pub mod confined;
+mod driver;
 pub mod handover;
 pub mod procfile;
 pub mod records;
@@ -25,13 +26,12 @@ use settings::BuildSettings;
 
 use crate::app::App;
 use crate::image::layer::{self, LayerOptions};
-use crate::image::{ImageRef, Store};
+use crate::image::{ImageRef, LayerInfo, Store};
 use crate::runtime::oneshot;
 use crate::runtime::store::BindMount;
 use crate::runtime::{ContainerConfig, ContainerId, Limits, RestartPolicy};
 use crate::state::config::ConfigVars;
 
-const DRIVER: &str = include_str!("driver.sh");
 const LAUNCHER: &str = include_str!("launcher.sh");
 const STACK: &str = "bookworm";
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -220,6 +220,46 @@ fn choose_buildpacks(app: &App, vars: &ConfigVars, app_dir: &Path) -> Result<(Ve
 /// The most berth reads of any one file a build leaves (Procfile, app.json, release.yml, ...).
 const OUTPUT_CAP: u64 = 1 << 20;
 
+/// The stack's two images, as a build uses them.
+struct Stack {
+    store: Store,
+    build_ref: ImageRef,
+    build: crate::image::store::Image,
+    run: crate::image::store::Image,
+}
+
+impl Stack {
+    fn open(root: &Path) -> Result<Stack, BuildError> {
+        let store = Store::open(root)?;
+        let build_ref = ImageRef::new("berth/stack-build", STACK).expect("valid");
+        let run_ref = ImageRef::new("berth/stack-run", STACK).expect("valid");
+        let build = store.image(&build_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
+        let run = store.image(&run_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
+        Ok(Stack { store, build_ref, build, run })
+    }
+}
+
+/// The directories a build works in, all on the host under `work` but the
+/// cache, which is the app's and outlives the build.
+struct WorkTree {
+    app: PathBuf,
+    env: PathBuf,
+    driver: PathBuf,
+    out: PathBuf,
+    cache: PathBuf,
+    uid: u32,
+}
+
+/// What the build left that the release needs.
+struct Outputs {
+    process_types: BTreeMap<String, String>,
+    config_vars: BTreeMap<String, String>,
+    formation: BTreeMap<String, u32>,
+    healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
+    scripts: crate::model::scripts::Scripts,
+    dependency_paths: Vec<PathBuf>,
+}
+
 fn run_build(
     root: &Path,
     app: &App,
@@ -230,46 +270,80 @@ fn run_build(
     out: &mut Output,
 ) -> Result<Built, BuildError> {
     let started = Instant::now();
-    let store = Store::open(root)?;
-    let build_image_ref = ImageRef::new("berth/stack-build", STACK).expect("valid");
-    let run_image_ref = ImageRef::new("berth/stack-run", STACK).expect("valid");
-    let build_image = store.image(&build_image_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
-    let run_image = store.image(&run_image_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
-    let settings = BuildSettings::load(&app.dir);
+    let stack = Stack::open(root)?;
     let vars = ConfigVars::load(&app.env_file())?;
+    let tree = prepare(root, app, source, work, &vars)?;
+    let mut phases = sandbox(root, app, &stack, &tree, &vars, container, record, out)?;
+    let outputs = read_outputs(&tree, record)?;
+    write_launcher(&tree.app, &outputs.process_types)?;
+    out.line("-----> Writing image layers");
+    let layers_started = Instant::now();
+    let _writing = stack.store.writing()?;
+    let (dependency_layer, app_layer) = write_layers(app, &stack.store, &tree, &outputs.dependency_paths, out)?;
+    phases.push(("layers".to_owned(), layers_started.elapsed().as_secs_f64()));
+    let image = compose(app, &stack, &outputs, [&dependency_layer, &app_layer], record)?;
+    phases.push(("total".to_owned(), started.elapsed().as_secs_f64()));
+    let summary: Vec<String> = phases.iter().map(|(name, secs)| format!("{name} {secs:.2} s")).collect();
+    out.line(&format!("-----> Build phases: {}", summary.join(", ")));
+    out.line(&format!(
+        "-----> Dependency layer {} ({} bytes), app layer {} ({} bytes)",
+        dependency_layer.digest, dependency_layer.size, app_layer.digest, app_layer.size
+    ));
+    out.line(&format!("=====> Built {image}"));
+    record.phases = phases;
+    let Outputs { process_types, formation, healthchecks, scripts, .. } = outputs;
+    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts })
+}
 
-    // The work tree: a copy of the source owned by the build user, the
-    // config vars as files, the driver, and an output dir.
-    let (app_dir, env_dir, driver_dir, out_dir) = (work.join("app"), work.join("env"), work.join("driver"), work.join("out"));
-    for dir in [&app_dir, &env_dir, &driver_dir, &out_dir] {
+/// The work tree: a copy of the source and the cached trees handed over,
+/// owned by the app's uid; the config vars as files; the driver; an output dir.
+fn prepare(root: &Path, app: &App, source: &Path, work: &Path, vars: &ConfigVars) -> Result<WorkTree, BuildError> {
+    let uid = crate::state::apps::uid(root, app)?;
+    let tree = WorkTree {
+        app: work.join("app"),
+        env: work.join("env"),
+        driver: work.join("driver"),
+        out: work.join("out"),
+        cache: app.dir.join("cache"),
+        uid,
+    };
+    for dir in [&tree.app, &tree.env, &tree.driver, &tree.out, &tree.cache] {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     }
     let mut source_arg = source.as_os_str().to_owned();
     source_arg.push("/.");
-    let copied = Command::new("cp").arg("-a").arg(&source_arg).arg(&app_dir).status().map_err(io_err("copy", source))?;
+    let copied = Command::new("cp").arg("-a").arg(&source_arg).arg(&tree.app).status().map_err(io_err("copy", source))?;
     if !copied.success() {
         return Err(BuildError::CopySource(source.to_owned()));
     }
-    let _ = fs::remove_dir_all(app_dir.join(".git"));
+    let _ = fs::remove_dir_all(tree.app.join(".git"));
     for (key, value) in &vars.0 {
-        fs::write(env_dir.join(key.as_str()), value).map_err(io_err("write", &env_dir))?;
+        fs::write(tree.env.join(key.as_str()), value).map_err(io_err("write", &tree.env))?;
     }
-    fs::write(driver_dir.join("driver.sh"), DRIVER).map_err(io_err("write", &driver_dir))?;
-    let cache = app.dir.join("cache");
-    fs::create_dir_all(&cache).map_err(io_err("create", &cache))?;
-    handover::hand_over(&cache, &app_dir);
-    let uid = crate::state::apps::uid(root, app)?;
-    for dir in [&app_dir, &out_dir, &cache] {
+    fs::write(tree.driver.join("driver.sh"), driver::SCRIPT).map_err(io_err("write", &tree.driver))?;
+    handover::hand_over(&tree.cache, &tree.app);
+    for dir in [&tree.app, &tree.out, &tree.cache] {
         chown_app_user(dir, uid)?;
     }
+    Ok(tree)
+}
 
-    let (sources, explicit) = choose_buildpacks(app, &vars, &app_dir)?;
+/// The sandbox's mounts: the work tree, the host's CA bundle, and each
+/// buildpack read only. Returns them with the driver's arguments.
+fn sandbox_mounts(
+    root: &Path,
+    app: &App,
+    tree: &WorkTree,
+    vars: &ConfigVars,
+    out: &mut Output,
+) -> Result<(Vec<BindMount>, Vec<String>), BuildError> {
+    let (sources, explicit) = choose_buildpacks(app, vars, &tree.app)?;
     let mut mounts = vec![
-        BindMount { source: app_dir.clone(), destination: "/app".into(), readonly: false },
-        BindMount { source: cache.clone(), destination: "/cache".into(), readonly: false },
-        BindMount { source: env_dir.clone(), destination: "/env".into(), readonly: true },
-        BindMount { source: driver_dir.clone(), destination: "/berth/driver".into(), readonly: true },
-        BindMount { source: out_dir.clone(), destination: "/berth/out".into(), readonly: false },
+        BindMount { source: tree.app.clone(), destination: "/app".into(), readonly: false },
+        BindMount { source: tree.cache.clone(), destination: "/cache".into(), readonly: false },
+        BindMount { source: tree.env.clone(), destination: "/env".into(), readonly: true },
+        BindMount { source: tree.driver.clone(), destination: "/berth/driver".into(), readonly: true },
+        BindMount { source: tree.out.clone(), destination: "/berth/out".into(), readonly: false },
     ];
     // Builds trust the certificate authorities this host trusts: behind a
     // TLS-inspecting proxy (common in companies) the stack's own bundle
@@ -287,24 +361,42 @@ fn run_build(
         mounts.push(BindMount { source: dir, destination: destination.clone(), readonly: true });
         args.push(destination);
     }
+    Ok((mounts, args))
+}
 
-    let defaults = build_image.config.config().clone().unwrap_or_default();
+/// Runs the driver in the sandbox, its output to the user and the log;
+/// returns how long each phase took.
+#[allow(clippy::too_many_arguments)]
+fn sandbox(
+    root: &Path,
+    app: &App,
+    stack: &Stack,
+    tree: &WorkTree,
+    vars: &ConfigVars,
+    container: &str,
+    record: &BuildRecord,
+    out: &mut Output,
+) -> Result<Vec<(String, f64)>, BuildError> {
+    let settings = BuildSettings::load(&app.dir);
+    let (mounts, args) = sandbox_mounts(root, app, tree, vars, out)?;
+    let defaults = stack.build.config.config().clone().unwrap_or_default();
     let mut env = defaults.env().clone().unwrap_or_default();
     env.retain(|e| !e.starts_with("HOME="));
     env.extend(["HOME=/app".to_owned(), format!("STACK={STACK}"), "CI=true".to_owned()]);
+    env.extend(driver::driver_env());
     for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
         env.push(format!("{var}={HOST_CA_BUNDLE}"));
     }
     let config = ContainerConfig {
         id: ContainerId::parse(container)?,
         name: container.to_owned(),
-        image: build_image_ref.to_string(),
-        image_digest: build_image.manifest_digest.to_string(),
+        image: stack.build_ref.to_string(),
+        image_digest: stack.build.manifest_digest.to_string(),
         args,
         env,
         cwd: "/app".into(),
-        uid,
-        gid: uid,
+        uid: tree.uid,
+        gid: tree.uid,
         network: settings.network,
         limits: Limits { memory_bytes: Some(settings.memory_bytes), pids: Some(settings.pids), ..Limits::default() },
         restart: RestartPolicy::No,
@@ -316,62 +408,69 @@ fn run_build(
         terminal: false,
     };
     out.line(&format!("-----> Building {} (build {}) with the {STACK} stack", app.name, record.id));
-    let mut phase_started = Instant::now();
-    let mut phases: Vec<(String, f64)> = Vec::new();
-    let mut current = "sandbox".to_owned();
-    let mut failed_buildpack = None;
-    let mut no_buildpack = false;
+    let mut progress = driver::Progress::new();
     let finished = oneshot::run(root, &config, Some(Duration::from_secs(settings.timeout_secs)), &mut |_stream, line| {
         let text = String::from_utf8_lossy(line);
-        if let Some(mark) = text.strip_prefix("::berth:: ") {
-            let now = Instant::now();
-            phases.push((current.clone(), (now - phase_started).as_secs_f64()));
-            phase_started = now;
-            match mark.split_once(' ') {
-                Some(("phase", name)) => current = name.to_owned(),
-                Some(("compile-failed", name)) => failed_buildpack = Some(name.to_owned()),
-                _ if mark == "no-buildpack" => no_buildpack = true,
-                _ => current = "done".to_owned(),
-            }
-            return;
+        match driver::Mark::parse(&text) {
+            Some(mark) => progress.on(mark),
+            // stdout and stderr alike go to the pushing client and the log.
+            None => out.line(&text),
         }
-        // stdout and stderr alike go to the pushing client and the log.
-        out.line(&text);
     })?;
     if finished.timed_out {
         return Err(BuildError::TimedOut(settings.timeout_secs));
     }
-    match finished.exit_code {
-        0 => {}
-        3 if no_buildpack => return Err(BuildError::NoBuildpack),
-        4 => return Err(BuildError::CompileFailed(failed_buildpack.unwrap_or_else(|| "?".into()))),
-        code => return Err(BuildError::Sandbox(code)),
-    }
-    // Everything below is read from what the build wrote: plain files only, capped.
+    progress.outcome(finished.exit_code)?;
+    Ok(progress.phases)
+}
+
+/// What the build wrote, read as plain capped files beneath their
+/// directories: buildpack names, release.yml, Procfile, app.json, CHECKS,
+/// and the dependency paths buildpacks named.
+fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, BuildError> {
     let text = |base: &Path, name: &str| -> Result<String, BuildError> {
         Ok(confined::read(base, name, OUTPUT_CAP)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
     };
-    record.buildpacks = text(&out_dir, "buildpacks")?.lines().map(str::to_owned).collect();
-
+    record.buildpacks = text(&tree.out, "buildpacks")?.lines().map(str::to_owned).collect();
     // Process types: the Procfile wins over the buildpack's defaults.
-    let release = release::parse(&text(&out_dir, "release.yml")?);
+    let release = release::parse(&text(&tree.out, "release.yml")?);
     let mut process_types = release.default_process_types.clone();
-    if let Some(bytes) = confined::read(&app_dir, "Procfile", OUTPUT_CAP)? {
+    if let Some(bytes) = confined::read(&tree.app, "Procfile", OUTPUT_CAP)? {
         process_types.extend(procfile::parse(&bytes)?);
     }
     process_types.retain(|name, _| procfile::is_process_name(name));
     if process_types.is_empty() {
         return Err(BuildError::NoProcesses);
     }
-    let app_json = confined::read(&app_dir, "app.json", OUTPUT_CAP)?;
-    let formation = appjson::formation(app_json.as_deref())?;
-    let scripts = appjson::scripts(app_json.as_deref())?;
+    let app_json = confined::read(&tree.app, "app.json", OUTPUT_CAP)?;
     let mut healthchecks = crate::model::checks::from_app_json(app_json.as_deref())?;
     if !healthchecks.contains_key("web")
-        && let Some(bytes) = confined::read(&app_dir, "CHECKS", OUTPUT_CAP)?
+        && let Some(bytes) = confined::read(&tree.app, "CHECKS", OUTPUT_CAP)?
     {
         healthchecks.insert("web".into(), crate::model::checks::from_checks_file(&String::from_utf8_lossy(&bytes))?);
     }
+    let mut dependency_paths: Vec<PathBuf> = text(&tree.out, "layers")?
+        .lines()
+        .map(|l| l.trim().trim_start_matches("/app/").trim_matches('/'))
+        .filter(|l| !l.is_empty() && !l.split('/').any(|p| p == ".." || p == "."))
+        .map(PathBuf::from)
+        .collect();
+    dependency_paths.extend(DEFAULT_DEPENDENCY_PATHS.iter().map(PathBuf::from));
+    dependency_paths.retain(|p| tree.app.join(p).exists());
+    dependency_paths.sort();
+    dependency_paths.dedup();
+    Ok(Outputs {
+        process_types,
+        config_vars: release.config_vars.clone(),
+        formation: appjson::formation(app_json.as_deref())?,
+        scripts: appjson::scripts(app_json.as_deref())?,
+        healthchecks,
+        dependency_paths,
+    })
+}
+
+/// `/app/.berth`: the process table and the launcher every process starts through.
+fn write_launcher(app_dir: &Path, process_types: &BTreeMap<String, String>) -> Result<(), BuildError> {
     let berth_dir = app_dir.join(".berth");
     let _ = fs::remove_dir_all(&berth_dir);
     fs::create_dir_all(&berth_dir).map_err(io_err("create", &berth_dir))?;
@@ -379,68 +478,54 @@ fn run_build(
     fs::write(berth_dir.join("processes"), processes).map_err(io_err("write", &berth_dir))?;
     fs::write(berth_dir.join("launcher"), LAUNCHER).map_err(io_err("write", &berth_dir))?;
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(berth_dir.join("launcher"), fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &berth_dir))?;
+    fs::set_permissions(berth_dir.join("launcher"), fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &berth_dir))
+}
 
-    // Layers: dependencies (paths buildpacks named, plus the usual ones), then the rest.
-    out.line("-----> Writing image layers");
-    let layers_started = Instant::now();
-    let mut dependency_paths: Vec<PathBuf> = text(&out_dir, "layers")?
-        .lines()
-        .map(|l| l.trim().trim_start_matches("/app/").trim_matches('/'))
-        .filter(|l| !l.is_empty() && !l.split('/').any(|p| p == ".." || p == "."))
-        .map(PathBuf::from)
-        .collect();
-    dependency_paths.extend(DEFAULT_DEPENDENCY_PATHS.iter().map(PathBuf::from));
-    dependency_paths.retain(|p| app_dir.join(p).exists());
-    dependency_paths.sort();
-    dependency_paths.dedup();
+/// The dependency layer (reused when its inputs are unchanged) and the app layer.
+fn write_layers(
+    app: &App,
+    store: &Store,
+    tree: &WorkTree,
+    dependency_paths: &[PathBuf],
+    out: &mut Output,
+) -> Result<(LayerInfo, LayerInfo), BuildError> {
     let in_dependency = |rel: &Path| dependency_paths.iter().any(|d| rel.starts_with(d));
     let above_dependency = |rel: &Path| dependency_paths.iter().any(|d| d.starts_with(rel) && d != rel);
     let options = LayerOptions::from_env();
-    let _writing = store.writing()?;
-    let fingerprint = reuse::fingerprint(&app_dir, &dependency_paths);
-    let dependency_layer = match reuse::lookup(&app.dir, &store, &fingerprint) {
+    let fingerprint = reuse::fingerprint(&tree.app, dependency_paths);
+    let dependency_layer = match reuse::lookup(&app.dir, store, &fingerprint) {
         Some(layer) => {
             out.line("-----> Dependencies unchanged: reusing their layer");
             layer
         }
         None => {
             let layer =
-                layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)?;
+                layer::write_subtree(store, &tree.app, Path::new("app"), &|rel| in_dependency(rel) || above_dependency(rel), options)?;
             reuse::remember(&app.dir, &fingerprint, &layer);
             layer
         }
     };
-    let app_layer = layer::write_subtree(&store, &app_dir, Path::new("app"), &|rel| !in_dependency(rel), options)?;
-    phases.push(("layers".to_owned(), layers_started.elapsed().as_secs_f64()));
+    let app_layer = layer::write_subtree(store, &tree.app, Path::new("app"), &|rel| !in_dependency(rel), options)?;
+    Ok((dependency_layer, app_layer))
+}
 
-    let mut config = run_image.config.clone();
+/// The app image: the stack's run image, then the two layers, with labels
+/// for the process types and what app.json asks of a release; tagged
+/// `berth/app-APP:bN` and `:latest`.
+fn compose(app: &App, stack: &Stack, outputs: &Outputs, added: [&LayerInfo; 2], record: &mut BuildRecord) -> Result<ImageRef, BuildError> {
+    let mut config = stack.run.config.clone();
     let mut rootfs = config.rootfs().clone();
     let mut diff_ids = rootfs.diff_ids().clone();
-    diff_ids.push(dependency_layer.diff_id.to_string());
-    diff_ids.push(app_layer.diff_id.to_string());
+    diff_ids.extend(added.iter().map(|l| l.diff_id.to_string()));
     rootfs.set_diff_ids(diff_ids);
     config.set_rootfs(rootfs);
     let mut inner = config.config().clone().unwrap_or_default();
     let mut env = inner.env().clone().unwrap_or_default();
-    env.extend(release.config_vars.iter().map(|(k, v)| format!("{k}={v}")));
+    env.extend(outputs.config_vars.iter().map(|(k, v)| format!("{k}={v}")));
     inner.set_env(Some(env));
     inner.set_working_dir(Some("/app".into()));
     inner.set_cmd(Some(vec!["/app/.berth/launcher".to_owned(), "web".to_owned()]));
-    let mut labels = inner.labels().clone().unwrap_or_default();
-    labels.insert("io.berth.app".into(), app.name.to_string());
-    labels.insert("io.berth.process-types".into(), serde_json::to_string(&process_types).expect("map serialises"));
-    // What app.json asks of a release, so a deploy from this image alone
-    // (git:from-image, bundle:load) keeps its scale, checks and scripts.
-    let spec = serde_json::json!({ "formation": formation, "healthchecks": healthchecks, "scripts": scripts });
-    labels.insert(RELEASE_SPEC_LABEL.into(), spec.to_string());
-    labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));
-    labels.insert("io.berth.stack".into(), run_image.manifest_digest.to_string());
-    labels.insert("io.berth.build-time".into(), record.started_at.clone());
-    if let Some(rev) = &record.revision {
-        labels.insert("io.berth.git-revision".into(), rev.clone());
-    }
-    inner.set_labels(Some(labels));
+    inner.set_labels(Some(labels(app, stack, outputs, record, inner.labels().clone().unwrap_or_default())));
     config.set_config(Some(inner));
     let mut history = config.history().clone().unwrap_or_default();
     for what in ["dependencies", "app"] {
@@ -450,21 +535,33 @@ fn run_build(
         );
     }
     config.set_history(Some(history));
-    let mut layers = run_image.layers()?;
-    layers.push(dependency_layer.clone());
-    layers.push(app_layer.clone());
+    let mut layers = stack.run.layers()?;
+    layers.extend(added.into_iter().cloned());
     let image = ImageRef::new(&format!("berth/app-{}", app.name), &format!("b{}", record.id)).expect("valid tag");
-    let manifest = store.write_image(&image, &layers, &config)?;
-    store.set_tag(&ImageRef::new(&format!("berth/app-{}", app.name), "latest").expect("valid"), &manifest)?;
+    let manifest = stack.store.write_image(&image, &layers, &config)?;
+    stack.store.set_tag(&ImageRef::new(&format!("berth/app-{}", app.name), "latest").expect("valid"), &manifest)?;
     record.image_digest = Some(manifest.digest().to_string());
-    phases.push(("total".to_owned(), started.elapsed().as_secs_f64()));
-    let summary: Vec<String> = phases.iter().map(|(name, secs)| format!("{name} {secs:.2} s")).collect();
-    out.line(&format!("-----> Build phases: {}", summary.join(", ")));
-    out.line(&format!(
-        "-----> Dependency layer {} ({} bytes), app layer {} ({} bytes)",
-        dependency_layer.digest, dependency_layer.size, app_layer.digest, app_layer.size
-    ));
-    out.line(&format!("=====> Built {image}"));
-    record.phases = phases;
-    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts })
+    Ok(image)
+}
+
+/// The image's labels: what a deploy from this image alone (git:from-image,
+/// bundle:load) needs to keep its process types, scale, checks and scripts.
+fn labels(
+    app: &App,
+    stack: &Stack,
+    outputs: &Outputs,
+    record: &BuildRecord,
+    mut labels: std::collections::HashMap<String, String>,
+) -> std::collections::HashMap<String, String> {
+    labels.insert("io.berth.app".into(), app.name.to_string());
+    labels.insert("io.berth.process-types".into(), serde_json::to_string(&outputs.process_types).expect("map serialises"));
+    let spec = serde_json::json!({ "formation": outputs.formation, "healthchecks": outputs.healthchecks, "scripts": outputs.scripts });
+    labels.insert(RELEASE_SPEC_LABEL.into(), spec.to_string());
+    labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));
+    labels.insert("io.berth.stack".into(), stack.run.manifest_digest.to_string());
+    labels.insert("io.berth.build-time".into(), record.started_at.clone());
+    if let Some(rev) = &record.revision {
+        labels.insert("io.berth.git-revision".into(), rev.clone());
+    }
+    labels
 }
