@@ -133,118 +133,50 @@ impl<R: io::Read> io::Read for EndPadding<R> {
     }
 }
 
+/// One entry about to be unpacked: where it goes and what its header says.
+struct Placed {
+    /// The name as the archive gives it, for messages.
+    shown: PathBuf,
+    target: PathBuf,
+    mode: u32,
+    owner: (u32, u32),
+}
+
 fn unpack_entries<R: io::Read>(archive: &mut tar::Archive<R>, dest: &Path, layer: &str) -> Result<(), UnpackError> {
-    let is_root = is_root();
+    let corrupt = |e: io::Error| UnpackError::Corrupt { layer: layer.to_owned(), why: e.to_string() };
     let mut dir_modes = Vec::new();
-    let entries = archive.entries().map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: e.to_string() })?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: e.to_string() })?;
-        let raw = entry.path_bytes().into_owned();
-        let shown = Path::new(OsStr::from_bytes(&raw)).to_owned();
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let shown = Path::new(OsStr::from_bytes(&entry.path_bytes())).to_owned();
         let Some(rel) = contained(&shown)? else {
             continue;
         };
+        make_parents(dest, &rel)?;
+        let target = dest.join(&rel);
+        if whiteout(&rel, &target, &shown, dest)? {
+            continue;
+        }
         let header = entry.header();
-        let entry_type = header.entry_type();
         // setuid and setgid never survive: no file from an image runs with its owner's rights.
         let mode = header.mode().unwrap_or(0o644) & 0o1777;
-        let (uid, gid) = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
-        let name = rel.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
-        let target = dest.join(&rel);
-        make_parents(dest, &rel)?;
-
-        // OCI whiteouts become what overlayfs understands.
-        if name == OPAQUE_WHITEOUT.as_bytes() {
-            let parent = target.parent().unwrap_or(dest);
-            xattr::set(parent, OVERLAY_OPAQUE_XATTR, b"y").map_err(io_err(parent))?;
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            // `.wh..` would hide the parent, `.wh.` the directory itself.
-            if matches!(hidden, b"" | b"." | b"..") || hidden.contains(&b'/') {
-                return Err(refused(&shown, "a whiteout must name one entry"));
-            }
-            let hidden = target.with_file_name(OsStr::from_bytes(hidden));
-            remove_existing(&hidden)?;
-            mknod_whiteout(&hidden)?;
-            continue;
-        }
-
-        match entry_type {
+        let owner = (header.uid().unwrap_or(0) as u32, header.gid().unwrap_or(0) as u32);
+        let placed = Placed { shown, target, mode, owner };
+        match entry.header().entry_type() {
             EntryType::Directory => {
-                match fs::symlink_metadata(&target) {
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => {
-                        remove_existing(&target)?;
-                        fs::create_dir(&target).map_err(io_err(&target))?;
-                    }
-                    Err(_) => fs::create_dir(&target).map_err(io_err(&target))?,
-                }
-                apply_xattrs(&mut entry, &target)?;
-                if is_root {
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
-                }
+                directory(&mut entry, &placed)?;
                 // Modes last: a read-only directory must still take its children.
-                dir_modes.push((target, mode));
+                dir_modes.push((placed.target, mode));
             }
-            EntryType::Regular | EntryType::Continuous => {
-                remove_existing(&target)?;
-                let size = header.size().unwrap_or(0);
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&target)
-                    .map_err(io_err(&target))?;
-                let copied = io::copy(&mut entry, &mut file)
-                    .map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: format!("{}: {e}", shown.display()) })?;
-                if copied != size {
-                    return Err(UnpackError::Corrupt {
-                        layer: layer.to_owned(),
-                        why: format!("{} claims {size} bytes but the archive holds {copied}", shown.display()),
-                    });
-                }
-                apply_xattrs(&mut entry, &target)?;
-                if is_root {
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
-                }
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
-            }
-            EntryType::Symlink => {
-                let link = entry.link_name_bytes().ok_or_else(|| refused(&shown, "symlink without a target"))?.into_owned();
-                remove_existing(&target)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&link), &target).map_err(io_err(&target))?;
-                if is_root {
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
-                }
-            }
-            EntryType::Link => {
-                let link = entry.link_name_bytes().ok_or_else(|| refused(&shown, "hard link without a target"))?.into_owned();
-                let Some(link_rel) = contained(Path::new(OsStr::from_bytes(&link)))? else {
-                    return Err(refused(&shown, "hard link to the layer root"));
-                };
-                check_no_symlink_parents(dest, &link_rel, &shown)?;
-                let source = dest.join(&link_rel);
-                match fs::symlink_metadata(&source) {
-                    Ok(m) if m.is_file() => {}
-                    _ => {
-                        return Err(refused(&shown, "hard link to something that is not a file in this layer"));
-                    }
-                }
-                remove_existing(&target)?;
-                fs::hard_link(&source, &target).map_err(io_err(&target))?;
-            }
-            EntryType::GNUSparse => {
-                return Err(refused(&shown, "sparse files are not accepted in layers"));
-            }
+            EntryType::Regular | EntryType::Continuous => regular_file(&mut entry, &placed, layer)?,
+            EntryType::Symlink => symlink(&entry, &placed)?,
+            EntryType::Link => hard_link(&entry, &placed, dest)?,
+            EntryType::GNUSparse => return Err(refused(&placed.shown, "sparse files are not accepted in layers")),
             EntryType::Fifo => {
-                remove_existing(&target)?;
-                mkfifo(&target, mode)?;
+                remove_existing(&placed.target)?;
+                mkfifo(&placed.target, mode)?;
             }
-            // Devices come from the runtime's /dev, never from an image.
-            EntryType::Char | EntryType::Block => {}
-            // PAX and GNU long-name records are consumed by the tar reader.
+            // Devices come from the runtime's /dev, never from an image; PAX
+            // and GNU long-name records are consumed by the tar reader.
             _ => {}
         }
     }
@@ -252,6 +184,91 @@ fn unpack_entries<R: io::Read>(archive: &mut tar::Archive<R>, dest: &Path, layer
         fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(io_err(&dir))?;
     }
     Ok(())
+}
+
+/// OCI whiteouts become what overlayfs understands; true when `rel` was one.
+fn whiteout(rel: &Path, target: &Path, shown: &Path, dest: &Path) -> Result<bool, UnpackError> {
+    let name = rel.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    if name == OPAQUE_WHITEOUT.as_bytes() {
+        let parent = target.parent().unwrap_or(dest);
+        xattr::set(parent, OVERLAY_OPAQUE_XATTR, b"y").map_err(io_err(parent))?;
+        return Ok(true);
+    }
+    let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) else { return Ok(false) };
+    // `.wh..` would hide the parent, `.wh.` the directory itself.
+    if matches!(hidden, b"" | b"." | b"..") || hidden.contains(&b'/') {
+        return Err(refused(shown, "a whiteout must name one entry"));
+    }
+    let hidden = target.with_file_name(OsStr::from_bytes(hidden));
+    remove_existing(&hidden)?;
+    mknod_whiteout(&hidden)?;
+    Ok(true)
+}
+
+/// Hands what was made to the entry's owner (only root can).
+fn chown(placed: &Placed) -> Result<(), UnpackError> {
+    if is_root() {
+        let (uid, gid) = placed.owner;
+        std::os::unix::fs::lchown(&placed.target, Some(uid), Some(gid)).map_err(io_err(&placed.target))?;
+    }
+    Ok(())
+}
+
+fn directory<R: io::Read>(entry: &mut tar::Entry<R>, placed: &Placed) -> Result<(), UnpackError> {
+    let target = &placed.target;
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            remove_existing(target)?;
+            fs::create_dir(target).map_err(io_err(target))?;
+        }
+        Err(_) => fs::create_dir(target).map_err(io_err(target))?,
+    }
+    apply_xattrs(entry, target)?;
+    chown(placed)
+}
+
+/// A regular file, written through O_NOFOLLOW and checked against the size
+/// its header claims.
+fn regular_file<R: io::Read>(entry: &mut tar::Entry<R>, placed: &Placed, layer: &str) -> Result<(), UnpackError> {
+    let target = &placed.target;
+    remove_existing(target)?;
+    let size = entry.header().size().unwrap_or(0);
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(target).map_err(io_err(target))?;
+    let shown = placed.shown.display();
+    let copied = io::copy(entry, &mut file).map_err(|e| UnpackError::Corrupt { layer: layer.to_owned(), why: format!("{shown}: {e}") })?;
+    if copied != size {
+        let why = format!("{shown} claims {size} bytes but the archive holds {copied}");
+        return Err(UnpackError::Corrupt { layer: layer.to_owned(), why });
+    }
+    apply_xattrs(entry, target)?;
+    chown(placed)?;
+    fs::set_permissions(target, fs::Permissions::from_mode(placed.mode)).map_err(io_err(target))
+}
+
+fn symlink<R: io::Read>(entry: &tar::Entry<R>, placed: &Placed) -> Result<(), UnpackError> {
+    let link = entry.link_name_bytes().ok_or_else(|| refused(&placed.shown, "symlink without a target"))?.into_owned();
+    remove_existing(&placed.target)?;
+    std::os::unix::fs::symlink(OsStr::from_bytes(&link), &placed.target).map_err(io_err(&placed.target))?;
+    chown(placed)
+}
+
+/// A hard link, only to a regular file this layer already unpacked, reached
+/// without a symlink.
+fn hard_link<R: io::Read>(entry: &tar::Entry<R>, placed: &Placed, dest: &Path) -> Result<(), UnpackError> {
+    let shown = &placed.shown;
+    let link = entry.link_name_bytes().ok_or_else(|| refused(shown, "hard link without a target"))?.into_owned();
+    let Some(link_rel) = contained(Path::new(OsStr::from_bytes(&link)))? else {
+        return Err(refused(shown, "hard link to the layer root"));
+    };
+    check_no_symlink_parents(dest, &link_rel, shown)?;
+    let source = dest.join(&link_rel);
+    if !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
+        return Err(refused(shown, "hard link to something that is not a file in this layer"));
+    }
+    remove_existing(&placed.target)?;
+    fs::hard_link(&source, &placed.target).map_err(io_err(&placed.target))
 }
 
 /// The entry's path made relative and checked: `None` for the root itself,
