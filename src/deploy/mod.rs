@@ -13,6 +13,9 @@ pub mod nginx;
 pub mod processes;
 pub mod proxy;
 pub mod release;
+mod roll;
+
+pub use roll::roll;
 pub mod retention;
 pub mod tls;
 
@@ -27,7 +30,6 @@ use crate::runtime::ContainerId;
 use crate::runtime::control::{self, current_state};
 use crate::runtime::store::ContainerDir;
 use crate::state::apps;
-use crate::state::apps::Gate;
 use crate::state::config::ConfigVars;
 use crate::state::releases::{self, Release};
 use crate::state::settings::Settings;
@@ -163,112 +165,12 @@ pub fn deploy(root: &Path, app: &App, release: &Release, say: &mut dyn FnMut(&st
     roll(root, app, release, &Replace::All, say)
 }
 
-pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
-    tracing::info!(app = %app.name, release = release.version, "rolling to a release");
-    let settings = Settings::load(root)?;
-    let mut meta = apps::meta(app)?;
-    let wanted = formation::effective(&meta.formation, &release.formation, &release.process_types);
-    if meta.formation.get("web").is_none_or(|n| *n > 0) && !release.process_types.contains_key("web") && wanted.is_empty() {
-        return Err(DeployError::NoWeb { version: release.version });
-    }
-    let before = processes::of_app(root, app);
-    let env = release_env(root, app, release)?;
-
-    // Start what is new or dead, beside what runs.
-    let mut keep: Vec<ContainerId> = Vec::new();
-    let mut started: Vec<(ContainerId, bool, String)> = Vec::new(); // (id, created here, process type)
-    let gates = |process: &str| meta.checks.gate(process);
-    let result = (|| -> Result<(), DeployError> {
-        for (process, count) in &wanted {
-            let renew = match replace {
-                Replace::Nothing => false,
-                Replace::All => true,
-                Replace::Only(only) => only == process,
-            };
-            if gates(process) == Gate::Disabled {
-                // Zero downtime off for this type (checks:disable): the old
-                // containers stop before the new ones start, as on Dokku.
-                for old in before.iter().filter(|p| p.process == *process && renew) {
-                    say(&format!("Stopping {} first (checks disabled)", old.id));
-                    let _ = control::stop(root, &old.id);
-                }
-            }
-            for index in 1..=*count {
-                let current = before.iter().find(|p| p.process == *process && p.index == index && p.release == release.version);
-                match current {
-                    Some(p) if !renew && p.is_up() => keep.push(p.id.clone()),
-                    Some(p) if !renew => {
-                        say(&format!("Starting {process}.{index} of v{} again", release.version));
-                        started.push((p.id.clone(), false, process.clone()));
-                        control::start(root, &p.id)?;
-                    }
-                    _ => {
-                        say(&format!("Starting {process}.{index} of v{}", release.version));
-                        let id = processes::create(root, app, &meta, release, &env, process, index)?;
-                        started.push((id.clone(), true, process.clone()));
-                        control::start(root, &id)?;
-                    }
-                }
-            }
-        }
-        let boot = Duration::from_secs(settings.deploy.boot_timeout_secs);
-        for (id, _, process) in &started {
-            let checks = release.healthchecks.get(process).cloned().unwrap_or_default();
-            if gates(process) != Gate::Check || (process != "web" && checks.is_empty()) {
-                continue;
-            }
-            let address = processes::wait_for_port(root, id, WEB_PORT, boot)?;
-            say(&format!("{} answers on {address}:{WEB_PORT}", name_of(root, id)));
-            if checks.is_empty() {
-                checks::first_answer(address, WEB_PORT, boot).map_err(|why| DeployError::CheckFailed { name: name_of(root, id), why })?;
-            }
-            for check in &checks {
-                checks::run(check, address, WEB_PORT, say).map_err(|why| DeployError::CheckFailed { name: name_of(root, id), why })?;
-            }
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        applogs::keep_failed(root, app, &started.iter().map(|(id, _, _)| id).collect::<Vec<_>>());
-        abandon(root, &started);
-        return Err(e);
-    }
-
-    // Route to the web containers the app now has, then retire the rest.
-    let addresses = web_addresses(root, keep.iter().chain(started.iter().map(|(id, _, _)| id)));
-    let old_workers = match proxy::write(root, &settings, app, &meta, addresses, "has no web process running") {
-        Ok(workers) => workers,
-        Err(e) => {
-            abandon(root, &started);
-            return Err(e);
-        }
-    };
-    if meta.stopped {
-        meta.stopped = false;
-        apps::write_meta_of(app, &meta)?;
-    }
-    let now: Vec<&ContainerId> = keep.iter().chain(started.iter().map(|(id, _, _)| id)).collect();
-    let retiring: Vec<&processes::Process> = before.iter().filter(|p| !now.contains(&&p.id)).collect();
-    if !retiring.is_empty() {
-        // Old nginx workers may still route requests to the old containers:
-        // retire those only when the workers are gone (Dokku's wait-to-retire).
-        nginx::wait_for_old_workers(&settings, &old_workers, meta.checks.retire_wait());
-        for old in retiring {
-            say(&format!("Retiring {}", old.id));
-            let _ = control::stop(root, &old.id);
-            applogs::keep_retired(root, app, &old.id);
-            let _ = control::remove(root, &old.id, true);
-        }
-    }
-    Ok(proxy::url(&settings, app, &meta).unwrap_or_else(|| format!("{} (not routed by nginx)", app.name)))
-}
-
-fn name_of(root: &Path, id: &ContainerId) -> String {
+pub(crate) fn name_of(root: &Path, id: &ContainerId) -> String {
     ContainerDir::new(root, id).config().map(|c| c.name).unwrap_or_else(|_| id.to_string())
 }
 
 /// The addresses nginx should route to: the web containers among `ids`.
-fn web_addresses<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<Ipv4Addr> {
+pub(crate) fn web_addresses<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<Ipv4Addr> {
     ids.filter_map(|id| {
         let paths = ContainerDir::new(root, id);
         let config = paths.config().ok()?;
@@ -280,16 +182,6 @@ fn web_addresses<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) ->
 
 /// Undoes the starts of a failed roll: containers made here go, ones
 /// started again in place are stopped as they were.
-fn abandon(root: &Path, started: &[(ContainerId, bool, String)]) {
-    for (id, created, _) in started {
-        if *created {
-            let _ = control::remove(root, id, true);
-        } else {
-            let _ = control::stop(root, id);
-        }
-    }
-}
-
 /// A release's process environment: the image's, then the app's config.
 pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<String>, DeployError> {
     let store = Store::open(root)?;
