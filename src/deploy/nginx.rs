@@ -64,26 +64,24 @@ fn upstream_name(app: &AppName, container: u16) -> String {
     format!("berth-{app}-{container}")
 }
 
-/// The app's server blocks. Every value in them was validated into a
-/// type (names, domains, addresses, ports, tokens) or checked by `nginx:set`.
-pub fn render(site: &Site) -> String {
-    let app = site.app;
-    let names = site.server_names.join(" ");
-    let o = site.options;
-    let mut settings = String::new();
-    let mut set = |directive: &str, value: &Option<String>| {
-        if let Some(v) = value {
-            settings.push_str(&format!("    {directive} {v};\n"));
-        }
-    };
-    set("client_max_body_size", &o.client_max_body_size);
-    set("proxy_read_timeout", &o.proxy_read_timeout);
-    set("proxy_connect_timeout", &o.proxy_connect_timeout);
-    set("proxy_send_timeout", &o.proxy_send_timeout);
-    set("access_log", &o.access_log);
-    set("error_log", &o.error_log);
-    let challenges: String = site
-        .challenges
+/// `nginx:set`'s options as directives.
+fn option_directives(o: &SiteOptions) -> String {
+    [
+        ("client_max_body_size", &o.client_max_body_size),
+        ("proxy_read_timeout", &o.proxy_read_timeout),
+        ("proxy_connect_timeout", &o.proxy_connect_timeout),
+        ("proxy_send_timeout", &o.proxy_send_timeout),
+        ("access_log", &o.access_log),
+        ("error_log", &o.error_log),
+    ]
+    .iter()
+    .filter_map(|(directive, value)| value.as_ref().map(|v| format!("    {directive} {v};\n")))
+    .collect()
+}
+
+/// The ACME answers, as exact-match locations.
+fn challenge_locations(challenges: &[Challenge]) -> String {
+    challenges
         .iter()
         .map(|c| {
             format!(
@@ -92,27 +90,36 @@ pub fn render(site: &Site) -> String {
                 c.key_authorization()
             )
         })
-        .collect();
-    let forward = |container: u16| {
-        if site.addresses.is_empty() {
-            let why = site.unavailable;
-            format!("    location / {{\n        default_type text/plain;\n        return 503 \"app {app} {why}\\n\";\n    }}\n")
-        } else {
-            format!(
-                "    location / {{\n\
-                 \x20       proxy_pass http://{};\n\
-                 \x20       proxy_http_version 1.1;\n\
-                 \x20       proxy_set_header Connection \"\";\n\
-                 \x20       proxy_set_header Host $host;\n\
-                 \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-                 \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
-                 \x20       proxy_set_header X-Request-Start $msec;\n\
-                 \x20   }}\n",
-                upstream_name(app, container)
-            )
-        }
-    };
-    let mut text = format!("# Written by berth for app {app}; changes are overwritten on the next deploy.\n");
+        .collect()
+}
+
+/// `location /`: to the app's containers on `container`, or a plain 503
+/// saying why there are none.
+fn forward(site: &Site, container: u16) -> String {
+    let app = site.app;
+    if site.addresses.is_empty() {
+        let why = site.unavailable;
+        return format!("    location / {{\n        default_type text/plain;\n        return 503 \"app {app} {why}\\n\";\n    }}\n");
+    }
+    format!(
+        "    location / {{\n\
+         \x20       proxy_pass http://{};\n\
+         \x20       proxy_http_version 1.1;\n\
+         \x20       proxy_set_header Connection \"\";\n\
+         \x20       proxy_set_header Host $host;\n\
+         \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
+         \x20       proxy_set_header X-Request-Start $msec;\n\
+         \x20   }}\n",
+        upstream_name(app, container)
+    )
+}
+
+/// One upstream per container port the listeners forward to.
+fn upstreams(site: &Site) -> String {
+    if site.addresses.is_empty() {
+        return String::new();
+    }
     let mut containers: Vec<u16> = site
         .listeners
         .iter()
@@ -123,16 +130,27 @@ pub fn render(site: &Site) -> String {
         .collect();
     containers.sort_unstable();
     containers.dedup();
-    if !site.addresses.is_empty() {
-        for container in containers {
+    containers
+        .into_iter()
+        .map(|container| {
             let servers: String = site.addresses.iter().map(|addr| format!("    server {addr}:{container};\n")).collect();
-            text.push_str(&format!("upstream {} {{\n{servers}    keepalive 16;\n}}\n", upstream_name(app, container)));
-        }
-    }
+            format!("upstream {} {{\n{servers}    keepalive 16;\n}}\n", upstream_name(site.app, container))
+        })
+        .collect()
+}
+
+/// The app's server blocks. Every value in them was validated into a
+/// type (names, domains, addresses, ports, tokens) or checked by `nginx:set`.
+pub fn render(site: &Site) -> String {
+    let names = site.server_names.join(" ");
+    let settings = option_directives(site.options);
+    let challenges = challenge_locations(&site.challenges);
+    let mut text = format!("# Written by berth for app {}; changes are overwritten on the next deploy.\n", site.app);
+    text.push_str(&upstreams(site));
     for listener in &site.listeners {
         let block = match listener {
             Listener::Http { port, container } => {
-                format!("    listen {port};\n    server_name {names};\n{challenges}{settings}{}", forward(*container))
+                format!("    listen {port};\n    server_name {names};\n{challenges}{settings}{}", forward(site, *container))
             }
             Listener::Redirect { port, https_port } => {
                 let to = if *https_port == 443 { String::new() } else { format!(":{https_port}") };
@@ -144,7 +162,7 @@ pub fn render(site: &Site) -> String {
                 "    listen {port} ssl http2;\n    server_name {names};\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n{settings}{}",
                 cert.display(),
                 key.display(),
-                forward(*container)
+                forward(site, *container)
             ),
         };
         text.push_str(&format!("server {{\n{block}}}\n"));

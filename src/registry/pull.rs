@@ -57,75 +57,102 @@ fn manifest(client: &Client, remote: &RemoteRef, reference: &str) -> Result<(Vec
     Ok((bytes, got, content_type))
 }
 
+/// The media type a manifest declares, else the one the server sent.
+fn kind(bytes: &[u8], content_type: &str) -> String {
+    let declared: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    declared["mediaType"].as_str().map_or_else(|| content_type.split(';').next().unwrap_or("").trim().to_owned(), str::to_owned)
+}
+
+fn unsupported(remote: &RemoteRef, why: &str) -> RegistryError {
+    RegistryError::Unsupported { reference: remote.to_string(), why: why.to_owned() }
+}
+
+/// The image manifest `remote` names: through an index to its linux/amd64
+/// image when it names an index. Returns its bytes and digest.
+fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Digest), RegistryError> {
+    let (mut bytes, mut digest, mut content_type) = manifest(client, remote, &remote.reference())?;
+    if [OCI_INDEX, DOCKER_LIST].contains(&kind(&bytes, &content_type).as_str()) {
+        // Parse errors are not quoted: they would echo the server's bytes.
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|_| unsupported(remote, "an index berth cannot read"))?;
+        let chosen = index
+            .manifests()
+            .iter()
+            .find(|m| m.platform().as_ref().is_none_or(|p| p.os().to_string() == "linux" && p.architecture().to_string() == "amd64"))
+            .ok_or_else(|| unsupported(remote, "an index with no linux/amd64 image"))?;
+        let wanted = chosen.digest().to_string();
+        (bytes, digest, content_type) = manifest(client, remote, &wanted)?;
+        if digest.to_string() != wanted {
+            let server = client.server.clone();
+            return Err(RegistryError::DigestMismatch { server, what: "the manifest".into(), expected: wanted, got: digest.to_string() });
+        }
+    }
+    match kind(&bytes, &content_type).as_str() {
+        OCI_MANIFEST => Ok((bytes, digest)),
+        DOCKER_MANIFEST => {
+            Err(unsupported(remote, "a docker schema 2 image; berth stores OCI images (copy it with `skopeo copy --format oci`)"))
+        }
+        other => Err(unsupported(remote, &format!("of media type {other:?}, not an image manifest"))),
+    }
+}
+
+/// The blobs an image manifest needs: its config and gzip layers, with sizes.
+fn wanted_blobs(remote: &RemoteRef, bytes: &[u8]) -> Result<Vec<(Digest, u64)>, RegistryError> {
+    let image: ImageManifest = serde_json::from_slice(bytes).map_err(|_| unsupported(remote, "a manifest berth cannot read"))?;
+    let mut wanted = vec![(Digest::try_from(image.config().digest())?, image.config().size())];
+    for layer in image.layers() {
+        if !matches!(layer.media_type(), MediaType::ImageLayerGzip)
+            && layer.media_type().to_string() != "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        {
+            return Err(unsupported(remote, &format!("built with {} layers; berth stores gzip layers", layer.media_type())));
+        }
+        wanted.push((Digest::try_from(layer.digest())?, layer.size()));
+    }
+    Ok(wanted)
+}
+
+/// Fetches one blob, at most its declared size, verified before it is named.
+fn fetch_blob(
+    store: &Store,
+    client: &Client,
+    remote: &RemoteRef,
+    blob: &Digest,
+    size: u64,
+    progress: &mut Progress,
+) -> Result<u64, RegistryError> {
+    let response = client
+        .request("GET", &format!("/v2/{}/blobs/{blob}", remote.repository))
+        .call()
+        .map_err(|e| client.failed(&format!("blob {blob}"), e))?;
+    let mut writer = store.blob_writer()?;
+    let copied = std::io::copy(&mut Counted { inner: response.into_reader().take(size + 1), progress }, &mut writer)
+        .map_err(|e| RegistryError::Unreachable { server: client.server.clone(), why: format!("blob {blob} broke off: {e}") })?;
+    writer.finish_expecting(blob).map_err(|e| match e {
+        StoreError::DigestMismatch { expected, got } => RegistryError::DigestMismatch {
+            server: client.server.clone(),
+            what: "a blob".into(),
+            expected: expected.to_string(),
+            got: got.to_string(),
+        },
+        other => other.into(),
+    })?;
+    Ok(copied)
+}
+
 pub fn pull(
     store: &Store,
     client: &Client,
     remote: &RemoteRef,
     say: &mut dyn FnMut(&str),
 ) -> Result<(ImageRef, Digest, Pulled), RegistryError> {
-    let unsupported = |why: &str| RegistryError::Unsupported { reference: remote.to_string(), why: why.to_owned() };
-    let (mut bytes, mut digest, mut content_type) = manifest(client, remote, &remote.reference())?;
-    let kind = |bytes: &[u8], content_type: &str| {
-        let declared: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-        declared["mediaType"].as_str().map_or_else(|| content_type.split(';').next().unwrap_or("").trim().to_owned(), str::to_owned)
-    };
-    if [OCI_INDEX, DOCKER_LIST].contains(&kind(&bytes, &content_type).as_str()) {
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| unsupported(&format!("an index berth cannot read: {e}")))?;
-        let chosen = index
-            .manifests()
-            .iter()
-            .find(|m| m.platform().as_ref().is_none_or(|p| p.os().to_string() == "linux" && p.architecture().to_string() == "amd64"))
-            .ok_or_else(|| unsupported("an index with no linux/amd64 image"))?;
-        let wanted = chosen.digest().to_string();
-        (bytes, digest, content_type) = manifest(client, remote, &wanted)?;
-        if digest.to_string() != wanted {
-            return Err(RegistryError::DigestMismatch {
-                server: client.server.clone(),
-                what: "the manifest".into(),
-                expected: wanted,
-                got: digest.to_string(),
-            });
-        }
-    }
-    match kind(&bytes, &content_type).as_str() {
-        OCI_MANIFEST => {}
-        DOCKER_MANIFEST => {
-            return Err(unsupported("a docker schema 2 image; berth stores OCI images (copy it with `skopeo copy --format oci`)"));
-        }
-        other => return Err(unsupported(&format!("of media type {other:?}, not an image manifest"))),
-    }
-    let image: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| unsupported(&format!("a manifest berth cannot read: {e}")))?;
-    let mut wanted = vec![(Digest::try_from(image.config().digest())?, image.config().size())];
-    for layer in image.layers() {
-        if !matches!(layer.media_type(), MediaType::ImageLayerGzip)
-            && layer.media_type().to_string() != "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        {
-            return Err(unsupported(&format!("built with {} layers; berth stores gzip layers", layer.media_type())));
-        }
-        wanted.push((Digest::try_from(layer.digest())?, layer.size()));
-    }
+    let (bytes, digest) = image_manifest(client, remote)?;
+    let wanted = wanted_blobs(remote, &bytes)?;
     // gc must not collect blobs between their arrival and the tag.
     let _writing = store.writing()?;
     let missing: Vec<&(Digest, u64)> = wanted.iter().filter(|(d, _)| !store.has_blob(d)).collect();
     let mut report = Pulled { blobs: wanted.len(), fetched: missing.len(), ..Pulled::default() };
     let mut progress = Progress::new(&format!("Pulling {remote}"), missing.iter().map(|(_, s)| s).sum());
     for (blob, size) in missing {
-        let response = client
-            .request("GET", &format!("/v2/{}/blobs/{blob}", remote.repository))
-            .call()
-            .map_err(|e| client.failed(&format!("blob {blob}"), e))?;
-        let mut writer = store.blob_writer()?;
-        let copied = std::io::copy(&mut Counted { inner: response.into_reader().take(*size + 1), progress: &mut progress }, &mut writer)
-            .map_err(|e| RegistryError::Unreachable { server: client.server.clone(), why: format!("blob {blob} broke off: {e}") })?;
-        writer.finish_expecting(blob).map_err(|e| match e {
-            StoreError::DigestMismatch { expected, got } => RegistryError::DigestMismatch {
-                server: client.server.clone(),
-                what: "a blob".into(),
-                expected: expected.to_string(),
-                got: got.to_string(),
-            },
-            other => other.into(),
-        })?;
+        let copied = fetch_blob(store, client, remote, blob, *size, &mut progress)?;
         report.bytes_fetched += copied;
         if !progress.on_terminal() {
             say(&format!("{}: fetched {copied} bytes", &blob.hex()[..12]));

@@ -127,50 +127,67 @@ pub fn cgroup_path(paths: &ContainerDir) -> String {
     format!("/berth/{}-{}", paths.scope, paths.id)
 }
 
-pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
-    let caps: Vec<&str> = CAPABILITIES.to_vec();
-    let mut namespaces = vec![
-        serde_json::json!({"type": "pid"}),
-        serde_json::json!({"type": "mount"}),
-        serde_json::json!({"type": "uts"}),
-        serde_json::json!({"type": "ipc"}),
-        serde_json::json!({"type": "cgroup"}),
-    ];
-    match config.network {
-        NetworkMode::Host => {}
-        NetworkMode::Bridge | NetworkMode::Sandbox | NetworkMode::None => {
-            namespaces.push(serde_json::json!({"type": "network", "path": network::netns_path(&paths.scope, &config.id)}));
-        }
+/// The container's namespaces: its own of each kind, and the network
+/// namespace berth made for it unless it shares the host's.
+fn namespaces(config: &ContainerConfig, paths: &ContainerDir) -> Vec<serde_json::Value> {
+    let mut namespaces: Vec<serde_json::Value> =
+        ["pid", "mount", "uts", "ipc", "cgroup"].iter().map(|kind| serde_json::json!({"type": kind})).collect();
+    if config.network != NetworkMode::Host {
+        namespaces.push(serde_json::json!({"type": "network", "path": network::netns_path(&paths.scope, &config.id)}));
     }
+    namespaces
+}
+
+/// cgroup limits: no devices, memory (swap equal to memory, so the limit
+/// is real), CPU quota and shares, and pids (a default when none is set).
+fn resources(config: &ContainerConfig) -> serde_json::Value {
+    let limits = &config.limits;
     let mut resources = serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]});
-    if let Some(bytes) = config.limits.memory_bytes {
-        // Swap equal to memory: the limit is a real limit.
+    if let Some(bytes) = limits.memory_bytes {
         resources["memory"] = serde_json::json!({"limit": bytes, "swap": bytes});
     }
-    if let Some(reservation) = config.limits.memory_reservation_bytes {
+    if let Some(reservation) = limits.memory_reservation_bytes {
         resources["memory"]["reservation"] = serde_json::json!(reservation);
     }
-    if let Some(cpus) = config.limits.cpus {
+    if let Some(cpus) = limits.cpus {
         let period = 100_000u64;
         resources["cpu"] = serde_json::json!({"quota": (cpus * period as f64) as i64, "period": period});
     }
-    if let Some(share) = config.limits.cpu_reservation {
+    if let Some(share) = limits.cpu_reservation {
         // 1024 shares is one CPU's weight, as Docker counts them.
         resources["cpu"]["shares"] = serde_json::json!(((share * 1024.0) as u64).max(2));
     }
     // A fork bomb stops at the default; a type's own limit replaces it.
-    resources["pids"] = serde_json::json!({"limit": config.limits.pids.unwrap_or(DEFAULT_PIDS)});
-    let bind = |source: std::path::PathBuf, destination: &str| serde_json::json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]});
+    resources["pids"] = serde_json::json!({"limit": limits.pids.unwrap_or(DEFAULT_PIDS)});
+    resources
+}
+
+/// The kernel file systems every container gets, its /etc files, and the
+/// app's own bind mounts (never setuid, never devices).
+fn mounts(config: &ContainerConfig, paths: &ContainerDir) -> Vec<serde_json::Value> {
     let etc = paths.etc_dir();
-    let extra: Vec<serde_json::Value> = config
-        .mounts
-        .iter()
-        .map(|m| {
-            let mut options = vec!["rbind", "nosuid", "nodev"];
-            options.push(if m.readonly { "ro" } else { "rw" });
-            serde_json::json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options})
-        })
-        .collect();
+    let etc_file = |name: &str| serde_json::json!({"destination": format!("/etc/{name}"), "type": "bind", "source": etc.join(name), "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]});
+    let mut mounts = vec![
+        serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        serde_json::json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        serde_json::json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        serde_json::json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        serde_json::json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        serde_json::json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}),
+        etc_file("hosts"),
+        etc_file("hostname"),
+        etc_file("resolv.conf"),
+    ];
+    mounts.extend(config.mounts.iter().map(|m| {
+        let options = ["rbind", "nosuid", "nodev", if m.readonly { "ro" } else { "rw" }];
+        serde_json::json!({"destination": m.destination, "type": "bind", "source": m.source, "options": options})
+    }));
+    mounts
+}
+
+pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
+    let caps: Vec<&str> = CAPABILITIES.to_vec();
     let spec = serde_json::json!({
         "ociVersion": "1.0.2",
         "hostname": config.id.as_str(),
@@ -184,22 +201,11 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
             "noNewPrivileges": true,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         },
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
-            bind(etc.join("hosts"), "/etc/hosts"),
-            bind(etc.join("hostname"), "/etc/hostname"),
-            bind(etc.join("resolv.conf"), "/etc/resolv.conf"),
-        ],
+        "mounts": mounts(config, paths),
         "linux": {
-            "namespaces": namespaces,
+            "namespaces": namespaces(config, paths),
             "cgroupsPath": cgroup_path(paths),
-            "resources": resources,
+            "resources": resources(config),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
             "seccomp": {
@@ -209,7 +215,5 @@ pub fn build(config: &ContainerConfig, paths: &ContainerDir) -> Spec {
             },
         },
     });
-    let mut spec = spec;
-    spec["mounts"].as_array_mut().expect("mounts is a list").extend(extra);
     serde_json::from_value(spec).expect("the spec above matches the OCI runtime schema")
 }
