@@ -31,21 +31,33 @@ pub fn ca_file(root: &Path, server: &str) -> std::path::PathBuf {
     root.join("registry").join("certs.d").join(server).join("ca.crt")
 }
 
+/// An HTTP agent for `server`. TLS trusts the system's certificate
+/// authorities (where an admin installs a company CA), plus the registry's
+/// own `certs.d/SERVER/ca.crt` when there is one.
 fn agent(root: &Path, server: &str, insecure: bool) -> Result<ureq::Agent, RegistryError> {
     let builder = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(Duration::from_secs(300));
-    let ca = ca_file(root, server);
-    if insecure || !ca.is_file() {
+    if insecure {
         return Ok(builder.build());
     }
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
+    let ca = ca_file(root, server);
     let bad = |why: String| RegistryError::BadCa { path: ca.clone(), why };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&ca).map_err(|e| bad(e.to_string()))? {
-        roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+    // Certificates the system store holds but rustls cannot use are skipped, as curl does.
+    let (_added, _skipped) = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if ca.is_file() {
+        let before = roots.len();
+        for cert in CertificateDer::pem_file_iter(&ca).map_err(|e| bad(e.to_string()))? {
+            roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.len() == before {
+            return Err(bad("no certificate in it".into()));
+        }
     }
     if roots.is_empty() {
-        return Err(bad("no certificate in it".into()));
+        // No system store at all: ureq's own bundled roots.
+        return Ok(builder.build());
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
