@@ -216,6 +216,14 @@ fi
 say "Restoring apps that should be running"
 "$BIN" ps:restore 2>&1 | sed 's/^/       /' || say "Some apps did not come back (see above); the rest run"
 
+# Keys added before berth knew grants could do everything: on the first
+# install that brings grants, they stay admins (ssh-keys:revoke narrows them).
+if [ ! -f "$BERTH_ROOT/ssh-grants.json" ]; then
+  "$BIN" ssh-keys:list | while read -r name _; do
+    "$BIN" ssh-keys:grant "$name" --admin >/dev/null
+  done
+fi
+
 # --- The demo: examples/catmeow deployed by a real git push over ssh
 # (forced: the demo commit is install.sh's own, and changes with berth).
 key=$BERTH_ROOT/install_key
