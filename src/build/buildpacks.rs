@@ -21,13 +21,8 @@ pub enum BuildpackError {
     Missing { name: String, path: PathBuf },
     #[error("cannot fetch buildpack {url}: {why}")]
     Fetch { url: String, why: String },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
 }
 
 /// The built-ins, in detection order.
@@ -142,7 +137,7 @@ fn fetch(berth_root: &Path, url: &str, reference: Option<&str>, say: &mut dyn Fn
         return Ok(target);
     }
     say(&format!("Fetching buildpack {url} ({})", &revision[..revision.len().min(12)]));
-    fs::create_dir_all(&dir).map_err(|source| BuildpackError::Io { action: "create", path: dir.clone(), source })?;
+    fs::create_dir_all(&dir).map_err(|source| BuildpackError::Io(crate::state::PathIo { action: "create", path: dir.clone(), source }))?;
     let tmp = atomic::temp_path_for(&target);
     let tmp_text = tmp.to_string_lossy().into_owned();
     let cloned =

@@ -77,13 +77,8 @@ pub enum BuildError {
     ContainerId(#[from] crate::runtime::InvalidContainerId),
     #[error("buildpack {0} is on this host: only an admin names those (buildpacks:set)")]
     LocalBuildpack(String),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("cannot hand {0} to the app's user (chown failed)")]
     Chown(PathBuf),
     #[error("cannot copy the source from {0}")]
@@ -92,7 +87,7 @@ pub enum BuildError {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + use<> {
     let path = path.to_owned();
-    move |source| BuildError::Io { action, path, source }
+    move |source| BuildError::Io(crate::state::PathIo { action, path, source })
 }
 
 /// The image label holding app.json's formation, health checks and scripts.

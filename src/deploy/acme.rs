@@ -42,13 +42,8 @@ pub enum AcmeError {
     BadToken(String),
     #[error("openssl failed to make the key and request: {0}")]
     Openssl(String),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("cannot serve the challenge: {0}")]
     Proxy(String),
     #[error(transparent)]
@@ -58,7 +53,8 @@ pub enum AcmeError {
 }
 
 fn set_pending(root: &Path, app: &App, challenges: &[Challenge]) -> Result<(), AcmeError> {
-    challenges::set_pending(app, challenges).map_err(|e| AcmeError::Io { action: "write", path: e.path, source: e.source })?;
+    challenges::set_pending(app, challenges)
+        .map_err(|e| AcmeError::Io(crate::state::PathIo { action: "write", path: e.path, source: e.source }))?;
     proxy::refresh(root, app).map_err(|e| AcmeError::Proxy(e.to_string()))
 }
 
@@ -90,13 +86,15 @@ async fn account(root: &Path, settings: &Settings) -> Result<Account, AcmeError>
     let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
     let (account, credentials) = builder()?.create(&new, le.server.clone(), None).await.map_err(server_err("create an account"))?;
     let text = serde_json::to_vec(&SavedAccount { server: le.server.clone(), credentials }).expect("account serialises");
-    atomic::write_secret(&path, &text).map_err(|e| AcmeError::Io { action: "write", path: e.path, source: e.source })?;
+    atomic::write_secret(&path, &text)
+        .map_err(|e| AcmeError::Io(crate::state::PathIo { action: "write", path: e.path, source: e.source }))?;
     Ok(account)
 }
 
 /// A new ECDSA P-256 key and a DER certificate request for `names`.
 fn key_and_request(names: &[String]) -> Result<(Vec<u8>, Vec<u8>), AcmeError> {
-    let work = tempfile::tempdir().map_err(|source| AcmeError::Io { action: "create", path: std::env::temp_dir(), source })?;
+    let work = tempfile::tempdir()
+        .map_err(|source| AcmeError::Io(crate::state::PathIo { action: "create", path: std::env::temp_dir(), source }))?;
     let (key, csr) = (work.path().join("key.pem"), work.path().join("request.der"));
     // The subject is a formality (ACME reads the names); CN holds 64 bytes.
     let subject = names.iter().find(|n| n.len() <= 64).map_or("/O=berth".to_owned(), |n| format!("/CN={n}"));
@@ -112,7 +110,8 @@ fn key_and_request(names: &[String]) -> Result<(Vec<u8>, Vec<u8>), AcmeError> {
     if !out.status.success() {
         return Err(AcmeError::Openssl(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned()));
     }
-    let read = |p: &Path| std::fs::read(p).map_err(|source| AcmeError::Io { action: "read", path: p.to_owned(), source });
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|source| AcmeError::Io(crate::state::PathIo { action: "read", path: p.to_owned(), source }));
     Ok((read(&key)?, read(&csr)?))
 }
 
@@ -130,11 +129,10 @@ pub fn issue(root: &Path, settings: &Settings, app: &App, say: &mut dyn FnMut(&s
     if let Some(wild) = names.iter().find(|n| n.starts_with('*')) {
         return Err(AcmeError::Wildcard(wild.clone()));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| AcmeError::Io {
-        action: "start",
-        path: "an async runtime".into(),
-        source,
-    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| AcmeError::Io(crate::state::PathIo { action: "start", path: "an async runtime".into(), source }))?;
     let result = runtime.block_on(order(root, settings, app, &names, say));
     // Challenges are answered only while an order needs them.
     let cleared = set_pending(root, app, &[]);

@@ -22,13 +22,8 @@ pub enum TlsError {
     Openssl(String),
     #[error("app {0} has no certificate")]
     NoCert(crate::app::AppName),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
 }
 
 pub fn tls_dir(app: &App) -> PathBuf {
@@ -70,15 +65,18 @@ pub fn install(app: &App, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
     if cert_key != key_pub {
         return Err(TlsError::Mismatch);
     }
-    atomic::write_secret(&key_file(app), key).map_err(|e| TlsError::Io { action: "write", path: e.path, source: e.source })?;
-    atomic::write_atomic(&cert_file(app), cert).map_err(|e| TlsError::Io { action: "write", path: cert_file(app), source: e.source })?;
+    atomic::write_secret(&key_file(app), key)
+        .map_err(|e| TlsError::Io(crate::state::PathIo { action: "write", path: e.path, source: e.source }))?;
+    atomic::write_atomic(&cert_file(app), cert)
+        .map_err(|e| TlsError::Io(crate::state::PathIo { action: "write", path: cert_file(app), source: e.source }))?;
     Ok(())
 }
 
 /// A self-signed certificate for these names (the first is the subject),
 /// valid `days`.
 pub fn generate(app: &App, names: &[String], days: u32) -> Result<(), TlsError> {
-    let work = tempfile::tempdir().map_err(|source| TlsError::Io { action: "create", path: std::env::temp_dir(), source })?;
+    let work = tempfile::tempdir()
+        .map_err(|source| TlsError::Io(crate::state::PathIo { action: "create", path: std::env::temp_dir(), source }))?;
     let (cert, key) = (work.path().join("server.crt"), work.path().join("server.key"));
     let subject = format!("/CN={}", names.first().map(String::as_str).unwrap_or("localhost"));
     let san = format!("subjectAltName={}", names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(","));
@@ -93,7 +91,8 @@ pub fn generate(app: &App, names: &[String], days: u32) -> Result<(), TlsError> 
         None,
     )
     .map_err(TlsError::Openssl)?;
-    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Io { action: "read", path: p.to_owned(), source });
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|source| TlsError::Io(crate::state::PathIo { action: "read", path: p.to_owned(), source }));
     install(app, &read(&cert)?, &read(&key)?)
 }
 
@@ -102,7 +101,7 @@ pub fn remove(app: &App) -> Result<(), TlsError> {
         return Err(TlsError::NoCert(app.name.clone()));
     }
     let dir = tls_dir(app);
-    std::fs::remove_dir_all(&dir).map_err(|source| TlsError::Io { action: "remove", path: dir, source })
+    std::fs::remove_dir_all(&dir).map_err(|source| TlsError::Io(crate::state::PathIo { action: "remove", path: dir, source }))
 }
 
 /// Issuer, subject, expiry and names of the app's certificate, as openssl prints them.
@@ -110,7 +109,8 @@ pub fn describe(app: &App) -> Result<Vec<(String, String)>, TlsError> {
     if !has_cert(app) {
         return Err(TlsError::NoCert(app.name.clone()));
     }
-    let cert = std::fs::read(cert_file(app)).map_err(|source| TlsError::Io { action: "read", path: cert_file(app), source })?;
+    let cert = std::fs::read(cert_file(app))
+        .map_err(|source| TlsError::Io(crate::state::PathIo { action: "read", path: cert_file(app), source }))?;
     let out = openssl(&["x509", "-noout", "-issuer", "-subject", "-startdate", "-enddate", "-ext", "subjectAltName"], Some(&cert))
         .map_err(TlsError::Openssl)?;
     let text = String::from_utf8_lossy(&out).into_owned();

@@ -11,13 +11,8 @@ use crate::state::lock::LockError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("content does not match its digest: expected {expected}, got {got}")]
     DigestMismatch { expected: Digest, got: Digest },
     #[error("blob {0} is not in the store")]
@@ -44,6 +39,6 @@ pub enum StoreError {
 impl StoreError {
     pub fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
         let path = path.to_owned();
-        move |source| StoreError::Io { action, path, source }
+        move |source| StoreError::Io(crate::state::PathIo { action, path, source })
     }
 }

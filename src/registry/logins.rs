@@ -24,7 +24,8 @@ fn load(root: &Path) -> BTreeMap<String, Login> {
 
 fn save(root: &Path, logins: &BTreeMap<String, Login>) -> Result<(), RegistryError> {
     let text = serde_json::to_vec_pretty(logins).expect("logins serialise");
-    atomic::write_secret(&file(root), &text).map_err(|e| RegistryError::Io { action: "write", path: e.path, source: e.source })
+    atomic::write_secret(&file(root), &text)
+        .map_err(|e| RegistryError::Io(crate::state::PathIo { action: "write", path: e.path, source: e.source }))
 }
 
 pub fn get(root: &Path, server: &str) -> Option<Login> {

@@ -40,13 +40,8 @@ pub enum RegistryError {
     DigestMismatch { server: String, what: String, expected: String, got: String },
     #[error("{reference} is {why}")]
     Unsupported { reference: String, why: String },
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("the CA file {path} holds no PEM certificate berth can use: {why}")]
     BadCa { path: PathBuf, why: String },
     #[error(transparent)]

@@ -136,7 +136,8 @@ fn upload(
     progress: &mut Progress,
 ) -> Result<(), RegistryError> {
     let path = store.blob_path(digest);
-    let mut file = File::open(&path).map_err(|source| RegistryError::Io { action: "read", path: path.clone(), source })?;
+    let mut file =
+        File::open(&path).map_err(|source| RegistryError::Io(crate::state::PathIo { action: "read", path: path.clone(), source }))?;
     let octets = "application/octet-stream";
     if size <= CHUNK {
         client

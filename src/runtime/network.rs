@@ -28,13 +28,8 @@ pub enum NetworkError {
     },
     #[error("no free address left in {0}")]
     Exhausted(Subnet),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error(transparent)]
     Lock(#[from] LockError),
 }
@@ -161,7 +156,8 @@ pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
     run("ip", &["link", "set", bridge, "up"])?;
     let forward = Path::new("/proc/sys/net/ipv4/ip_forward");
     if fs::read_to_string(forward).map(|v| v.trim() != "1").unwrap_or(true) {
-        fs::write(forward, "1").map_err(|source| NetworkError::Io { action: "enable", path: forward.to_owned(), source })?;
+        fs::write(forward, "1")
+            .map_err(|source| NetworkError::Io(crate::state::PathIo { action: "enable", path: forward.to_owned(), source }))?;
     }
     let subnet_text = subnet.to_string();
     let rule = ["-t", "nat", "POSTROUTING", "-s", &subnet_text, "!", "-o", bridge, "-j", "MASQUERADE"];
@@ -186,7 +182,8 @@ struct Addresses {
 impl Addresses {
     fn open(root: &Path) -> Result<Addresses, NetworkError> {
         let dir = root.join("network");
-        fs::create_dir_all(&dir).map_err(|source| NetworkError::Io { action: "create", path: dir.clone(), source })?;
+        fs::create_dir_all(&dir)
+            .map_err(|source| NetworkError::Io(crate::state::PathIo { action: "create", path: dir.clone(), source }))?;
         let lock = FileLock::acquire(&dir.join("addresses.lock"))?;
         let path = dir.join("addresses.json");
         let taken = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
@@ -195,7 +192,8 @@ impl Addresses {
 
     fn save(&self) -> Result<(), NetworkError> {
         let json = serde_json::to_vec_pretty(&self.taken).expect("map serialises");
-        atomic::write_atomic(&self.path, &json).map_err(|e| NetworkError::Io { action: "write", path: self.path.clone(), source: e.source })
+        atomic::write_atomic(&self.path, &json)
+            .map_err(|e| NetworkError::Io(crate::state::PathIo { action: "write", path: self.path.clone(), source: e.source }))
     }
 }
 

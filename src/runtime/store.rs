@@ -19,13 +19,8 @@ pub enum ContainerStoreError {
     NotFound(ContainerId),
     #[error("container {0} already exists")]
     Exists(ContainerId),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("{path} is corrupt: {source}")]
     Corrupt {
         path: PathBuf,
@@ -142,14 +137,16 @@ impl ContainerDir {
     pub fn create(root: &Path, config: &ContainerConfig) -> Result<ContainerDir, ContainerStoreError> {
         let paths = ContainerDir::new(root, &config.id);
         let parent = containers_dir(root);
-        fs::create_dir_all(&parent).map_err(|source| ContainerStoreError::Io { action: "create", path: parent.clone(), source })?;
+        fs::create_dir_all(&parent)
+            .map_err(|source| ContainerStoreError::Io(crate::state::PathIo { action: "create", path: parent.clone(), source }))?;
         match fs::create_dir(&paths.dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(ContainerStoreError::Exists(config.id.clone())),
-            Err(source) => return Err(ContainerStoreError::Io { action: "create", path: paths.dir.clone(), source }),
+            Err(source) => return Err(ContainerStoreError::Io(crate::state::PathIo { action: "create", path: paths.dir.clone(), source })),
         }
         for dir in [paths.upper(), paths.work(), paths.rootfs(), paths.etc_dir()] {
-            fs::create_dir_all(&dir).map_err(|source| ContainerStoreError::Io { action: "create", path: dir.clone(), source })?;
+            fs::create_dir_all(&dir)
+                .map_err(|source| ContainerStoreError::Io(crate::state::PathIo { action: "create", path: dir.clone(), source }))?;
         }
         paths.write_state(&ContainerState::default())?;
         atomic::write_secret(&paths.config_file(), &serde_json::to_vec_pretty(config).expect("config serialises"))?;
@@ -162,7 +159,8 @@ impl ContainerDir {
     }
 
     fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ContainerStoreError> {
-        let bytes = fs::read(path).map_err(|source| ContainerStoreError::Io { action: "read", path: path.to_owned(), source })?;
+        let bytes = fs::read(path)
+            .map_err(|source| ContainerStoreError::Io(crate::state::PathIo { action: "read", path: path.to_owned(), source }))?;
         serde_json::from_slice(&bytes).map_err(|source| ContainerStoreError::Corrupt { path: path.to_owned(), source })
     }
 

@@ -33,13 +33,8 @@ pub enum StackError {
     Customize { what: &'static str, which: &'static str, status: String },
     #[error("this host has no apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d) to build a stack from")]
     NoSources,
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
@@ -50,7 +45,7 @@ pub enum StackError {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StackError + use<> {
     let path = path.to_owned();
-    move |source| StackError::Io { action, path, source }
+    move |source| StackError::Io(crate::state::PathIo { action, path, source })
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -34,13 +34,8 @@ pub enum AppsError {
     Grants(#[from] super::grants::GrantsError),
     #[error("no app uid is free between {APP_UID_BASE} and {APP_UID_END}")]
     NoUid,
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("app metadata {path} is corrupt: {source}")]
     Meta {
         path: PathBuf,
@@ -50,7 +45,7 @@ pub enum AppsError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AppsError + 'a {
-    move |source| AppsError::Io { action, path: path.to_owned(), source }
+    move |source| AppsError::Io(crate::state::PathIo { action, path: path.to_owned(), source })
 }
 
 /// What berth records about an app besides its config vars.

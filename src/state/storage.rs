@@ -30,13 +30,8 @@ pub enum StorageError {
     Reserved(String),
     #[error("{0:?} is not a storage name (a-z, 0-9, '.', '_', '-', at most 64)")]
     BadName(String),
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
 }
 
 fn clean_absolute(text: &str) -> Result<(), StorageError> {
@@ -91,10 +86,8 @@ pub fn hand_to_app(root: &Path, source: &Path, uid: u32) -> Result<(), StorageEr
     let berth_made = source.parent() == Some(storage_dir(root).as_path());
     let is_dir = std::fs::symlink_metadata(source).is_ok_and(|m| m.is_dir());
     if berth_made && is_dir {
-        std::os::unix::fs::lchown(source, Some(uid), Some(uid)).map_err(|source_err| StorageError::Io {
-            action: "chown",
-            path: source.to_owned(),
-            source: source_err,
+        std::os::unix::fs::lchown(source, Some(uid), Some(uid)).map_err(|source_err| {
+            StorageError::Io(crate::state::PathIo { action: "chown", path: source.to_owned(), source: source_err })
         })?;
     }
     Ok(())
@@ -111,12 +104,10 @@ pub fn ensure_directory(root: &Path, name: &str) -> Result<PathBuf, StorageError
         return Err(StorageError::BadName(name.to_owned()));
     }
     let dir = storage_dir(root).join(name);
-    std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io { action: "create", path: dir.clone(), source })?;
-    std::os::unix::fs::chown(&dir, Some(APP_UID), Some(APP_UID)).map_err(|source| StorageError::Io {
-        action: "chown",
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|source| StorageError::Io(crate::state::PathIo { action: "create", path: dir.clone(), source }))?;
+    std::os::unix::fs::chown(&dir, Some(APP_UID), Some(APP_UID))
+        .map_err(|source| StorageError::Io(crate::state::PathIo { action: "chown", path: dir.clone(), source }))?;
     Ok(dir)
 }
 
