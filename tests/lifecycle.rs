@@ -177,7 +177,7 @@ fn scale_stop_start_restore_restart_and_rollback() {
     let events = String::from_utf8_lossy(&traced.stderr).into_owned();
     assert!(traced.status.success(), "{events}");
     for wanted in [
-        "berth::deploy: rolling to a release",
+        "berth::deploy::roll: rolling to a release",
         "berth::runtime::control: starting the container's shim",
         "libcontainer::",
         "berth::runtime::control: stopping",
