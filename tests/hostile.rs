@@ -12,9 +12,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use common::oci::{gzip, oci_archive};
 use common::site::is_root;
 use common::{Host, Run};
-use sha2::Digest as _;
 
 /// One hostile input: the command line, what it reads on stdin, and the
 /// ssh command line when it arrives over ssh.
@@ -84,59 +84,11 @@ fn finish(mut tar: Vec<u8>) -> Vec<u8> {
     tar
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(data).unwrap();
-    gz.finish().unwrap()
-}
-
-fn sha(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
-
 /// A tar whose one regular file expands to `bytes` zeros: gzip makes it tiny.
 fn zeros_tar(bytes: usize) -> Vec<u8> {
     let mut tar = Vec::new();
     raw_entry(&mut tar, b"zeros", tar::EntryType::Regular, b"", &vec![0u8; bytes], 0o644);
     finish(tar)
-}
-
-/// An OCI archive of one image, tagged `name`, whose single layer is `layer_tar`.
-fn oci_archive(layer_tar: &[u8], name: &str) -> Vec<u8> {
-    let layer = gzip(layer_tar);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(layer_tar))]},
-        "config": {}
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", sha(&config)), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", sha(&layer)), "size": layer.len()}]
-    }))
-    .unwrap();
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{}", sha(&manifest)), "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": name}}]
-    }))
-    .unwrap();
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, data: &[u8]| {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, data).unwrap();
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    add("index.json", &index);
-    for blob in [&layer, &config, &manifest] {
-        add(&format!("blobs/sha256/{}", sha(blob)), blob);
-    }
-    tar.into_inner().unwrap()
 }
 
 /// Layers an unpack must refuse, by name.

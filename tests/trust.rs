@@ -192,8 +192,6 @@ fn apps_run_as_their_own_uids_and_keep_their_secrets() {
 
 /// An OCI archive of one image whose layer holds `files` (path, mode, uid, bytes).
 fn image_archive(files: &[(&str, u32, u64, Vec<u8>)], name: &str) -> Vec<u8> {
-    use sha2::Digest as _;
-    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
     let mut layer = tar::Builder::new(Vec::new());
     for (path, mode, uid, data) in files {
         let mut header = tar::Header::new_ustar();
@@ -204,39 +202,7 @@ fn image_archive(files: &[(&str, u32, u64, Vec<u8>)], name: &str) -> Vec<u8> {
         header.set_cksum();
         layer.append_data(&mut header, path, &data[..]).unwrap();
     }
-    let layer_tar = layer.into_inner().unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &layer_tar).unwrap();
-    let layer_gz = gz.finish().unwrap();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&layer_tar))]}
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", sha(&config)), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{}", sha(&layer_gz)), "size": layer_gz.len()}]
-    }))
-    .unwrap();
-    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{}", sha(&manifest)), "size": manifest.len(),
-        "annotations": {"org.opencontainers.image.ref.name": name}}]}))
-    .unwrap();
-    let mut archive = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, data: &[u8]| {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        archive.append_data(&mut header, path, data).unwrap();
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    add("index.json", &index);
-    for blob in [&layer_gz, &config, &manifest] {
-        add(&format!("blobs/sha256/{}", sha(blob)), blob);
-    }
-    archive.into_inner().unwrap()
+    common::oci::oci_archive(&layer.into_inner().unwrap(), name)
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! private `BERTH_ROOT`, as a user would.
 #![allow(dead_code)]
 
+pub mod oci;
 pub mod push_host;
 pub mod servers;
 pub mod site;
