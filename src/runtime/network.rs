@@ -84,32 +84,41 @@ fn veth_names(scope: &str, id: &ContainerId, mode: NetworkMode) -> (String, Stri
     (format!("{host}{short}"), format!("vc{short}"))
 }
 
-/// What containers on the bridge may reach of the host: answers to the
-/// host's own connections, DNS, and nginx's ports; nothing else the host
-/// serves. Link-local addresses (cloud metadata) are out of reach for all,
-/// and sandboxes are cut off from every other port of the bridge. Made once
-/// per bridge, in a chain of its own.
+/// What containers on the bridge may reach of the host: DNS and nginx's
+/// ports; no other connection they open to the host's own addresses.
+/// Only new connections are dropped: what belongs to the host's own
+/// connections to containers passes, even when conntrack finds it odd (a
+/// reused container address meets a stale entry, and dropping those
+/// packets would stall nginx's requests). Link-local addresses (cloud
+/// metadata) are out of reach for all, and sandboxes are cut off from every
+/// other port of the bridge. The chain is one per bridge, remade when the
+/// rules it should hold change (a new listen port, a new berth).
 fn ensure_guard(settings: &Settings) -> Result<(), NetworkError> {
     let bridge = settings.network.bridge.as_str();
     let chain = format!("berth-in-{bridge}");
-    if run("iptables", &["-N", &chain]).is_err() {
-        return Ok(());
-    }
     let ports = format!("{},{}", settings.proxy.listen_port, settings.proxy.tls_listen_port);
-    let rules: [&[&str]; 5] = [
-        &["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+    // The last rule's comment names what the chain holds.
+    let version = format!("berth guard 2 ports {ports}");
+    match run("iptables", &["-S", &chain]) {
+        Ok(listed) if listed.contains(&version) => return Ok(()),
+        Ok(_) => run("iptables", &["-F", &chain]).map(drop)?,
+        Err(_) => {
+            run("iptables", &["-N", &chain])?;
+            run("iptables", &["-I", "INPUT", "-i", bridge, "-j", &chain])?;
+            run("iptables", &["-I", "FORWARD", "-i", bridge, "-d", "169.254.0.0/16", "-j", "DROP"])?;
+        }
+    }
+    let rules: [&[&str]; 4] = [
         &["-p", "udp", "--dport", "53", "-j", "ACCEPT"],
         &["-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
         &["-p", "tcp", "-m", "multiport", "--dports", &ports, "-j", "ACCEPT"],
-        &["-j", "DROP"],
+        &["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", &version, "-j", "DROP"],
     ];
     for rule in rules {
         let mut args = vec!["-A", chain.as_str()];
         args.extend_from_slice(rule);
         run("iptables", &args)?;
     }
-    run("iptables", &["-I", "INPUT", "-i", bridge, "-j", &chain])?;
-    run("iptables", &["-I", "FORWARD", "-i", bridge, "-d", "169.254.0.0/16", "-j", "DROP"])?;
     for direction in ["-i", "-o"] {
         let listed = run("ebtables", &["-L", "FORWARD"])?;
         if !listed.contains(&format!("{direction} vi+ -j DROP")) {
