@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Run;
 use common::site::{Site, is_root};
+use common::{Run, write_buildpack};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -65,15 +65,6 @@ fn copy_example(name: &str, to: &Path) -> PathBuf {
     let dir = to.join(name);
     assert!(Command::new("cp").arg("-a").arg(repo().join("examples").join(name)).arg(&dir).status().unwrap().success());
     dir
-}
-
-fn write_buildpack(dir: &Path, detect: &str, compile: &str) {
-    fs::create_dir_all(dir.join("bin")).unwrap();
-    for (name, body) in [("detect", detect), ("compile", compile), ("release", "echo '--- {}'")] {
-        let path = dir.join("bin").join(name);
-        fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
-        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
-    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -17,15 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::push_host::{PushHost, checkout_of, free_port, text};
 use common::site::{Site, is_root};
-
-fn write_buildpack(dir: &Path, compile: &str) {
-    fs::create_dir_all(dir.join("bin")).unwrap();
-    for (name, body) in [("detect", "echo Probe"), ("compile", compile), ("release", "echo '--- {}'")] {
-        let path = dir.join("bin").join(name);
-        fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-}
+use common::write_buildpack;
 
 /// A TCP service on all of the host's addresses that counts who connects.
 fn host_service() -> (u16, Arc<AtomicUsize>) {
@@ -63,6 +55,7 @@ fn a_build_reaches_the_index_but_not_the_host_and_its_symlinks_lead_nowhere() {
     let probe = work.path().join("bp-probe");
     write_buildpack(
         &probe,
+        "echo Probe",
         &format!(
             "for target in 127.0.0.1 10.217.12.1; do if timeout 3 bash -c 'echo hi > /dev/tcp/'$target'/{port}' 2>/dev/null; then echo \"REACHED $target\"; else echo \"blocked $target\"; fi; done\n\
              if timeout 3 bash -c 'echo > /dev/tcp/169.254.169.254/80' 2>/dev/null; then echo 'REACHED metadata'; else echo 'blocked metadata'; fi\n\
@@ -89,6 +82,7 @@ fn a_build_reaches_the_index_but_not_the_host_and_its_symlinks_lead_nowhere() {
     let sneaky = work.path().join("bp-sneaky");
     write_buildpack(
         &sneaky,
+        "echo Probe",
         &format!(
             "ln -s {s} /app/x; ln -s {s}/key /app/y; printf 'loot x\\nloot2 x/sub\\n' > /cache/.berth-handover\n\
              ln -s {s} /cache/loot3; printf 'loot3 z\\n' >> /cache/.berth-handover\n\

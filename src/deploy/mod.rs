@@ -90,12 +90,8 @@ pub enum DeployError {
     Write(#[from] crate::state::atomic::WriteError),
     #[error(transparent)]
     Container(#[from] crate::runtime::store::ContainerStoreError),
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::state::PathIo),
     #[error("{0} was not built by berth (no io.berth.process-types label): berth deploys its own images")]
     NotBerthImage(String),
     /// A failure before anything of the new release started.
@@ -310,7 +306,8 @@ pub fn rollback(root: &Path, app: &App, version: Option<u64>, say: &mut dyn FnMu
     if !image_there {
         return Err(DeployError::ImageCollected { app: app.name.clone(), version });
     }
-    let previous_env = std::fs::read(app.env_file()).map_err(|source| DeployError::Read { path: app.env_file(), source })?;
+    let previous_env =
+        std::fs::read(app.env_file()).map_err(|source| crate::state::PathIo { action: "read", path: app.env_file(), source })?;
     let vars = ConfigVars(
         target
             .config_vars

@@ -14,7 +14,7 @@ use crate::runtime::store::{self as containers, ContainerDir, ContainerState, St
 use crate::runtime::{ContainerConfig, ContainerId, Limits, NetworkMode};
 use crate::state::apps::AppMeta;
 use crate::state::releases::Release;
-use crate::state::settings::Settings;
+use crate::state::settings::{LimitSettings, Settings};
 
 /// One container of an app, as its labels and shim describe it.
 pub struct Process {
@@ -95,10 +95,9 @@ pub fn environment(image_env: Vec<String>, vars: &crate::state::config::ConfigVa
 
 /// A process type's limits: its own, each unset one from the app-wide
 /// ones, memory and CPU else from the host's defaults (`[limits]`).
-pub fn limits_for(root: &Path, meta: &AppMeta, process: &str) -> Limits {
+pub fn limits_for(host: &LimitSettings, meta: &AppMeta, process: &str) -> Limits {
     let all = meta.limits.get("_default").cloned().unwrap_or_default();
     let own = meta.limits.get(process).cloned().unwrap_or_default();
-    let host = Settings::load(root).map(|s| s.limits).unwrap_or_default();
     Limits {
         memory_bytes: own.memory_bytes.or(all.memory_bytes).or(host.container_memory_bytes),
         cpus: own.cpus.or(all.cpus).or(host.container_cpus),
@@ -109,8 +108,11 @@ pub fn limits_for(root: &Path, meta: &AppMeta, process: &str) -> Limits {
 }
 
 /// Creates (does not start) the container for one process of a release.
+/// The caller's settings come along so a roll of many containers reads them once.
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     root: &Path,
+    settings: &Settings,
     app: &App,
     meta: &AppMeta,
     release: &Release,
@@ -119,7 +121,7 @@ pub fn create(
     index: u32,
 ) -> Result<ContainerId, DeployError> {
     let id = fresh_id(root, app, process, index, release.version);
-    let limits = limits_for(root, meta, process);
+    let limits = limits_for(&settings.limits, meta, process);
     let uid = crate::state::apps::uid(root, app)?;
     let config = ContainerConfig {
         id: id.clone(),
@@ -229,7 +231,7 @@ pub fn one_off(
         uid,
         gid: uid,
         network: NetworkMode::Bridge,
-        limits: limits_for(root, meta, "run"),
+        limits: limits_for(&Settings::load(root).map(|s| s.limits).unwrap_or_default(), meta, "run"),
         restart: crate::runtime::RestartPolicy::No,
         stop_timeout_secs: meta.stop_timeout_secs.unwrap_or(30),
         labels: BTreeMap::from([

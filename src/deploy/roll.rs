@@ -107,7 +107,7 @@ impl Roll<'_> {
             }
             _ => {
                 say(&format!("Starting {process}.{index} of v{version}"));
-                let id = processes::create(self.root, self.app, &self.meta, self.release, env, process, index)?;
+                let id = processes::create(self.root, &self.settings, self.app, &self.meta, self.release, env, process, index)?;
                 self.started.push(Started { id: id.clone(), created: true, process: process.to_owned() });
                 control::start(self.root, &id)?;
             }

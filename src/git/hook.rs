@@ -3,7 +3,7 @@
 //! waits; a failure rejects the push and the previous release keeps serving.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::repo::{self, RepoError};
 use crate::app::{App, AppName};
@@ -14,12 +14,8 @@ use crate::state::apps::{self, AppsError};
 pub enum HookError {
     #[error("cannot read the pushed refs: {0}")]
     Stdin(#[source] std::io::Error),
-    #[error("cannot make {path}: {source}")]
-    Scratch {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Scratch(#[from] crate::state::PathIo),
     #[error(transparent)]
     Apps(#[from] AppsError),
     #[error(transparent)]
@@ -68,7 +64,7 @@ pub fn deploy_revision(root: &Path, app: &App, revision: &str, say: &mut dyn FnM
     let short = &revision[..revision.len().min(7)];
     let source = root.join("tmp").join(format!("src-{}-{short}", app.name));
     let _ = std::fs::remove_dir_all(&source);
-    std::fs::create_dir_all(&source).map_err(|e| HookError::Scratch { path: source.clone(), source: e })?;
+    std::fs::create_dir_all(&source).map_err(|e| crate::state::PathIo { action: "make", path: source.clone(), source: e })?;
     let result = repo::export(&repo::repo_dir(app), revision, &source)
         .map_err(HookError::from)
         .and_then(|()| Ok(release::deploy_source(root, app, &source, Some(revision), &format!("Deploy {short}"), say)?));

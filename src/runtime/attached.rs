@@ -73,7 +73,7 @@ pub fn exec(root: &Path, id: &super::ContainerId, args: Vec<String>, terminal: b
     let process_file = paths.dir.join(format!("exec-{}.json", std::process::id()));
     let text = serde_json::to_vec(&process).expect("a process serialises");
     std::fs::write(&process_file, text)
-        .map_err(|source| failed(ShimError::File { action: "write", path: process_file.clone(), source }))?;
+        .map_err(|source| failed(ShimError::File(crate::state::PathIo { action: "write", path: process_file.clone(), source })))?;
     let pid = std::cell::Cell::new(0);
     let result = attach(
         terminal,
@@ -110,7 +110,8 @@ fn attach(
         return Ok(wait(pid, &kill));
     }
     let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket).map_err(|source| ShimError::File { action: "listen on", path: socket.to_owned(), source })?;
+    let listener = UnixListener::bind(socket)
+        .map_err(|source| ShimError::File(crate::state::PathIo { action: "listen on", path: socket.to_owned(), source }))?;
     let started = start(launch::Io { stdin, stdout, stderr, console_socket: Some(socket.to_owned()) });
     let pid = match started {
         Ok(pid) => pid,

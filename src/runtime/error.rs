@@ -23,13 +23,8 @@ pub enum ShimError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot {action} {path}: {source}")]
-    File {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] crate::state::PathIo),
     #[error("the container's spec {path} cannot be used: {source}")]
     Spec {
         path: PathBuf,

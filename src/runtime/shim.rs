@@ -107,7 +107,8 @@ impl Monitor {
         set_subreaper().map_err(ShimError::sys("become a subreaper"))?;
         let max_bytes = Settings::load(root).map(|s| s.logs.max_bytes.max(4096)).unwrap_or(logs::MAX_LOG_BYTES);
         let log_file = paths.log_file();
-        let log = LogWriter::open(&log_file, max_bytes).map_err(|source| ShimError::File { action: "open", path: log_file, source })?;
+        let log = LogWriter::open(&log_file, max_bytes)
+            .map_err(|source| ShimError::File(crate::state::PathIo { action: "open", path: log_file, source }))?;
         let (child_r, child_w) = pipe()?;
         let (stop_r, stop_w) = pipe()?;
         for (signal, fd) in [(libc::SIGCHLD, &child_w), (libc::SIGTERM, &stop_w), (libc::SIGINT, &stop_w)] {
@@ -331,11 +332,8 @@ pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
     let spec_file = paths.bundle().join("config.json");
     spec.save(&spec_file).map_err(|source| ShimError::Spec { path: spec_file.clone(), source })?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&spec_file, std::fs::Permissions::from_mode(0o600)).map_err(|source| ShimError::File {
-        action: "protect",
-        path: spec_file.clone(),
-        source,
-    })?;
+    std::fs::set_permissions(&spec_file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| ShimError::File(crate::state::PathIo { action: "protect", path: spec_file.clone(), source }))?;
     Ok(address)
 }
 

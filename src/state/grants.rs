@@ -15,12 +15,8 @@ use crate::app::AppName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GrantsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] super::PathIo),
     #[error("the key table {path} is corrupt: {source}")]
     Corrupt {
         path: PathBuf,
@@ -71,7 +67,7 @@ impl Grants {
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| GrantsError::Corrupt { path, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Grants::default()),
-            Err(source) => Err(GrantsError::Read { path, source }),
+            Err(source) => Err(super::PathIo { action: "read", path, source }.into()),
         }
     }
 

@@ -118,3 +118,15 @@ pub fn tool(program: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A buildpack in `dir` whose bin/detect and bin/compile run these bash
+/// lines, and whose bin/release names no process types.
+pub fn write_buildpack(dir: &Path, detect: &str, compile: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    for (name, body) in [("detect", detect), ("compile", compile), ("release", "echo '--- {}'")] {
+        let path = dir.join("bin").join(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
