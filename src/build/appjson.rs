@@ -1,5 +1,6 @@
 //! The parts of an app's `app.json` (Dokku's and Heroku's format) that
-//! berth reads: `formation`, the initial scale of each process type.
+//! berth reads: `formation` (the initial scale of each process type),
+//! `scripts.dokku` and `healthchecks`, parsed once as Dokku parses it.
 
 use std::collections::BTreeMap;
 
@@ -7,24 +8,32 @@ use serde::Deserialize;
 
 use super::procfile::is_process_name;
 use crate::model::process::MAX_SCALE;
+use crate::model::checks::{Check, ChecksError};
 pub use crate::model::scripts::Scripts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppJsonError {
     #[error("app.json is not valid: {0}")]
     Invalid(String),
+    #[error("app.json is not valid: line {line} column {column}: {why}")]
+    Syntax { line: usize, column: usize, why: String },
     #[error("app.json formation names {0:?}, which is not a process type name")]
     BadType(String),
     #[error("app.json formation gives {name} quantity {quantity}; use 0 to {MAX_SCALE}")]
     BadQuantity { name: String, quantity: u64 },
+    #[error(transparent)]
+    Checks(#[from] ChecksError),
 }
 
+/// The parts of app.json berth reads; everything else is the app's own.
 #[derive(Debug, Default, Deserialize)]
-struct AppJson {
+pub struct AppJson {
     #[serde(default)]
     formation: BTreeMap<String, FormationEntry>,
     #[serde(default)]
     scripts: ScriptsJson,
+    #[serde(default)]
+    healthchecks: serde_json::Value,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,52 +42,104 @@ struct ScriptsJson {
     dokku: Scripts,
 }
 
-/// The deploy scripts `app.json` names; none without an app.json.
-pub fn scripts(bytes: Option<&[u8]>) -> Result<Scripts, AppJsonError> {
-    let Some(bytes) = bytes else { return Ok(Scripts::default()) };
-    let parsed: AppJson = serde_json::from_slice(bytes).map_err(|e| AppJsonError::Invalid(e.to_string()))?;
-    Ok(parsed.scripts.dokku)
-}
-
 #[derive(Debug, Deserialize)]
 struct FormationEntry {
     quantity: Option<u64>,
 }
 
-/// The formation `app.json` asks for; empty without an app.json.
-pub fn formation(bytes: Option<&[u8]>) -> Result<BTreeMap<String, u32>, AppJsonError> {
-    let Some(bytes) = bytes else { return Ok(BTreeMap::new()) };
-    let parsed: AppJson = serde_json::from_slice(bytes).map_err(|e| AppJsonError::Invalid(e.to_string()))?;
-    let mut counts = BTreeMap::new();
-    for (name, entry) in parsed.formation {
-        if !is_process_name(&name) || name == "release" {
-            return Err(AppJsonError::BadType(name));
-        }
-        if let Some(quantity) = entry.quantity {
-            if quantity > u64::from(MAX_SCALE) {
-                return Err(AppJsonError::BadQuantity { name, quantity });
-            }
-            counts.insert(name, quantity as u32);
-        }
+/// What Dokku accepts: JSON with comments and trailing commas (JSONC), one
+/// object; nothing else of JSON5.
+fn jsonc_options() -> jsonc_parser::ParseOptions {
+    jsonc_parser::ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
     }
-    Ok(counts)
+}
+
+impl AppJson {
+    /// Parses app.json once; no file reads as an empty one.
+    pub fn parse(bytes: Option<&[u8]>) -> Result<AppJson, AppJsonError> {
+        let Some(bytes) = bytes else { return Ok(AppJson::default()) };
+        let text = std::str::from_utf8(bytes).map_err(|_| AppJsonError::Invalid("it is not UTF-8".into()))?;
+        jsonc_parser::parse_to_serde_value(text, &jsonc_options()).map_err(|e| AppJsonError::Syntax {
+            line: e.line_display(),
+            column: e.column_display(),
+            why: e.kind().to_string(),
+        })
+    }
+
+    /// The deploy scripts app.json names.
+    pub fn scripts(&self) -> Scripts {
+        self.scripts.dokku.clone()
+    }
+
+    /// Health checks by process type, validated.
+    pub fn healthchecks(&self) -> Result<BTreeMap<String, Vec<Check>>, AppJsonError> {
+        Ok(crate::model::checks::from_app_json(&self.healthchecks)?)
+    }
+
+    /// The formation app.json asks for.
+    pub fn formation(&self) -> Result<BTreeMap<String, u32>, AppJsonError> {
+        let mut counts = BTreeMap::new();
+        for (name, entry) in &self.formation {
+            if !is_process_name(name) || name == "release" {
+                return Err(AppJsonError::BadType(name.clone()));
+            }
+            if let Some(quantity) = entry.quantity {
+                if quantity > u64::from(MAX_SCALE) {
+                    return Err(AppJsonError::BadQuantity { name: name.clone(), quantity });
+                }
+                counts.insert(name.clone(), quantity as u32);
+            }
+        }
+        Ok(counts)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn formation(text: &[u8]) -> Result<BTreeMap<String, u32>, AppJsonError> {
+        AppJson::parse(Some(text))?.formation()
+    }
+
     #[test]
     fn reads_dokku_formation() {
         let text = br#"{"name": "x", "formation": {"web": {"quantity": 2}, "worker": {"quantity": 1, "max_parallel": 1}}, "scripts": {}}"#;
-        let counts = formation(Some(text)).unwrap();
+        let counts = formation(text).unwrap();
         assert_eq!(counts, BTreeMap::from([("web".to_string(), 2), ("worker".to_string(), 1)]));
-        assert!(formation(None).unwrap().is_empty());
-        assert!(formation(Some(b"{not json")).is_err());
-        assert!(formation(Some(br#"{"formation": {"web": {"quantity": 1000}}}"#)).is_err());
-        assert!(formation(Some(br#"{"formation": {"we b": {"quantity": 1}}}"#)).is_err());
+        assert!(AppJson::parse(None).unwrap().formation().unwrap().is_empty());
+        assert!(formation(b"{not json").is_err());
+        assert!(formation(br#"{"formation": {"web": {"quantity": 1000}}}"#).is_err());
+        assert!(formation(br#"{"formation": {"we b": {"quantity": 1}}}"#).is_err());
         let with_scripts = br#"{"scripts": {"dokku": {"predeploy": "python migrate.py", "postdeploy": "echo done"}}}"#;
-        assert_eq!(scripts(Some(with_scripts)).unwrap().predeploy.as_deref(), Some("python migrate.py"));
-        assert_eq!(scripts(None).unwrap(), Scripts::default());
+        assert_eq!(AppJson::parse(Some(with_scripts)).unwrap().scripts().predeploy.as_deref(), Some("python migrate.py"));
+        assert_eq!(AppJson::parse(None).unwrap().scripts(), Scripts::default());
+    }
+
+    #[test]
+    fn accepts_comments_and_trailing_commas_as_dokku_does() {
+        let text = b"{\n  // the web process\n  \"formation\": {\"web\": {\"quantity\": 2,},}, /* done */\n}\n";
+        assert_eq!(formation(text).unwrap()["web"], 2);
+    }
+
+    #[test]
+    fn a_broken_app_json_names_its_line() {
+        let err = AppJson::parse(Some(b"{\n  \"formation\": {\n    \"web\" 2\n}")).unwrap_err().to_string();
+        assert!(err.starts_with("app.json is not valid: line 3"), "{err}");
+        assert!(AppJson::parse(Some(b"[1]")).is_err());
+        assert!(AppJson::parse(Some(b"")).is_err());
+        assert!(AppJson::parse(Some(b"{'single': 1}")).is_err());
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(AppJson::parse(Some(deep.as_bytes())).is_err());
     }
 }

@@ -437,8 +437,8 @@ fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, Bu
     if process_types.is_empty() {
         return Err(BuildError::NoProcesses);
     }
-    let app_json = confined::read(&tree.app, "app.json", OUTPUT_CAP)?;
-    let mut healthchecks = crate::model::checks::from_app_json(app_json.as_deref())?;
+    let app_json = appjson::AppJson::parse(confined::read(&tree.app, "app.json", OUTPUT_CAP)?.as_deref())?;
+    let mut healthchecks = app_json.healthchecks()?;
     if !healthchecks.contains_key("web")
         && let Some(bytes) = confined::read(&tree.app, "CHECKS", OUTPUT_CAP)?
     {
@@ -457,8 +457,8 @@ fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, Bu
     Ok(Outputs {
         process_types,
         config_vars: release.config_vars.clone(),
-        formation: appjson::formation(app_json.as_deref())?,
-        scripts: appjson::scripts(app_json.as_deref())?,
+        formation: app_json.formation()?,
+        scripts: app_json.scripts(),
         healthchecks,
         dependency_paths,
     })

@@ -84,18 +84,15 @@ impl Check {
     }
 }
 
-#[derive(Deserialize)]
-struct AppJson {
-    #[serde(default)]
-    healthchecks: BTreeMap<String, Vec<Check>>,
-}
-
 /// `app.json` healthchecks by process type (liveness checks are kept but
-/// only startup and readiness gate a switch).
-pub fn from_app_json(bytes: Option<&[u8]>) -> Result<BTreeMap<String, Vec<Check>>, ChecksError> {
-    let Some(bytes) = bytes else { return Ok(BTreeMap::new()) };
-    let parsed: AppJson = serde_json::from_slice(bytes).map_err(|e| ChecksError::AppJson(e.to_string()))?;
-    for (process, checks) in &parsed.healthchecks {
+/// only startup and readiness gate a switch); `null` when app.json has none.
+pub fn from_app_json(value: &serde_json::Value) -> Result<BTreeMap<String, Vec<Check>>, ChecksError> {
+    if value.is_null() {
+        return Ok(BTreeMap::new());
+    }
+    let parsed: BTreeMap<String, Vec<Check>> =
+        serde_json::from_value(value.clone()).map_err(|e| ChecksError::AppJson(e.to_string()))?;
+    for (process, checks) in &parsed {
         if !super::process::is_process_name(process) {
             return Err(ChecksError::AppJson(format!("{process:?} is not a process type")));
         }
@@ -103,7 +100,7 @@ pub fn from_app_json(bytes: Option<&[u8]>) -> Result<BTreeMap<String, Vec<Check>
             check.validate().map_err(|e| ChecksError::AppJson(e.to_string()))?;
         }
     }
-    Ok(parsed.healthchecks)
+    Ok(parsed)
 }
 
 /// The old `CHECKS` file: `WAIT=`, `TIMEOUT=`, `ATTEMPTS=` settings and
@@ -149,13 +146,13 @@ mod tests {
 
     #[test]
     fn reads_dokku_healthchecks() {
-        let json = br#"{"healthchecks": {"web": [{"type": "startup", "name": "root", "path": "/", "attempts": 2, "content": "meow", "wait": 1}]}}"#;
-        let checks = from_app_json(Some(json)).unwrap();
+        let json = serde_json::json!({"web": [{"type": "startup", "name": "root", "path": "/", "attempts": 2, "content": "meow", "wait": 1}]});
+        let checks = from_app_json(&json).unwrap();
         let web = &checks["web"][0];
         assert_eq!((web.attempts, web.wait, web.timeout, web.content.as_deref()), (2, 1, 5, Some("meow")));
-        assert!(from_app_json(Some(br#"{"healthchecks": {"web": [{"path": "no-slash"}]}}"#)).is_err());
-        assert!(from_app_json(Some(br#"{"healthchecks": {"web": [{"path": "/", "attempts": 0}]}}"#)).is_err());
-        assert!(from_app_json(None).unwrap().is_empty());
+        assert!(from_app_json(&serde_json::json!({"web": [{"path": "no-slash"}]})).is_err());
+        assert!(from_app_json(&serde_json::json!({"web": [{"path": "/", "attempts": 0}]})).is_err());
+        assert!(from_app_json(&serde_json::Value::Null).unwrap().is_empty());
     }
 
     #[test]
