@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::procfile::is_process_name;
-use crate::model::process::MAX_SCALE;
 use crate::model::checks::{Check, ChecksError};
+use crate::model::process::MAX_SCALE;
 pub use crate::model::scripts::Scripts;
 
 #[derive(Debug, thiserror::Error)]

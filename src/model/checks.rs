@@ -90,8 +90,7 @@ pub fn from_app_json(value: &serde_json::Value) -> Result<BTreeMap<String, Vec<C
     if value.is_null() {
         return Ok(BTreeMap::new());
     }
-    let parsed: BTreeMap<String, Vec<Check>> =
-        serde_json::from_value(value.clone()).map_err(|e| ChecksError::AppJson(e.to_string()))?;
+    let parsed: BTreeMap<String, Vec<Check>> = serde_json::from_value(value.clone()).map_err(|e| ChecksError::AppJson(e.to_string()))?;
     for (process, checks) in &parsed {
         if !super::process::is_process_name(process) {
             return Err(ChecksError::AppJson(format!("{process:?} is not a process type")));
@@ -146,7 +145,8 @@ mod tests {
 
     #[test]
     fn reads_dokku_healthchecks() {
-        let json = serde_json::json!({"web": [{"type": "startup", "name": "root", "path": "/", "attempts": 2, "content": "meow", "wait": 1}]});
+        let json =
+            serde_json::json!({"web": [{"type": "startup", "name": "root", "path": "/", "attempts": 2, "content": "meow", "wait": 1}]});
         let checks = from_app_json(&json).unwrap();
         let web = &checks["web"][0];
         assert_eq!((web.attempts, web.wait, web.timeout, web.content.as_deref()), (2, 1, 5, Some("meow")));

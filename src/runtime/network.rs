@@ -157,6 +157,7 @@ pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
             return Err(e);
         }
     }
+    pin_bridge_mac(bridge, subnet.gateway())?;
     let gateway = format!("{}/{}", subnet.gateway(), subnet.prefix);
     let addresses = run("ip", &["-o", "-4", "addr", "show", "dev", bridge])?;
     if !addresses.contains(&format!(" {gateway} ")) {
@@ -179,6 +180,26 @@ pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
         run("iptables", &with("-A"))?;
     }
     ensure_guard(settings)
+}
+
+/// The MAC a bridged address gets, as Docker derives it: handed out again,
+/// the address keeps its MAC, so ARP entries for it stay right.
+fn mac_of(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+/// A bridge left to itself takes the lowest MAC of its ports, so its MAC
+/// changed whenever a container or build came or went; containers kept
+/// sending to the gateway's old MAC, which went nowhere once that port was
+/// gone, and stalled for up to a minute. A MAC set by hand stays put.
+fn pin_bridge_mac(bridge: &str, gateway: Ipv4Addr) -> Result<(), NetworkError> {
+    let wanted = mac_of(gateway);
+    let current = fs::read_to_string(Path::new("/sys/class/net").join(bridge).join("address")).unwrap_or_default();
+    if current.trim() != wanted {
+        run("ip", &["link", "set", bridge, "address", &wanted])?;
+    }
+    Ok(())
 }
 
 /// The address book: address -> container, under a file lock.
@@ -251,12 +272,7 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     let (host_veth, peer) = veth_names(&scope, id, mode);
     if !link_exists(&host_veth) {
         run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &peer, "netns", &netns])?;
-        // The MAC follows from the address (as Docker does it): when an
-        // address is handed out again, the host's ARP entry for it is
-        // still right, instead of pointing at a veth that is gone.
-        let [a, b, c, d] = address.octets();
-        let mac = format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
-        run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0", "address", &mac])?;
+        run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0", "address", &mac_of(address)])?;
         run("ip", &["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix), "dev", "eth0"])?;
         run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
         run("ip", &["-n", &netns, "route", "add", "default", "via", &subnet.gateway().to_string()])?;
