@@ -40,8 +40,8 @@ pub enum AcmeError {
     NoHttpChallenge(String),
     #[error("the ACME server sent a challenge token berth will not put into nginx: {0:?}")]
     BadToken(String),
-    #[error("openssl failed to make the key and request: {0}")]
-    Openssl(String),
+    #[error("cannot make the key and certificate request: {0}")]
+    Request(#[from] rcgen::Error),
     #[error(transparent)]
     Io(#[from] crate::state::PathIo),
     #[error("cannot serve the challenge: {0}")]
@@ -91,28 +91,17 @@ async fn account(root: &Path, settings: &Settings) -> Result<Account, AcmeError>
     Ok(account)
 }
 
-/// A new ECDSA P-256 key and a DER certificate request for `names`.
+/// A new ECDSA P-256 key (PEM) and a DER certificate request for `names`.
 fn key_and_request(names: &[String]) -> Result<(Vec<u8>, Vec<u8>), AcmeError> {
-    let work = tempfile::tempdir()
-        .map_err(|source| AcmeError::Io(crate::state::PathIo { action: "create", path: std::env::temp_dir(), source }))?;
-    let (key, csr) = (work.path().join("key.pem"), work.path().join("request.der"));
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
     // The subject is a formality (ACME reads the names); CN holds 64 bytes.
-    let subject = names.iter().find(|n| n.len() <= 64).map_or("/O=berth".to_owned(), |n| format!("/CN={n}"));
-    let san = format!("subjectAltName={}", names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(","));
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", &subject, "-addext", &san])
-        .arg("-keyout")
-        .arg(&key)
-        .args(["-outform", "DER", "-out"])
-        .arg(&csr)
-        .output()
-        .map_err(|e| AcmeError::Openssl(e.to_string()))?;
-    if !out.status.success() {
-        return Err(AcmeError::Openssl(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned()));
+    match names.iter().find(|n| n.len() <= 64) {
+        Some(name) => params.distinguished_name.push(rcgen::DnType::CommonName, name.as_str()),
+        None => params.distinguished_name.push(rcgen::DnType::OrganizationName, "berth"),
     }
-    let read =
-        |p: &Path| std::fs::read(p).map_err(|source| AcmeError::Io(crate::state::PathIo { action: "read", path: p.to_owned(), source }));
-    Ok((read(&key)?, read(&csr)?))
+    let request = params.serialize_request(&key)?;
+    Ok((key.serialize_pem().into_bytes(), request.der().to_vec()))
 }
 
 /// Gets a certificate for every name the app answers to and installs it;

@@ -1,11 +1,14 @@
 //! An app's TLS certificate: `certs:add` (PEM files, or a tar holding
 //! server.crt and server.key as Dokku takes it), `certs:generate`
 //! (self-signed), kept as `apps/<app>/tls/server.{crt,key}` (the key
-//! root-only). Checked with Debian's openssl before nginx sees them: the
-//! certificate parses, the key parses, and they belong together.
+//! root-only). Checked before nginx sees them: the certificate parses, the
+//! key parses (PKCS#8, PKCS#1 or SEC1), and they belong together.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::app::App;
 use crate::state::atomic;
@@ -18,8 +21,8 @@ pub enum TlsError {
     BadKey(String),
     #[error("the key does not belong to the certificate")]
     Mismatch,
-    #[error("openssl failed: {0}")]
-    Openssl(String),
+    #[error("cannot make a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
     #[error("app {0} has no certificate")]
     NoCert(crate::app::AppName),
     #[error(transparent)]
@@ -42,27 +45,31 @@ pub fn has_cert(app: &App) -> bool {
     cert_file(app).is_file() && key_file(app).is_file()
 }
 
-fn openssl(args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    use std::io::Write;
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run openssl: {e}"))?;
-    if let Some(bytes) = input {
-        let _ = child.stdin.take().expect("piped").write_all(bytes);
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() { Ok(out.stdout) } else { Err(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned()) }
+/// The first certificate of a PEM file (the leaf of a chain), as DER.
+fn leaf_der(cert: &[u8]) -> Result<CertificateDer<'static>, TlsError> {
+    CertificateDer::pem_slice_iter(cert)
+        .next()
+        .ok_or_else(|| TlsError::BadCert("no CERTIFICATE block".into()))?
+        .map_err(|e| TlsError::BadCert(e.to_string()))
+}
+
+/// The public key (SubjectPublicKeyInfo, DER) a certificate names.
+fn cert_public_key(der: &CertificateDer<'_>) -> Result<Vec<u8>, TlsError> {
+    let (_, parsed) = X509Certificate::from_der(der).map_err(|e| TlsError::BadCert(e.to_string()))?;
+    Ok(parsed.public_key().raw.to_vec())
+}
+
+/// The public key of a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC), DER.
+fn key_public_key(key: &[u8]) -> Result<Vec<u8>, TlsError> {
+    let der = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::BadKey(e.to_string()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| TlsError::BadKey(e.to_string()))?;
+    let public = signing.public_key().ok_or_else(|| TlsError::BadKey("its kind of key is not supported".into()))?;
+    Ok(public.as_ref().to_vec())
 }
 
 /// Checks a certificate and key pair and stores it for the app.
 pub fn install(app: &App, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
-    let cert_key = openssl(&["x509", "-noout", "-pubkey"], Some(cert)).map_err(TlsError::BadCert)?;
-    let key_pub = openssl(&["pkey", "-pubout"], Some(key)).map_err(TlsError::BadKey)?;
-    if cert_key != key_pub {
+    if cert_public_key(&leaf_der(cert)?)? != key_public_key(key)? {
         return Err(TlsError::Mismatch);
     }
     atomic::write_secret(&key_file(app), key)
@@ -72,28 +79,16 @@ pub fn install(app: &App, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// A self-signed certificate for these names (the first is the subject),
-/// valid `days`.
+/// A self-signed certificate (ECDSA P-256) for these names (the first is
+/// the subject), valid `days` from now.
 pub fn generate(app: &App, names: &[String], days: u32) -> Result<(), TlsError> {
-    let work = tempfile::tempdir()
-        .map_err(|source| TlsError::Io(crate::state::PathIo { action: "create", path: std::env::temp_dir(), source }))?;
-    let (cert, key) = (work.path().join("server.crt"), work.path().join("server.key"));
-    let subject = format!("/CN={}", names.first().map(String::as_str).unwrap_or("localhost"));
-    let san = format!("subjectAltName={}", names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(","));
-    let days = days.to_string();
-    let path = |p: &Path| p.to_string_lossy().into_owned();
-    let (cert_path, key_path) = (path(&cert), path(&key));
-    openssl(
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", &days, "-subj", &subject, "-addext", &san, "-keyout",
-            &key_path, "-out", &cert_path,
-        ],
-        None,
-    )
-    .map_err(TlsError::Openssl)?;
-    let read =
-        |p: &Path| std::fs::read(p).map_err(|source| TlsError::Io(crate::state::PathIo { action: "read", path: p.to_owned(), source }));
-    install(app, &read(&cert)?, &read(&key)?)
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, names.first().map(String::as_str).unwrap_or("localhost"));
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days));
+    let cert = params.self_signed(&key)?;
+    install(app, cert.pem().as_bytes(), key.serialize_pem().as_bytes())
 }
 
 pub fn remove(app: &App) -> Result<(), TlsError> {
@@ -104,41 +99,55 @@ pub fn remove(app: &App) -> Result<(), TlsError> {
     std::fs::remove_dir_all(&dir).map_err(|source| TlsError::Io(crate::state::PathIo { action: "remove", path: dir, source }))
 }
 
-/// Issuer, subject, expiry and names of the app's certificate, as openssl prints them.
-pub fn describe(app: &App) -> Result<Vec<(String, String)>, TlsError> {
+/// The app's certificate (the leaf), as DER.
+fn stored_leaf(app: &App) -> Result<CertificateDer<'static>, TlsError> {
     if !has_cert(app) {
         return Err(TlsError::NoCert(app.name.clone()));
     }
-    let cert = std::fs::read(cert_file(app))
+    let pem = std::fs::read(cert_file(app))
         .map_err(|source| TlsError::Io(crate::state::PathIo { action: "read", path: cert_file(app), source }))?;
-    let out = openssl(&["x509", "-noout", "-issuer", "-subject", "-startdate", "-enddate", "-ext", "subjectAltName"], Some(&cert))
-        .map_err(TlsError::Openssl)?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let mut fields = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some((k, v)) = line.split_once('=') {
-            fields.push((k.trim().to_owned(), v.trim().to_owned()));
-        } else if line.contains("Subject Alternative Name") {
-            fields.push(("names".to_owned(), lines.next().unwrap_or("").trim().to_owned()));
-        }
-    }
-    Ok(fields)
+    leaf_der(&pem)
+}
+
+/// A certificate time as openssl prints it: `Nov 30 22:06:43 2026 GMT`.
+fn openssl_time(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT");
+    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
+/// Issuer, subject, validity and names of the app's certificate.
+pub fn describe(app: &App) -> Result<Vec<(String, String)>, TlsError> {
+    let der = stored_leaf(app)?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| TlsError::BadCert(e.to_string()))?;
+    let names = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(name) => Some(format!("DNS:{name}")),
+                GeneralName::IPAddress(_) => Some("IP address".to_owned()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    };
+    Ok(vec![
+        ("issuer".into(), cert.issuer().to_string()),
+        ("subject".into(), cert.subject().to_string()),
+        ("notBefore".into(), openssl_time(cert.validity().not_before.to_datetime())),
+        ("notAfter".into(), openssl_time(cert.validity().not_after.to_datetime())),
+        ("names".into(), names),
+    ])
 }
 
 /// Whether the app's certificate expires within `secs` (or has expired).
 pub fn expires_within(app: &App, secs: u64) -> Result<bool, TlsError> {
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-checkend", &secs.to_string(), "-in"])
-        .arg(cert_file(app))
-        .output()
-        .map_err(|e| TlsError::Openssl(format!("cannot run openssl: {e}")))?;
-    // -checkend exits 1 for "will expire"; a certificate it cannot read says so on stderr.
-    match out.status.code() {
-        Some(0) => Ok(false),
-        Some(1) if out.stderr.is_empty() => Ok(true),
-        _ => Err(TlsError::BadCert(String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").to_owned())),
-    }
+    let der = stored_leaf(app)?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| TlsError::BadCert(e.to_string()))?;
+    let deadline = time::OffsetDateTime::now_utc() + time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+    Ok(cert.validity().not_after.to_datetime() <= deadline)
 }
 
 /// The certificate's notAfter as openssl prints it.
