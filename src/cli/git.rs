@@ -88,14 +88,14 @@ fn rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     let meta = apps::meta(&locked.app)?;
     let dir = repo::repo_dir(&locked.app);
-    let revision = hook::deploy_refs(meta.deploy_branch.as_deref())
-        .iter()
-        .find_map(|r| {
-            let out =
-                std::process::Command::new("git").arg("--git-dir").arg(&dir).args(["rev-parse", "--verify", "--quiet", r]).output().ok()?;
-            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        })
-        .with_context(|| format!("{} has no pushed commit on its deploy branch yet", locked.app.name))?;
+    let mut revision = None;
+    for reference in hook::deploy_refs(meta.deploy_branch.as_deref()) {
+        revision = repo::resolve(&dir, &reference)?;
+        if revision.is_some() {
+            break;
+        }
+    }
+    let revision = revision.with_context(|| format!("{} has no pushed commit on its deploy branch yet", locked.app.name))?;
     Ok(hook::deploy_revision(&ctx.root, &locked.app, &revision, &mut |line| println!("{line}"))?)
 }
 

@@ -231,7 +231,13 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
 
 /// Reloads nginx and waits until new workers run the new configuration.
 /// Returns the pids of the workers that served the old one.
+/// A stopped nginx has nothing to reload: it reads the configuration
+/// (already tested with `nginx -t`) when it starts.
 pub fn reload(settings: &Settings) -> Result<Vec<u32>, NginxError> {
+    if master(settings).is_none() {
+        tracing::warn!(pid_file = %settings.proxy.pid_file, "nginx is not running; it reads the new configuration when it starts");
+        return Ok(Vec::new());
+    }
     let before = workers(settings);
     nginx(settings, &["-s", "reload"]).map_err(|e| NginxError::Reload(e.0))?;
     // nginx answers a reload signal at once and applies it later; a config
@@ -271,11 +277,15 @@ fn shutting_down(pid: u32) -> bool {
 /// nginx's state for `report`: the master's pid if it runs, and whether
 /// the configuration passes `nginx -t` (with nginx's complaint if not).
 pub fn status(settings: &Settings) -> (Option<u32>, Result<(), NginxSays>) {
-    let master = fs::read_to_string(&settings.proxy.pid_file)
+    (master(settings), nginx(settings, &["-t", "-q"]))
+}
+
+/// The running nginx master's pid, from its pid file.
+fn master(settings: &Settings) -> Option<u32> {
+    fs::read_to_string(&settings.proxy.pid_file)
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
-        .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx"));
-    (master, nginx(settings, &["-t", "-q"]))
+        .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nginx"))
 }
 
 /// The pids of nginx's worker processes (children of the master).
