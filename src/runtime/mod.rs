@@ -7,6 +7,7 @@ pub mod control;
 pub mod error;
 pub mod launch;
 pub mod logs;
+pub mod netlink;
 pub mod network;
 pub mod oneshot;
 pub mod rootfs;

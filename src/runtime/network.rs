@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::ContainerId;
+use super::netlink::{self, Netlink};
 use crate::state::atomic;
 use crate::state::lock::{FileLock, LockError};
 use crate::state::settings::{Settings, Subnet};
@@ -32,6 +33,8 @@ pub enum NetworkError {
     Io(#[from] crate::state::PathIo),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Netlink(#[from] super::netlink::NetlinkError),
 }
 
 /// How a container reaches the network.
@@ -149,21 +152,13 @@ fn link_exists(name: &str) -> bool {
 pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
     let bridge = settings.network.bridge.as_str();
     let subnet = settings.subnet();
+    let netlink = Netlink::here()?;
     if !link_exists(bridge) {
-        // Two creators racing: the loser's "exists" error is fine if the link is there.
-        if let Err(e) = run("ip", &["link", "add", bridge, "type", "bridge"])
-            && !link_exists(bridge)
-        {
-            return Err(e);
-        }
+        netlink.add_bridge(bridge)?;
     }
-    pin_bridge_mac(bridge, subnet.gateway())?;
-    let gateway = format!("{}/{}", subnet.gateway(), subnet.prefix);
-    let addresses = run("ip", &["-o", "-4", "addr", "show", "dev", bridge])?;
-    if !addresses.contains(&format!(" {gateway} ")) {
-        let _ = run("ip", &["addr", "add", &gateway, "dev", bridge]);
-    }
-    run("ip", &["link", "set", bridge, "up"])?;
+    pin_bridge_mac(&netlink, bridge, subnet.gateway())?;
+    netlink.add_address(bridge, subnet.gateway(), subnet.prefix)?;
+    netlink.up(bridge)?;
     let forward = Path::new("/proc/sys/net/ipv4/ip_forward");
     if fs::read_to_string(forward).map(|v| v.trim() != "1").unwrap_or(true) {
         fs::write(forward, "1")
@@ -184,20 +179,20 @@ pub fn ensure_bridge(settings: &Settings) -> Result<(), NetworkError> {
 
 /// The MAC a bridged address gets, as Docker derives it: handed out again,
 /// the address keeps its MAC, so ARP entries for it stay right.
-fn mac_of(address: Ipv4Addr) -> String {
+fn mac_of(address: Ipv4Addr) -> [u8; 6] {
     let [a, b, c, d] = address.octets();
-    format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    [0x02, 0x42, a, b, c, d]
 }
 
 /// A bridge left to itself takes the lowest MAC of its ports, so its MAC
 /// changed whenever a container or build came or went; containers kept
 /// sending to the gateway's old MAC, which went nowhere once that port was
 /// gone, and stalled for up to a minute. A MAC set by hand stays put.
-fn pin_bridge_mac(bridge: &str, gateway: Ipv4Addr) -> Result<(), NetworkError> {
-    let wanted = mac_of(gateway);
+fn pin_bridge_mac(netlink: &Netlink, bridge: &str, gateway: Ipv4Addr) -> Result<(), NetworkError> {
+    let wanted = mac_of(gateway).map(|b| format!("{b:02x}")).join(":");
     let current = fs::read_to_string(Path::new("/sys/class/net").join(bridge).join("address")).unwrap_or_default();
     if current.trim() != wanted {
-        run("ip", &["link", "set", bridge, "address", &wanted])?;
+        netlink.set_mac(bridge, mac_of(gateway))?;
     }
     Ok(())
 }
@@ -258,12 +253,12 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
         return Ok(None);
     }
     let scope = super::scope(root);
-    let netns = netns_name(&scope, id);
-    if !netns_path(&scope, id).exists() {
-        run("ip", &["netns", "add", &netns])?;
+    let netns = netns_path(&scope, id);
+    if !netns.exists() {
+        netlink::create_netns(&netns)?;
     }
-    run("ip", &["-n", &netns, "link", "set", "lo", "up"])?;
     if mode == NetworkMode::None {
+        Netlink::inside(&netns, |inside| inside.up("lo"))?;
         return Ok(None);
     }
     ensure_bridge(settings)?;
@@ -271,12 +266,15 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     let address = allocate(root, subnet, id)?;
     let (host_veth, peer) = veth_names(&scope, id, mode);
     if !link_exists(&host_veth) {
-        run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &peer, "netns", &netns])?;
-        run("ip", &["-n", &netns, "link", "set", &peer, "name", "eth0", "address", &mac_of(address)])?;
-        run("ip", &["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix), "dev", "eth0"])?;
-        run("ip", &["-n", &netns, "link", "set", "eth0", "up"])?;
-        run("ip", &["-n", &netns, "route", "add", "default", "via", &subnet.gateway().to_string()])?;
-        run("ip", &["link", "set", &host_veth, "master", &settings.network.bridge, "up"])?;
+        let netlink = Netlink::here()?;
+        netlink.add_veth(&host_veth, &peer, mac_of(address), &netns)?;
+        Netlink::inside(&netns, |inside| {
+            inside.up("lo")?;
+            inside.add_address(&peer, address, subnet.prefix)?;
+            inside.up(&peer)?;
+            inside.default_route(subnet.gateway())
+        })?;
+        netlink.enslave(&host_veth, &settings.network.bridge)?;
     }
     Ok(Some(address))
 }
@@ -285,14 +283,13 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
 /// safe after a crash half-way through `attach`.
 pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
     let scope = super::scope(root);
+    let netlink = Netlink::here()?;
     for mode in [NetworkMode::Bridge, NetworkMode::Sandbox] {
         let (host_veth, _) = veth_names(&scope, id, mode);
         if link_exists(&host_veth) {
-            let _ = run("ip", &["link", "del", &host_veth]);
+            let _ = netlink.delete(&host_veth);
         }
     }
-    if netns_path(&scope, id).exists() {
-        run("ip", &["netns", "del", &netns_name(&scope, id)])?;
-    }
+    netlink::delete_netns(&netns_path(&scope, id))?;
     release(root, id)
 }
