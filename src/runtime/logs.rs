@@ -11,8 +11,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// Default rotation size (`[logs] max_bytes` in config.toml changes it).
 pub const MAX_LOG_BYTES: u64 = crate::state::settings::DEFAULT_LOG_MAX_BYTES;
@@ -68,10 +68,13 @@ struct Entry {
 }
 
 /// Where lines go: a handle on the writer thread's queue. Cloned for each
-/// output pipe; the thread ends when every handle is gone.
+/// output pipe; the thread ends when every handle is gone. The queue grows
+/// as lines wait and is bounded by counting them: a bounded channel would
+/// allocate all its slots up front, 1.5 MiB in every idle shim.
 #[derive(Clone)]
 pub struct Sink {
-    queue: SyncSender<Entry>,
+    queue: Sender<Entry>,
+    queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -92,24 +95,30 @@ impl Writer {
 impl Sink {
     /// Starts the writer thread that owns `log`.
     pub fn start(log: LogWriter) -> (Sink, Writer) {
-        let (queue, entries) = sync_channel(QUEUE_LINES);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let counter = dropped.clone();
-        let thread = std::thread::spawn(move || write_all(log, entries, counter));
-        (Sink { queue, dropped }, Writer(thread))
+        let (queue, entries) = channel();
+        let (queued, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+        let counters = (queued.clone(), dropped.clone());
+        let thread = std::thread::spawn(move || write_all(log, entries, counters));
+        (Sink { queue, queued, dropped }, Writer(thread))
     }
 
     /// Queues one line, stamped now; never waits.
     pub fn line(&self, name: &str, stream: &'static str, text: &[u8]) {
-        let entry = Entry { stamp: now(), name: name.to_owned(), stream, text: text.to_vec() };
-        if let Err(TrySendError::Full(_)) = self.queue.try_send(entry) {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE_LINES {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let entry = Entry { stamp: now(), name: name.to_owned(), stream, text: text.to_vec() };
+        if self.queue.send(entry).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
-fn write_all(mut log: LogWriter, entries: Receiver<Entry>, dropped: Arc<AtomicU64>) {
+fn write_all(mut log: LogWriter, entries: Receiver<Entry>, (queued, dropped): (Arc<AtomicUsize>, Arc<AtomicU64>)) {
     for entry in entries {
+        queued.fetch_sub(1, Ordering::Relaxed);
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             let note = format!("{lost} lines were dropped: the log's disk was too slow");

@@ -14,6 +14,7 @@ pub mod rootfs;
 pub mod shim;
 pub mod spec;
 pub mod store;
+pub mod trim;
 
 use std::fmt;
 

@@ -206,6 +206,7 @@ impl Monitor {
             if first {
                 tracing::info!(container = %self.config.id, pid, "the container runs");
                 ready(&format!("{READY_PREFIX}{pid}"), Some(&self.paths.log_file()));
+                super::trim::release_executable_pages();
                 first = false;
             }
             let code = self.wait_for(pid);
