@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const MAX_LEN: usize = 63;
 
 #[derive(Debug, thiserror::Error)]
-#[error("app {shown} is not a valid name: use a-z, 0-9 and -, start with a letter, at most 63 characters")]
+#[error("app {shown} is not a valid name: use a-z, 0-9 and -, start with a letter or digit, at most 63 characters")]
 pub struct InvalidAppName {
     shown: String,
 }
@@ -24,9 +24,10 @@ impl AppName {
         let invalid = || InvalidAppName { shown: format!("{:?}", raw.to_string_lossy()) };
         let name = raw.to_str().ok_or_else(invalid)?;
         let mut chars = name.chars();
-        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        // As Dokku has them: a lowercase letter or a digit first (`1994app`).
+        let starts_alphanumeric = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if starts_with_letter && rest_ok && name.len() <= MAX_LEN { Ok(AppName(name.to_owned())) } else { Err(invalid()) }
+        if starts_alphanumeric && rest_ok && name.len() <= MAX_LEN { Ok(AppName(name.to_owned())) } else { Err(invalid()) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -94,7 +95,7 @@ mod tests {
 
     #[test]
     fn accepts_dokku_names() {
-        for name in ["catmeow", "a", "a-1", "x2-y3", &"a".repeat(63)] {
+        for name in ["catmeow", "a", "a-1", "x2-y3", "1994app", "42", &"a".repeat(63)] {
             assert!(ok(name), "{name}");
         }
     }
@@ -102,7 +103,7 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         let long = "a".repeat(64);
-        for name in ["", "Cat", "-x", "1abc", "a/b", "../etc", "a b", "x;rm -rf /", "$(id)", "café", "a_b", "a.b", &long, "a\n"] {
+        for name in ["", "Cat", "-x", "a/b", "../etc", "a b", "x;rm -rf /", "$(id)", "café", "a_b", "a.b", &long, "a\n"] {
             assert!(!ok(name), "{name:?}");
         }
     }
@@ -110,6 +111,9 @@ mod tests {
     #[test]
     fn error_names_the_input() {
         let err = AppName::parse(OsStr::new("Cat")).unwrap_err();
-        assert_eq!(err.to_string(), "app \"Cat\" is not a valid name: use a-z, 0-9 and -, start with a letter, at most 63 characters");
+        assert_eq!(
+            err.to_string(),
+            "app \"Cat\" is not a valid name: use a-z, 0-9 and -, start with a letter or digit, at most 63 characters"
+        );
     }
 }

@@ -123,7 +123,10 @@ fn bad_input_is_refused_and_changes_nothing() {
         }
     }
     let run = host.run(["apps:create", "Cat"]);
-    assert_eq!(run.stderr, "berth: app \"Cat\" is not a valid name: use a-z, 0-9 and -, start with a letter, at most 63 characters\n");
+    assert_eq!(
+        run.stderr,
+        "berth: app \"Cat\" is not a valid name: use a-z, 0-9 and -, start with a letter or digit, at most 63 characters\n"
+    );
 
     for pair in ["NOEQUALS", "=value", "1KEY=x", "KEY-X=x", "K Y=x", "KÉ=x", "A.B=c"] {
         let run = host.run(["config:set", "catmeow", "GOOD=1", pair]);

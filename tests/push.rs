@@ -121,6 +121,28 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     assert_eq!(v3["config_vars"]["MESSAGE"], "Cat dreams in config..");
     site.ssh(&["config:unset", "catmeow", "MESSAGE"]);
     assert_eq!(site.page(), "Cat dreams purr..\n");
+    // Quotes as a Dokku user sends them (`K=\"a b\"` in their shell) keep the space.
+    let quoted = site.ssh(&["config:set", "--no-restart", "catmeow", "QUOTED=\"hello", "world\""]);
+    assert!(quoted.status.success(), "{}", text(&quoted));
+    assert_eq!(String::from_utf8_lossy(&site.ssh(&["config:get", "catmeow", "QUOTED"]).stdout), "hello world\n");
+
+    // A build sees the pushed commit as SOURCE_VERSION and GIT_REV, and an
+    // app name may start with a digit, as on Dokku.
+    let probe = work.path().join("bp-rev");
+    common::write_buildpack(&probe, "echo Probe", "echo \"source version $SOURCE_VERSION git rev $GIT_REV\"");
+    let tiny = work.path().join("tiny");
+    fs::create_dir_all(&tiny).unwrap();
+    fs::write(tiny.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
+    git(&tiny, &["init", "-q", "-b", "main"]);
+    git(&tiny, &["add", "."]);
+    git(&tiny, &["commit", "-q", "-m", "tiny"]);
+    let revision =
+        String::from_utf8_lossy(&run(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&tiny)).stdout).trim().to_owned();
+    site.site.host.ok(["apps:create", "1994app"]);
+    site.site.host.ok(["buildpacks:set", "1994app", probe.to_str().unwrap()]);
+    let probed = site.push_app(&tiny, "1994app", "main");
+    assert!(probed.status.success(), "{}", text(&probed));
+    assert!(text(&probed).contains(&format!("source version {revision} git rev {revision}")), "{}", text(&probed));
 
     // Two pushes at once: the second waits for the first, both deploy in turn.
     let push_at_once = |message: &str| {

@@ -378,6 +378,10 @@ fn sandbox(
     let mut env = defaults.env().clone().unwrap_or_default();
     env.retain(|e| !e.starts_with("HOME="));
     env.extend(["HOME=/app".to_owned(), format!("STACK={STACK}"), "CI=true".to_owned()]);
+    // The pushed commit, as Heroku (SOURCE_VERSION) and Dokku (GIT_REV) name it.
+    if let Some(rev) = record.revision.as_deref().filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_hexdigit())) {
+        env.extend([format!("SOURCE_VERSION={rev}"), format!("GIT_REV={rev}")]);
+    }
     env.extend(driver::driver_env());
     for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
         env.push(format!("{var}={HOST_CA_BUNDLE}"));
