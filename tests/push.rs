@@ -140,8 +140,14 @@ fn git_push_over_ssh_builds_releases_and_serves() {
         String::from_utf8_lossy(&run(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&tiny)).stdout).trim().to_owned();
     site.site.host.ok(["apps:create", "1994app"]);
     site.site.host.ok(["buildpacks:set", "1994app", probe.to_str().unwrap()]);
+    // A scale set before the first deploy is what that deploy starts.
+    let early = site.site.host.ok(["ps:scale", "1994app", "web=2"]);
+    assert!(early.out().contains("the first deploy starts this formation"), "{}", early.out());
     let probed = site.push_app(&tiny, "1994app", "main");
     assert!(probed.status.success(), "{}", text(&probed));
+    let listed = site.site.host.ok(["containers:list"]).out();
+    let webs = listed.lines().filter(|l| l.contains("1994app.web.") && l.contains("running")).count();
+    assert_eq!(webs, 2, "{listed}");
     assert!(text(&probed).contains(&format!("source version {revision} git rev {revision}")), "{}", text(&probed));
 
     // Two pushes at once: the second waits for the first, both deploy in turn.

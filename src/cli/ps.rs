@@ -70,9 +70,15 @@ fn scale(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     let pairs: Vec<String> = args.positional()[1..].iter().map(|p| p.to_string_lossy().into_owned()).collect();
     if pairs.is_empty() {
-        let release = deploy::current_release(&locked.app)?;
         let meta = apps::meta(&locked.app)?;
         println!("=====> {} scale", locked.app.name);
+        let Ok(release) = deploy::current_release(&locked.app) else {
+            // Not deployed yet: what the first deploy will start.
+            for (name, count) in &meta.formation {
+                println!("{name}: {count}");
+            }
+            return Ok(());
+        };
         for name in release.process_types.keys().filter(|n| *n != "release") {
             let count = meta.formation.get(name).or(release.formation.get(name)).copied().unwrap_or(u32::from(name == "web"));
             println!("{name}: {count}");

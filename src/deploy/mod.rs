@@ -231,10 +231,17 @@ pub fn current_release(app: &App) -> Result<Release, DeployError> {
 }
 
 /// `ps:scale`: new counts, then a roll that keeps what runs.
+/// Before the first deploy the counts are only recorded, as Dokku does:
+/// the first deploy starts them (types its Procfile lacks are ignored).
 pub fn scale(root: &Path, app: &App, counts: BTreeMap<String, u32>, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
-    let release = current_release(app)?;
-    formation::check_known(&counts, &release.process_types)?;
     let mut meta = apps::meta(app)?;
+    let Some(release) = releases::latest(&app.dir) else {
+        meta.formation.extend(counts);
+        apps::write_meta_of(app, &meta)?;
+        say("No release yet: the first deploy starts this formation");
+        return Ok(());
+    };
+    formation::check_known(&counts, &release.process_types)?;
     let previous = meta.formation.clone();
     meta.formation.extend(counts);
     apps::write_meta_of(app, &meta)?;
