@@ -133,6 +133,9 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     let tiny = work.path().join("tiny");
     fs::create_dir_all(&tiny).unwrap();
     fs::write(tiny.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
+    // app.json env as Heroku writes it (with a comment, as Dokku reads it).
+    let env = r#"{"env": {"SECRET_KEY": {"generator": "secret"}, "GREETING": {"value": "meow"}, "API_TOKEN": {"description": "set me"},}} // env"#;
+    fs::write(tiny.join("app.json"), env).unwrap();
     git(&tiny, &["init", "-q", "-b", "main"]);
     git(&tiny, &["add", "."]);
     git(&tiny, &["commit", "-q", "-m", "tiny"]);
@@ -143,12 +146,26 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     // A scale set before the first deploy is what that deploy starts.
     let early = site.site.host.ok(["ps:scale", "1994app", "web=2"]);
     assert!(early.out().contains("the first deploy starts this formation"), "{}", early.out());
+    let refused = site.push_app(&tiny, "1994app", "main");
+    assert!(!refused.status.success() && text(&refused).contains("app.json says the app needs API_TOKEN"), "{}", text(&refused));
+    site.site.host.ok(["config:set", "--no-restart", "1994app", "API_TOKEN=t"]);
     let probed = site.push_app(&tiny, "1994app", "main");
     assert!(probed.status.success(), "{}", text(&probed));
+    let config = |key: &str| site.site.host.ok(["config:get", "1994app", key]).out().trim().to_owned();
+    let secret = config("SECRET_KEY");
+    assert!(secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()), "{secret:?}");
+    assert_eq!((config("GREETING"), config("API_TOKEN")), ("meow".to_owned(), "t".to_owned()));
     let listed = site.site.host.ok(["containers:list"]).out();
     let webs = listed.lines().filter(|l| l.contains("1994app.web.") && l.contains("running")).count();
     assert_eq!(webs, 2, "{listed}");
     assert!(text(&probed).contains(&format!("source version {revision} git rev {revision}")), "{}", text(&probed));
+    site.site.host.ok(["config:set", "--no-restart", "1994app", "GREETING=purr"]);
+    fs::write(tiny.join("extra.txt"), "again\n").unwrap();
+    git(&tiny, &["add", "."]);
+    git(&tiny, &["commit", "-q", "-m", "again"]);
+    let again = site.push_app(&tiny, "1994app", "main");
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!((config("SECRET_KEY"), config("GREETING")), (secret, "purr".to_owned()), "a redeploy keeps what is set");
 
     // Two pushes at once: the second waits for the first, both deploy in turn.
     let push_at_once = |message: &str| {

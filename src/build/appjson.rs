@@ -10,6 +10,7 @@ use super::procfile::is_process_name;
 use crate::model::checks::{Check, ChecksError};
 use crate::model::process::MAX_SCALE;
 pub use crate::model::scripts::Scripts;
+use crate::state::config::ConfigKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppJsonError {
@@ -23,6 +24,10 @@ pub enum AppJsonError {
     BadQuantity { name: String, quantity: u64 },
     #[error(transparent)]
     Checks(#[from] ChecksError),
+    #[error("app.json env names {0:?}, which is not a config var name")]
+    BadEnvName(String),
+    #[error("app.json env {name} asks for generator {generator:?}; berth knows \"secret\"")]
+    BadGenerator { name: String, generator: String },
 }
 
 /// The parts of app.json berth reads; everything else is the app's own.
@@ -34,6 +39,36 @@ pub struct AppJson {
     scripts: ScriptsJson,
     #[serde(default)]
     healthchecks: serde_json::Value,
+    #[serde(default)]
+    env: BTreeMap<String, EnvEntry>,
+}
+
+/// One app.json `env` entry as Heroku writes it: a plain value, or an
+/// object with `value`, `generator` and `required` (true unless given).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EnvEntry {
+    Plain(String),
+    Full {
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        generator: Option<String>,
+        #[serde(default)]
+        required: Option<bool>,
+    },
+}
+
+/// What app.json says a config var starts as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnvDefault {
+    Value(String),
+    /// `generator: secret`: 64 random hex digits, made once.
+    Secret,
+    /// No default: the app needs it set (required) or not (optional).
+    Nothing {
+        required: bool,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +121,28 @@ impl AppJson {
         Ok(crate::model::checks::from_app_json(&self.healthchecks)?)
     }
 
+    /// The config vars app.json declares, with their defaults.
+    pub fn env(&self) -> Result<BTreeMap<ConfigKey, EnvDefault>, AppJsonError> {
+        let mut out = BTreeMap::new();
+        for (name, entry) in &self.env {
+            let key = ConfigKey::parse(std::ffi::OsStr::new(name)).map_err(|_| AppJsonError::BadEnvName(name.clone()))?;
+            let default = match entry {
+                EnvEntry::Plain(value) | EnvEntry::Full { value: Some(value), generator: None, .. } if value.contains('\0') => {
+                    return Err(AppJsonError::Invalid(format!("env {name} holds a NUL byte")));
+                }
+                EnvEntry::Plain(value) => EnvDefault::Value(value.clone()),
+                EnvEntry::Full { generator: Some(generator), .. } if generator != "secret" => {
+                    return Err(AppJsonError::BadGenerator { name: name.clone(), generator: generator.clone() });
+                }
+                EnvEntry::Full { generator: Some(_), .. } => EnvDefault::Secret,
+                EnvEntry::Full { value: Some(value), .. } => EnvDefault::Value(value.clone()),
+                EnvEntry::Full { required, .. } => EnvDefault::Nothing { required: required.unwrap_or(true) },
+            };
+            out.insert(key, default);
+        }
+        Ok(out)
+    }
+
     /// The formation app.json asks for.
     pub fn formation(&self) -> Result<BTreeMap<String, u32>, AppJsonError> {
         let mut counts = BTreeMap::new();
@@ -130,6 +187,21 @@ mod tests {
     fn accepts_comments_and_trailing_commas_as_dokku_does() {
         let text = b"{\n  // the web process\n  \"formation\": {\"web\": {\"quantity\": 2,},}, /* done */\n}\n";
         assert_eq!(formation(text).unwrap()["web"], 2);
+    }
+
+    #[test]
+    fn reads_heroku_env() {
+        let text = br#"{"env": {"PLAIN": "x", "SECRET_KEY": {"generator": "secret"}, "WEB_CONCURRENCY": {"value": "5"},
+            "API_TOKEN": {"description": "set me"}, "OPTIONAL": {"required": false}}}"#;
+        let env = AppJson::parse(Some(text)).unwrap().env().unwrap();
+        let get = |k: &str| env[&ConfigKey::parse(std::ffi::OsStr::new(k)).unwrap()].clone();
+        assert_eq!(get("PLAIN"), EnvDefault::Value("x".into()));
+        assert_eq!(get("SECRET_KEY"), EnvDefault::Secret);
+        assert_eq!(get("WEB_CONCURRENCY"), EnvDefault::Value("5".into()));
+        assert_eq!(get("API_TOKEN"), EnvDefault::Nothing { required: true });
+        assert_eq!(get("OPTIONAL"), EnvDefault::Nothing { required: false });
+        assert!(AppJson::parse(Some(br#"{"env": {"1X": "y"}}"#)).unwrap().env().is_err());
+        assert!(AppJson::parse(Some(br#"{"env": {"X": {"generator": "uuid"}}}"#)).unwrap().env().is_err());
     }
 
     #[test]

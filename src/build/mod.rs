@@ -114,6 +114,8 @@ pub struct Built {
     pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     /// app.json's predeploy and postdeploy scripts.
     pub scripts: crate::model::scripts::Scripts,
+    /// The config vars app.json declares, with their defaults.
+    pub env: BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>,
 }
 
 /// Output to the user and into the build's log file.
@@ -252,6 +254,7 @@ struct Outputs {
     formation: BTreeMap<String, u32>,
     healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     scripts: crate::model::scripts::Scripts,
+    env: BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>,
     dependency_paths: Vec<PathBuf>,
 }
 
@@ -286,8 +289,8 @@ fn run_build(
     ));
     out.line(&format!("=====> Built {image}"));
     record.phases = phases;
-    let Outputs { process_types, formation, healthchecks, scripts, .. } = outputs;
-    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts })
+    let Outputs { process_types, formation, healthchecks, scripts, env, .. } = outputs;
+    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts, env })
 }
 
 /// The work tree: a copy of the source and the cached trees handed over,
@@ -463,6 +466,7 @@ fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, Bu
         config_vars: release.config_vars.clone(),
         formation: app_json.formation()?,
         scripts: app_json.scripts(),
+        env: app_json.env()?,
         healthchecks,
         dependency_paths,
     })

@@ -6,6 +6,7 @@
 //! rollback are all rolls.
 
 pub mod acme;
+pub mod appenv;
 pub mod applogs;
 pub mod checks;
 pub mod formation;
@@ -70,6 +71,8 @@ pub enum DeployError {
     Apps(#[from] crate::state::apps::AppsError),
     #[error(transparent)]
     Formation(#[from] formation::FormationError),
+    #[error("app.json says the app needs {0}; set it first with config:set --no-restart")]
+    MissingEnv(String),
     #[error("app {0} has no release yet; push it first")]
     NeverDeployed(crate::app::AppName),
     #[error("the image of {app} v{version} is no longer in the store (outside releases:set keep); deploy it again instead")]

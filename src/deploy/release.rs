@@ -37,6 +37,7 @@ pub fn deploy_source(
     say: &mut dyn FnMut(&str),
 ) -> Result<(), DeployError> {
     let built = build::build(root, app, source, revision, say)?;
+    super::appenv::settle(app, &built.env, say)?;
     let what = ReleaseOf {
         process_types: built.process_types,
         formation: built.formation,
