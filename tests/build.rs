@@ -108,6 +108,22 @@ fn node_and_static_examples_build_and_answer() {
     let out = site.build_ok("node-hello", &node);
     assert!(out.contains("Node.js app detected") && out.contains("npm ci"), "{out}");
     assert_eq!(site.answer("berth/app-node-hello:latest", "node-web-1"), "Hello from Node.js\n");
+    // No dependencies at all, and Heroku's heroku-postbuild instead of build.
+    let bare = work.path().join("bare");
+    fs::create_dir_all(&bare).unwrap();
+    fs::write(
+        bare.join("package.json"),
+        r#"{"name": "bare", "main": "index.js", "scripts": {"heroku-postbuild": "echo postbuild ran > built.txt", "build": "false"}}"#,
+    )
+    .unwrap();
+    fs::write(
+        bare.join("index.js"),
+        "const fs = require('fs');\nrequire('http').createServer((q, r) => r.end('Bare ' + fs.readFileSync('built.txt'))).listen(process.env.PORT);\n",
+    )
+    .unwrap();
+    let out = site.build_ok("bare", &bare);
+    assert!(out.contains("Running heroku-postbuild"), "{out}");
+    assert_eq!(site.answer("berth/app-bare:latest", "bare-web-1"), "Bare postbuild ran\n");
     let static_site = copy_example("static-site", work.path());
     let out = site.build_ok("static-site", &static_site);
     assert!(out.contains("Static app detected"), "{out}");
