@@ -129,7 +129,7 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     // A build sees the pushed commit as SOURCE_VERSION and GIT_REV, and an
     // app name may start with a digit, as on Dokku.
     let probe = work.path().join("bp-rev");
-    common::write_buildpack(&probe, "echo Probe", "echo \"source version $SOURCE_VERSION git rev $GIT_REV\"");
+    common::write_buildpack(&probe, "echo Probe", "echo \"source version $SOURCE_VERSION git rev $GIT_REV greeting $(cat $3/GREETING)\"");
     let tiny = work.path().join("tiny");
     fs::create_dir_all(&tiny).unwrap();
     fs::write(tiny.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
@@ -158,7 +158,8 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     let listed = site.site.host.ok(["containers:list"]).out();
     let webs = listed.lines().filter(|l| l.contains("1994app.web.") && l.contains("running")).count();
     assert_eq!(webs, 2, "{listed}");
-    assert!(text(&probed).contains(&format!("source version {revision} git rev {revision}")), "{}", text(&probed));
+    // The first build already sees app.json's GREETING.
+    assert!(text(&probed).contains(&format!("source version {revision} git rev {revision} greeting meow")), "{}", text(&probed));
     site.site.host.ok(["config:set", "--no-restart", "1994app", "GREETING=purr"]);
     fs::write(tiny.join("extra.txt"), "again\n").unwrap();
     git(&tiny, &["add", "."]);

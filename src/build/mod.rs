@@ -426,6 +426,12 @@ fn sandbox(
     Ok(progress.phases)
 }
 
+/// The config vars the source's app.json declares, read before a build so
+/// that build already sees their defaults.
+pub fn declared_env(source: &Path) -> Result<BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>, BuildError> {
+    Ok(appjson::AppJson::parse(confined::read(source, "app.json", OUTPUT_CAP)?.as_deref())?.env()?)
+}
+
 /// What the build wrote, read as plain capped files beneath their
 /// directories: buildpack names, release.yml, Procfile, app.json, CHECKS,
 /// and the dependency paths buildpacks named.

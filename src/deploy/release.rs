@@ -36,6 +36,9 @@ pub fn deploy_source(
     description: &str,
     say: &mut dyn FnMut(&str),
 ) -> Result<(), DeployError> {
+    // app.json env first, so the build sees it and a missing required var
+    // stops the push before a build; again after, for what a build wrote.
+    super::appenv::settle(app, &build::declared_env(source)?, say)?;
     let built = build::build(root, app, source, revision, say)?;
     super::appenv::settle(app, &built.env, say)?;
     let what = ReleaseOf {
