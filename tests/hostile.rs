@@ -478,6 +478,14 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "builds:set cat network host",
         "apps:create 'unterminated",
         "run dog id",
+        // Quotes are split as a shell would; what a shell expands is still refused.
+        "config:set cat \"A=$(id)\"",
+        "config:set cat \"A=`id`\"",
+        "config:set cat A=1 \\",
+        "config:set cat A=*",
+        "config:set cat ~/x",
+        "config:set cat #A=1",
+        "config:set cat \"A=1",
     ] {
         cases.push(ssh(line));
     }

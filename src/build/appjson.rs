@@ -107,7 +107,11 @@ impl AppJson {
         jsonc_parser::parse_to_serde_value(text, &jsonc_options()).map_err(|e| AppJsonError::Syntax {
             line: e.line_display(),
             column: e.column_display(),
-            why: e.kind().to_string(),
+            // serde's own messages quote the offending value: never echo pushed bytes.
+            why: match e.kind() {
+                jsonc_parser::errors::ParseErrorKind::Custom(_) => "a value has the wrong type or shape".to_owned(),
+                kind => kind.to_string(),
+            },
         })
     }
 
@@ -211,6 +215,8 @@ mod tests {
         assert!(AppJson::parse(Some(b"[1]")).is_err());
         assert!(AppJson::parse(Some(b"")).is_err());
         assert!(AppJson::parse(Some(b"{'single': 1}")).is_err());
+        let wrong = AppJson::parse(Some(br#"{"formation": "secret-bytes"}"#)).unwrap_err().to_string();
+        assert!(wrong.contains("wrong type") && !wrong.contains("secret-bytes"), "{wrong}");
         let deep = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(AppJson::parse(Some(deep.as_bytes())).is_err());
     }

@@ -76,16 +76,12 @@ fn open(dir: &Path) -> Result<Repository, RepoError> {
     let git = |source| RepoError::Git { action: "open", source };
     let repo = Repository::open_bare(dir).map_err(git)?;
     let odb = repo.odb().map_err(git)?;
-    let quarantined = std::env::var_os("GIT_OBJECT_DIRECTORY").into_iter().chain(
-        std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES")
-            .into_iter()
-            .flat_map(|v| std::env::split_paths(&v).collect::<Vec<_>>().into_iter().map(Into::into)),
-    );
-    for objects in quarantined {
-        let path = Path::new(&objects);
-        if path.is_dir() {
-            odb.add_disk_alternate(&path.to_string_lossy()).map_err(git)?;
-        }
+    let mut quarantined: Vec<PathBuf> = std::env::var_os("GIT_OBJECT_DIRECTORY").map(PathBuf::from).into_iter().collect();
+    if let Some(alternates) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
+        quarantined.extend(std::env::split_paths(&alternates));
+    }
+    for objects in quarantined.iter().filter(|p| p.is_dir()) {
+        odb.add_disk_alternate(&objects.to_string_lossy()).map_err(git)?;
     }
     drop(odb);
     Ok(repo)
