@@ -12,6 +12,10 @@ peers=()
 command -v pebble >/dev/null || peers+=(pebble)
 command -v docker-registry >/dev/null || peers+=(docker-registry)
 command -v htpasswd >/dev/null || peers+=(apache2-utils)
+command -v wrk >/dev/null || peers+=(wrk)
+# berth's own run-time packages come from ./install.sh; one added since a
+# machine last ran it is installed here too.
+command -v nft >/dev/null || peers+=(nftables)
 if [ "$(id -u)" = 0 ] && [ ${#peers[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${peers[@]}"
 fi

@@ -98,7 +98,18 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn rename(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(2, 2)?;
     let (from, to) = (args.app(0)?, args.app(1)?);
-    apps::rename(&ctx.root, &from, &to)?;
+    if apps::open(&ctx.root, &to).is_ok() {
+        bail!("app {to} already exists");
+    }
+    let locked = apps::lock(&ctx.root, &from)?;
+    println!("-----> Stopping {from} under its old name");
+    crate::deploy::unroute(&ctx.root, &locked.app)?;
+    drop(locked);
+    let renamed = apps::rename(&ctx.root, &from, &to)?;
+    let locked = apps::lock(&ctx.root, &to)?;
+    crate::deploy::follow_rename(&ctx.root, &from, &renamed, &mut |line| println!("-----> {line}"))
+        .with_context(|| format!("renamed {from} to {to}, but it did not start again; run ps:start {to}"))?;
+    drop(locked);
     println!("-----> Renamed {from} to {to}");
     Ok(())
 }

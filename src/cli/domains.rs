@@ -10,6 +10,7 @@ use crate::deploy::nginx::{Listener, SiteOptions};
 use crate::deploy::proxy;
 use crate::model::domain::Domain;
 use crate::model::ports::PortMap;
+use crate::runtime::balancer;
 use crate::state::apps::{self, AppMeta, LockedApp};
 use crate::state::settings::Settings;
 
@@ -304,11 +305,16 @@ fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let maps: Vec<String> = port_maps.iter().map(|m| m.to_string()).collect();
     let addresses: Vec<String> = proxy::running_addresses(&ctx.root, &app).iter().map(|a| a.to_string()).collect();
     let listening: Vec<String> = proxy::listeners(&settings, &app, &port_maps).iter().map(describe).collect();
+    let vip = balancer::existing_vip(&ctx.root, &proxy::vip_name(&app.name));
+    let serving: Vec<String> =
+        vip.map(|v| balancer::backends(&ctx.root, v)).unwrap_or_default().iter().map(|(id, a)| format!("{id} ({a})")).collect();
     let report = serde_json::json!({
         "enabled": !meta.proxy_disabled,
         "type": "nginx",
         "port_map": maps,
         "listeners": listening,
+        "stable_address": vip.map(|v| v.to_string()),
+        "serving": serving,
         "web_containers": addresses,
     });
     if wants_json(&args)? {
@@ -320,6 +326,8 @@ fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     println!("       port map:            {}", maps.join(" "));
     println!("       listeners:           {}", listening.join(", "));
     println!("       web containers:      {}", if addresses.is_empty() { "none".to_owned() } else { addresses.join(" ") });
+    println!("       stable address:      {}", vip.map_or("none".to_owned(), |v| v.to_string()));
+    println!("       serving:             {}", if serving.is_empty() { "none".to_owned() } else { serving.join(" ") });
     Ok(())
 }
 

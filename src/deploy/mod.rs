@@ -21,14 +21,13 @@ pub mod retention;
 pub mod tls;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::app::App;
 use crate::image::{Digest, Store};
 use crate::runtime::ContainerId;
-use crate::runtime::control::{self, current_state};
+use crate::runtime::control;
 use crate::runtime::store::ContainerDir;
 use crate::state::apps;
 use crate::state::config::ConfigVars;
@@ -65,6 +64,8 @@ pub enum DeployError {
     },
     #[error(transparent)]
     Nginx(#[from] nginx::NginxError),
+    #[error(transparent)]
+    Balancer(#[from] crate::runtime::balancer::BalancerError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
     #[error(transparent)]
@@ -108,9 +109,29 @@ pub fn config_snapshot(app: &App) -> Result<BTreeMap<String, String>, DeployErro
     Ok(vars.0.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned())).collect())
 }
 
-/// Everything an app runs and routes, gone: its containers, its nginx
-/// server block (nginx reloaded) and its image tags (`store:gc` frees them).
+/// Everything an app runs and routes, gone: its containers, its web vip,
+/// its nginx server block (nginx reloaded) and its image tags (`store:gc`
+/// frees them).
 pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
+    unroute(root, app)?;
+    crate::runtime::balancer::forget_vip(root, &proxy::vip_name(&app.name))?;
+    let store = Store::open(root)?;
+    let repository = retention::app_repository(app);
+    for (tag, _) in store.tags()? {
+        if let Ok(name) = tag.parse::<crate::image::ImageRef>()
+            && name.repository() == repository
+        {
+            store.remove_tag(&name)?;
+        }
+    }
+    Ok(())
+}
+
+/// The app's containers and its server block, gone. The block goes even
+/// when nginx cannot reload (another app's block is broken): that is
+/// reported, and the block is not put back. `apps:rename` calls it before
+/// the app moves, then `follow_rename`, as Dokku redeploys a renamed app.
+pub fn unroute(root: &Path, app: &App) -> Result<(), DeployError> {
     for process in processes::of_app(root, app) {
         control::remove(root, &process.id, true)?;
     }
@@ -119,16 +140,35 @@ pub fn teardown(root: &Path, app: &App) -> Result<(), DeployError> {
     }
     if nginx::conf_file(root, &app.name).exists() {
         let settings = Settings::load(root)?;
-        nginx::remove(root, &settings, &app.name)?;
+        if let Err(e) = nginx::remove(root, &settings, &app.name) {
+            tracing::warn!(app = %app.name, "removed the server block, but {e}");
+        }
     }
+    Ok(())
+}
+
+/// After the app's directory moved from `from` to `app`: its vip and image
+/// tags follow, and what ran before runs again under the new name.
+pub fn follow_rename(root: &Path, from: &crate::app::AppName, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
+    crate::runtime::balancer::rename_vip(root, &proxy::vip_name(from), &proxy::vip_name(&app.name))?;
     let store = Store::open(root)?;
-    let repository = format!("berth/app-{}", app.name);
-    for (tag, _) in store.tags()? {
-        if let Ok(name) = tag.parse::<crate::image::ImageRef>()
-            && name.repository() == repository
-        {
+    let old_repository = format!("berth/app-{from}");
+    for (tag, descriptor) in store.tags()? {
+        let Ok(name) = tag.parse::<crate::image::ImageRef>() else { continue };
+        if name.repository() != old_repository {
+            continue;
+        }
+        if let Ok(renamed) = format!("{}:{}", retention::app_repository(app), name.tag()).parse::<crate::image::ImageRef>() {
+            store.set_tag(&renamed, &descriptor)?;
             store.remove_tag(&name)?;
         }
+    }
+    let meta = apps::meta(app)?;
+    match releases::latest(&app.dir) {
+        Some(release) if !meta.stopped => {
+            roll(root, app, &release, &Replace::All, say)?;
+        }
+        _ => proxy::refresh(root, app)?,
     }
     Ok(())
 }
@@ -168,19 +208,6 @@ pub(crate) fn name_of(root: &Path, id: &ContainerId) -> String {
     ContainerDir::new(root, id).config().map(|c| c.name).unwrap_or_else(|_| id.to_string())
 }
 
-/// The addresses nginx should route to: the web containers among `ids`.
-pub(crate) fn web_addresses<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<Ipv4Addr> {
-    ids.filter_map(|id| {
-        let paths = ContainerDir::new(root, id);
-        let config = paths.config().ok()?;
-        (config.labels.get(PROCESS_LABEL).map(String::as_str) == Some("web")).then_some(())?;
-        current_state(&paths).ok()?.address?.parse().ok()
-    })
-    .collect()
-}
-
-/// Undoes the starts of a failed roll: containers made here go, ones
-/// started again in place are stopped as they were.
 /// A release's process environment: the image's, then the app's config.
 pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<String>, DeployError> {
     let store = Store::open(root)?;
@@ -269,10 +296,15 @@ pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), Dep
     apps::write_meta_of(app, &meta)?;
     let mut old_workers = Vec::new();
     if nginx::conf_file(root, &app.name).exists() {
-        old_workers = proxy::write(root, &settings, app, &meta, Vec::new(), "is stopped")?;
+        old_workers = proxy::write(root, &settings, app, &meta, None, "is stopped")?;
     }
     nginx::wait_for_old_workers(&settings, &old_workers, meta.checks.retire_wait());
-    for process in processes::of_app(root, app) {
+    let running = processes::of_app(root, app);
+    for process in &running {
+        crate::runtime::balancer::withdraw(root, &process.id)?;
+    }
+    crate::runtime::balancer::sync(root)?;
+    for process in running {
         say(&format!("Stopping {}", process.config.name));
         control::stop(root, &process.id)?;
         applogs::keep_retired(root, app, &process.id);

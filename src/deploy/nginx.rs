@@ -35,15 +35,20 @@ pub fn conf_file(root: &Path, app: &AppName) -> PathBuf {
     conf_dir(root).join(format!("{app}.conf"))
 }
 
-/// What an app's server blocks say: the names it answers to, its web
-/// containers (or why there are none), and one block per listener.
+/// What an app's server blocks say: the names it answers to, the stable
+/// address of its web containers (or why it has none), and one block per
+/// listener.
 pub struct Site<'a> {
     pub app: &'a AppName,
     pub server_names: Vec<String>,
-    /// The web containers' addresses; none: a plain 503 saying `unavailable`.
-    pub addresses: Vec<Ipv4Addr>,
-    /// With no addresses: the reason a plain 503 gives ("is stopped").
+    /// The app's web vip (see `runtime::balancer`); none: a plain 503 saying
+    /// `unavailable`. The block names only this address, so it stays the
+    /// same whichever containers stand behind it.
+    pub upstream: Option<Ipv4Addr>,
+    /// With no upstream: the reason a plain 503 gives ("is stopped").
     pub unavailable: &'a str,
+    /// Listen on IPv6 too (the host has it).
+    pub ipv6: bool,
     pub options: &'a SiteOptions,
     pub listeners: Vec<Listener>,
     /// ACME HTTP-01 answers served on the plain-HTTP listeners.
@@ -58,10 +63,6 @@ pub enum Listener {
     Https { port: u16, container: u16, cert: PathBuf, key: PathBuf },
     /// Plain HTTP on `port` that sends clients to HTTPS on `https_port`.
     Redirect { port: u16, https_port: u16 },
-}
-
-fn upstream_name(app: &AppName, container: u16) -> String {
-    format!("berth-{app}-{container}")
 }
 
 /// `nginx:set`'s options as directives.
@@ -93,50 +94,56 @@ fn challenge_locations(challenges: &[Challenge]) -> String {
         .collect()
 }
 
-/// `location /`: to the app's containers on `container`, or a plain 503
-/// saying why there are none.
+/// nginx variables may not hold '-'; app names hold no '_', so this is one-to-one.
+fn variable_name(app: &AppName) -> String {
+    format!("berth_{}_connection", app.as_str().replace('-', "_"))
+}
+
+/// `location /`: to the app's vip on `container`, or a plain 503 saying
+/// why there is none. A vip with no container behind it refuses, and
+/// nginx's 502 becomes a 503 that says so. Each request opens its own
+/// connection (no upstream keep-alive), so a switch of the containers
+/// behind the vip applies to the very next request.
 fn forward(site: &Site, container: u16) -> String {
     let app = site.app;
-    if site.addresses.is_empty() {
+    let Some(vip) = site.upstream else {
         let why = site.unavailable;
         return format!("    location / {{\n        default_type text/plain;\n        return 503 \"app {app} {why}\\n\";\n    }}\n");
-    }
+    };
     format!(
         "    location / {{\n\
-         \x20       proxy_pass http://{};\n\
+         \x20       proxy_pass http://{vip}:{container};\n\
          \x20       proxy_http_version 1.1;\n\
-         \x20       proxy_set_header Connection \"\";\n\
-         \x20       proxy_set_header Host $host;\n\
+         \x20       proxy_set_header Upgrade $http_upgrade;\n\
+         \x20       proxy_set_header Connection ${connection};\n\
+         \x20       proxy_set_header Host $http_host;\n\
          \x20       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
          \x20       proxy_set_header X-Forwarded-Proto $scheme;\n\
+         \x20       proxy_set_header X-Forwarded-Port $server_port;\n\
+         \x20       proxy_set_header X-Forwarded-Host $host;\n\
          \x20       proxy_set_header X-Request-Start $msec;\n\
+         \x20       error_page 502 = @no_web;\n\
+         \x20   }}\n\
+         \x20   location @no_web {{\n\
+         \x20       default_type text/plain;\n\
+         \x20       return 503 \"app {app} has no web process running\\n\";\n\
          \x20   }}\n",
-        upstream_name(app, container)
+        connection = variable_name(app),
     )
 }
 
-/// One upstream per container port the listeners forward to.
-fn upstreams(site: &Site) -> String {
-    if site.addresses.is_empty() {
+/// WebSockets: `Connection: upgrade` to the app when the client asks for
+/// one, else `close`.
+fn upgrade_map(site: &Site) -> String {
+    if site.upstream.is_none() {
         return String::new();
     }
-    let mut containers: Vec<u16> = site
-        .listeners
-        .iter()
-        .filter_map(|l| match l {
-            Listener::Http { container, .. } | Listener::Https { container, .. } => Some(*container),
-            Listener::Redirect { .. } => None,
-        })
-        .collect();
-    containers.sort_unstable();
-    containers.dedup();
-    containers
-        .into_iter()
-        .map(|container| {
-            let servers: String = site.addresses.iter().map(|addr| format!("    server {addr}:{container};\n")).collect();
-            format!("upstream {} {{\n{servers}    keepalive 16;\n}}\n", upstream_name(site.app, container))
-        })
-        .collect()
+    format!("map $http_upgrade ${} {{\n    default upgrade;\n    '' close;\n}}\n", variable_name(site.app))
+}
+
+fn listen(site: &Site, port: u16, extra: &str) -> String {
+    let v6 = if site.ipv6 { format!("    listen [::]:{port}{extra};\n") } else { String::new() };
+    format!("    listen {port}{extra};\n{v6}")
 }
 
 /// The app's server blocks. Every value in them was validated into a
@@ -146,20 +153,22 @@ pub fn render(site: &Site) -> String {
     let settings = option_directives(site.options);
     let challenges = challenge_locations(&site.challenges);
     let mut text = format!("# Written by berth for app {}; changes are overwritten on the next deploy.\n", site.app);
-    text.push_str(&upstreams(site));
+    text.push_str(&upgrade_map(site));
     for listener in &site.listeners {
         let block = match listener {
             Listener::Http { port, container } => {
-                format!("    listen {port};\n    server_name {names};\n{challenges}{settings}{}", forward(site, *container))
+                format!("{}    server_name {names};\n{challenges}{settings}{}", listen(site, *port, ""), forward(site, *container))
             }
             Listener::Redirect { port, https_port } => {
                 let to = if *https_port == 443 { String::new() } else { format!(":{https_port}") };
                 format!(
-                    "    listen {port};\n    server_name {names};\n{challenges}    location / {{\n        return 301 https://$host{to}$request_uri;\n    }}\n"
+                    "{}    server_name {names};\n{challenges}    location / {{\n        return 301 https://$host{to}$request_uri;\n    }}\n",
+                    listen(site, *port, "")
                 )
             }
             Listener::Https { port, container, cert, key } => format!(
-                "    listen {port} ssl http2;\n    server_name {names};\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n{settings}{}",
+                "{}    server_name {names};\n    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_protocols TLSv1.2 TLSv1.3;\n{settings}{}",
+                listen(site, *port, " ssl http2"),
                 cert.display(),
                 key.display(),
                 forward(site, *container)
@@ -199,11 +208,16 @@ fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), NginxSays> {
 /// with `nginx -t`, reloaded; on a failed test the old file comes back.
 /// Returns the pids of the workers that served the old configuration.
 pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Result<Vec<u32>, NginxError> {
-    tracing::info!(app = %app, "writing the server block and reloading nginx");
     let dir = conf_dir(root);
     fs::create_dir_all(&dir).map_err(|source| NginxError::Write { path: dir.clone(), source })?;
     let path = conf_file(root, app);
     let previous = fs::read(&path).ok();
+    if previous.as_deref() == Some(text.as_bytes()) {
+        // Routine changes (deploys, scaling, restarts) end here: the block
+        // names the app's vip, not its containers, and nginx is left alone.
+        return Ok(Vec::new());
+    }
+    tracing::info!(app = %app, "writing the server block and reloading nginx");
     atomic::write_atomic(&path, text.as_bytes()).map_err(|e| NginxError::Write { path: path.clone(), source: e.source })?;
     let put_back = || match &previous {
         Some(old) => {
@@ -303,32 +317,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_each_listener_and_one_server_per_address() {
-        let app = AppName::parse(std::ffi::OsStr::new("catmeow")).unwrap();
+    fn renders_each_listener_through_the_apps_vip() {
+        let app = AppName::parse(std::ffi::OsStr::new("cat-meow")).unwrap();
         let options = SiteOptions { client_max_body_size: Some("10m".into()), ..SiteOptions::default() };
         let site = Site {
             app: &app,
-            server_names: vec!["catmeow.example.test".into(), "cats.example.org".into()],
-            addresses: vec![Ipv4Addr::new(10, 88, 0, 2), Ipv4Addr::new(10, 88, 0, 3)],
+            server_names: vec!["cat-meow.example.test".into(), "cats.example.org".into()],
+            upstream: Some(Ipv4Addr::new(10, 88, 0, 9)),
             unavailable: "is stopped",
+            ipv6: false,
             options: &options,
             listeners: vec![Listener::Http { port: 8080, container: 5000 }, Listener::Http { port: 8081, container: 6000 }],
             challenges: Vec::new(),
         };
         let text = render(&site);
-        assert!(text.contains("upstream berth-catmeow-5000 {\n    server 10.88.0.2:5000;\n    server 10.88.0.3:5000;"), "{text}");
-        assert!(text.contains("server 10.88.0.3:6000;") && text.contains("proxy_pass http://berth-catmeow-6000;"));
+        assert!(text.contains("proxy_pass http://10.88.0.9:5000;") && text.contains("proxy_pass http://10.88.0.9:6000;"), "{text}");
+        assert!(!text.contains("keepalive") && !text.contains("[::]"), "{text}");
+        assert!(text.contains("map $http_upgrade $berth_cat_meow_connection {\n    default upgrade;\n    '' close;\n}"), "{text}");
+        assert!(text.contains("proxy_set_header Connection $berth_cat_meow_connection;"), "{text}");
+        assert!(text.contains("proxy_set_header X-Forwarded-Port $server_port;") && text.contains("X-Forwarded-Host $host;"));
+        assert!(text.contains("return 503 \"app cat-meow has no web process running\\n\";"), "{text}");
         assert!(text.contains("listen 8080;") && text.contains("listen 8081;"));
-        assert!(text.contains("server_name catmeow.example.test cats.example.org;"));
+        assert!(text.contains("server_name cat-meow.example.test cats.example.org;"));
         assert!(text.contains("client_max_body_size 10m;"));
-        let stopped = render(&Site { addresses: Vec::new(), ..site });
-        assert!(stopped.contains("return 503 \"app catmeow is stopped\\n\";") && !stopped.contains("upstream"));
+        let stopped = render(&Site { upstream: None, ..site });
+        assert!(stopped.contains("return 503 \"app cat-meow is stopped\\n\";") && !stopped.contains("map "), "{stopped}");
         let challenge = Challenge::new("tok-EN_1", "tok-EN_1.thumb").unwrap();
         let secure = render(&Site {
             app: &app,
             server_names: vec!["a.test".into()],
-            addresses: vec![Ipv4Addr::new(10, 88, 0, 2)],
+            upstream: Some(Ipv4Addr::new(10, 88, 0, 9)),
             unavailable: "is stopped",
+            ipv6: true,
             options: &options,
             listeners: vec![
                 Listener::Redirect { port: 80, https_port: 8443 },
@@ -337,7 +357,8 @@ mod tests {
             challenges: vec![challenge],
         });
         assert!(secure.contains("return 301 https://$host:8443$request_uri;") && secure.contains("listen 8443 ssl http2;"), "{secure}");
-        assert!(secure.contains("ssl_certificate /c.crt;") && secure.contains("proxy_pass http://berth-catmeow-5000;"));
+        assert!(secure.contains("listen [::]:8443 ssl http2;") && secure.contains("listen [::]:80;"), "{secure}");
+        assert!(secure.contains("ssl_certificate /c.crt;") && secure.contains("proxy_pass http://10.88.0.9:5000;"));
         assert!(secure.contains("location = /.well-known/acme-challenge/tok-EN_1 {") && secure.contains("return 200 \"tok-EN_1.thumb\";"));
     }
 }

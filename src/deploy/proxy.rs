@@ -1,9 +1,11 @@
 //! An app's nginx server blocks from its state: the names it answers to
 //! (`APP.<each global domain>` unless `domains:set` said otherwise, plus
 //! added domains), its port mappings and certificate, its nginx options,
-//! pending ACME challenges, and its running web containers. Written after
-//! every roll and every domain, port, certificate or proxy change.
+//! pending ACME challenges, and the stable address of its web processes.
+//! Written when any of those change; a deploy that only changes which
+//! containers run leaves it, and nginx, alone.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::nginx::{self, Listener, Site};
@@ -12,6 +14,7 @@ use super::{DeployError, WEB_PORT};
 use crate::app::App;
 use crate::model::domain::Domain;
 use crate::model::ports::{PortMap, Scheme};
+use crate::runtime::balancer;
 use crate::state::apps::{self, AppMeta};
 use crate::state::settings::Settings;
 
@@ -77,15 +80,31 @@ pub fn url(settings: &Settings, app: &App, meta: &AppMeta) -> Option<String> {
     })
 }
 
-/// Writes the app's server block for these web upstreams (or the 503 page
-/// saying `unavailable`), or removes it when the proxy is off or the app
-/// has no names. Returns the old nginx workers' pids.
+/// The stable address of the app's web processes (made on first use).
+pub fn web_vip(root: &Path, settings: &Settings, app: &App) -> Result<Ipv4Addr, DeployError> {
+    Ok(balancer::vip(root, settings, &vip_name(&app.name))?)
+}
+
+/// The balancer's name for the app's web vip.
+pub fn vip_name(app: &crate::app::AppName) -> String {
+    format!("web.{app}")
+}
+
+/// Whether this host has IPv6 beyond loopback (then nginx listens there too).
+fn host_has_ipv6() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| t.lines().any(|l| !l.trim_end().ends_with(" lo")))
+}
+
+/// Writes the app's server block, forwarding to `upstream` (the app's web
+/// vip) or answering the 503 page saying `unavailable`; removes it when the
+/// proxy is off or the app has no names. nginx reloads only when the block
+/// changed. Returns the old nginx workers' pids (none without a reload).
 pub fn write(
     root: &Path,
     settings: &Settings,
     app: &App,
     meta: &AppMeta,
-    addresses: Vec<std::net::Ipv4Addr>,
+    upstream: Option<Ipv4Addr>,
     unavailable: &str,
 ) -> Result<Vec<u32>, DeployError> {
     let names = server_names(settings, app, meta);
@@ -95,8 +114,9 @@ pub fn write(
     let site = Site {
         app: &app.name,
         server_names: names,
-        addresses,
+        upstream,
         unavailable,
+        ipv6: host_has_ipv6(),
         options: &meta.nginx,
         listeners: listeners(settings, app, &port_maps(settings, meta)),
         challenges: crate::state::challenges::pending(app),
@@ -105,7 +125,7 @@ pub fn write(
 }
 
 /// The addresses of the app's web containers whose monitors live.
-pub fn running_addresses(root: &Path, app: &App) -> Vec<std::net::Ipv4Addr> {
+pub fn running_addresses(root: &Path, app: &App) -> Vec<Ipv4Addr> {
     processes::of_app(root, app)
         .into_iter()
         .filter(|p| p.process == "web" && p.is_up())
@@ -113,13 +133,13 @@ pub fn running_addresses(root: &Path, app: &App) -> Vec<std::net::Ipv4Addr> {
         .collect()
 }
 
-/// Rewrites the server block from what runs now (after a domain or proxy
-/// change); waits for the old workers so the change is live on return.
+/// Rewrites the server block from the app's state (after a domain,
+/// certificate or proxy change); waits for the old workers so the change
+/// is live on return.
 pub fn refresh(root: &Path, app: &App) -> Result<(), DeployError> {
     let settings = Settings::load(root)?;
     let meta = apps::meta(app)?;
-    let addresses = running_addresses(root, app);
-    let why = if meta.stopped { "is stopped" } else { "has no web process running" };
-    write(root, &settings, app, &meta, addresses, why)?;
+    let upstream = if meta.stopped { None } else { Some(web_vip(root, &settings, app)?) };
+    write(root, &settings, app, &meta, upstream, "is stopped")?;
     Ok(())
 }

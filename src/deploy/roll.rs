@@ -1,19 +1,56 @@
 //! A roll: from what an app runs to what a release and its formation want,
 //! in four steps. Start new containers beside the old ones; gate them (the
-//! port, then the health checks); switch nginx to them; retire what the
-//! formation no longer holds. Until the switch, any failure removes what
-//! was started and leaves the old containers serving.
+//! port, then the health checks); switch the app's web vip to them (one
+//! nftables transaction; nginx keeps its configuration); retire what the
+//! formation no longer holds once its open connections are answered. Until
+//! the switch, any failure removes what was started and leaves the old
+//! containers serving.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{DeployError, Replace, WEB_PORT, applogs, checks, formation, name_of, nginx, processes, proxy, web_addresses};
+use super::{DeployError, PROCESS_LABEL, Replace, WEB_PORT, applogs, checks, formation, name_of, nginx, processes, proxy};
 use crate::app::App;
 use crate::runtime::ContainerId;
+use crate::runtime::balancer;
 use crate::runtime::control;
+use crate::runtime::store::ContainerDir;
 use crate::state::apps::{self, AppMeta, Gate};
 use crate::state::releases::Release;
 use crate::state::settings::Settings;
+
+/// Withdraws `leaving` from the vip, admits `joining`, and applies both in
+/// one transaction.
+fn route(root: &Path, vip: std::net::Ipv4Addr, leaving: &[ContainerId], joining: &[ContainerId]) -> Result<(), DeployError> {
+    for id in leaving.iter().filter(|id| !joining.contains(id)) {
+        balancer::withdraw(root, id)?;
+    }
+    for id in joining {
+        balancer::admit(root, id, vip)?;
+    }
+    Ok(balancer::sync(root)?)
+}
+
+/// The web containers among `ids`.
+fn web_ids<'a>(root: &Path, ids: impl Iterator<Item = &'a ContainerId>) -> Vec<ContainerId> {
+    ids.filter(|id| ContainerDir::new(root, id).config().is_ok_and(|c| c.labels.get(PROCESS_LABEL).map(String::as_str) == Some("web")))
+        .cloned()
+        .collect()
+}
+
+/// Waits until the retiring web containers have answered the connections
+/// they accepted (a request that was routed to them just before the switch
+/// is served there), at most `limit`.
+fn drain(root: &Path, retiring: &[&processes::Process], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    // A connection translated an instant before the switch may still be on
+    // its way to the old container.
+    std::thread::sleep(Duration::from_millis(50));
+    while Instant::now() < deadline && retiring.iter().any(|p| p.process == "web" && balancer::open_connections(root, &p.id, WEB_PORT) > 0)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// A container this roll started.
 struct Started {
@@ -138,14 +175,21 @@ impl Roll<'_> {
         Ok(())
     }
 
-    /// Routes to the web containers the app now has; returns the nginx
-    /// workers that served the old routes.
+    /// Puts the app's web vip in front of the web containers it now has
+    /// (and writes the server block, which changes only on the first
+    /// deploy or after a stop); returns the nginx workers that served an
+    /// old block, if nginx reloaded.
     fn switch(&mut self) -> Result<Vec<u32>, DeployError> {
-        let addresses = web_addresses(self.root, self.running().into_iter());
-        let workers = proxy::write(self.root, &self.settings, self.app, &self.meta, addresses, "has no web process running");
-        let old_workers = match workers {
+        let vip = proxy::web_vip(self.root, &self.settings, self.app)?;
+        let serving_before: Vec<ContainerId> =
+            self.before.iter().filter(|p| balancer::serving(self.root, &p.id) == Some(vip)).map(|p| p.id.clone()).collect();
+        let now: Vec<ContainerId> = web_ids(self.root, self.running().into_iter());
+        let switched = route(self.root, vip, &serving_before, &now)
+            .and_then(|()| proxy::write(self.root, &self.settings, self.app, &self.meta, Some(vip), "is stopped"));
+        let old_workers = match switched {
             Ok(workers) => workers,
             Err(e) => {
+                let _ = route(self.root, vip, &now, &serving_before);
                 self.abandon();
                 return Err(e);
             }
@@ -157,15 +201,19 @@ impl Roll<'_> {
         Ok(old_workers)
     }
 
-    /// Stops and removes what the formation no longer holds, once the old
-    /// nginx workers that may still route to it are gone (Dokku's wait-to-retire).
+    /// Stops and removes what the formation no longer holds, once nothing
+    /// routes to it: the old nginx workers are gone (if nginx reloaded) and
+    /// the connections it accepted before the switch are answered, at most
+    /// the app's wait-to-retire.
     fn retire(&self, old_workers: &[u32], say: &mut dyn FnMut(&str)) {
         let now = self.running();
         let retiring: Vec<&processes::Process> = self.before.iter().filter(|p| !now.contains(&&p.id)).collect();
         if retiring.is_empty() {
             return;
         }
-        nginx::wait_for_old_workers(&self.settings, old_workers, self.meta.checks.retire_wait());
+        let limit = self.meta.checks.retire_wait();
+        nginx::wait_for_old_workers(&self.settings, old_workers, limit);
+        drain(self.root, &retiring, limit);
         for old in retiring {
             say(&format!("Retiring {}", old.id));
             let _ = control::stop(self.root, &old.id);

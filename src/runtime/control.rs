@@ -83,6 +83,8 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
     if current_state(&paths)?.shim_pid.is_some() {
         return Err(ControlError::Running(id.clone()));
     }
+    // Started again by hand, a container serves only once a deploy admits it.
+    let _ = super::balancer::withdraw(root, id);
     let exe = std::env::current_exe().map_err(ControlError::Spawn)?;
     let mut command = Command::new(exe);
     command.args(["shim", id.as_str()]).env("BERTH_ROOT", root).stdin(Stdio::null()).stdout(Stdio::piped());

@@ -2,6 +2,7 @@
 //! monitor process (`berth shim`) each. Knows nothing of apps or git.
 
 pub mod attached;
+pub mod balancer;
 pub mod cgroup;
 pub mod control;
 pub mod error;

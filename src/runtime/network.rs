@@ -224,24 +224,55 @@ impl Addresses {
 
 /// Gives `id` an address (the same one again if it has one).
 pub fn allocate(root: &Path, subnet: Subnet, id: &ContainerId) -> Result<Ipv4Addr, NetworkError> {
+    allocate_for(root, subnet, id.as_str())
+}
+
+/// Gives `owner` (a container id, or a `vip:` name, which no container id
+/// can be) an address of the subnet: the same one again if it has one.
+pub fn allocate_for(root: &Path, subnet: Subnet, owner: &str) -> Result<Ipv4Addr, NetworkError> {
     let mut book = Addresses::open(root)?;
-    if let Some((addr, _)) = book.taken.iter().find(|(_, owner)| *owner == id.as_str()) {
+    if let Some((addr, _)) = book.taken.iter().find(|(_, taken_by)| *taken_by == owner) {
         return Ok(*addr);
     }
     let free = subnet.hosts().find(|a| !book.taken.contains_key(a)).ok_or(NetworkError::Exhausted(subnet))?;
-    book.taken.insert(free, id.to_string());
+    book.taken.insert(free, owner.to_owned());
     book.save()?;
     Ok(free)
 }
 
 pub fn release(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
+    release_of(root, id.as_str())
+}
+
+/// Frees whatever address `owner` holds.
+pub fn release_of(root: &Path, owner: &str) -> Result<(), NetworkError> {
     let mut book = Addresses::open(root)?;
     let before = book.taken.len();
-    book.taken.retain(|_, owner| owner != id.as_str());
+    book.taken.retain(|_, taken_by| taken_by != owner);
     if book.taken.len() != before {
         book.save()?;
     }
     Ok(())
+}
+
+/// Hands `from`'s address to `to` (an app renamed keeps its stable address).
+pub fn rename_owner(root: &Path, from: &str, to: &str) -> Result<(), NetworkError> {
+    let mut book = Addresses::open(root)?;
+    let mut changed = false;
+    for taken_by in book.taken.values_mut().filter(|t| *t == from) {
+        *taken_by = to.to_owned();
+        changed = true;
+    }
+    if changed {
+        book.save()?;
+    }
+    Ok(())
+}
+
+/// The addresses whose owners start with `prefix`, with their owners.
+pub fn owned_with_prefix(root: &Path, prefix: &str) -> Result<Vec<(Ipv4Addr, String)>, NetworkError> {
+    let book = Addresses::open(root)?;
+    Ok(book.taken.iter().filter(|(_, owner)| owner.starts_with(prefix)).map(|(a, o)| (*a, o.clone())).collect())
 }
 
 /// Creates the container's namespace. Bridged: a veth pair, eth0 with its

@@ -142,8 +142,15 @@ impl Monitor {
         }
     }
 
+    /// Records the state; a container behind a vip then joins or leaves
+    /// its set as its process runs or not.
     fn save(&self) {
         let _ = self.paths.write_state(&self.state);
+        if super::balancer::serving(&self.root, &self.config.id).is_some()
+            && let Err(e) = super::balancer::sync(&self.root)
+        {
+            self.note(&format!("cannot update the routes to this container: {e}"));
+        }
     }
 
     fn note(&self, text: &str) {
