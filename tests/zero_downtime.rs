@@ -1,6 +1,8 @@
 //! No dropped requests while an app changes: clients hammer the app
-//! through nginx during redeploys, a config change, a restart and scaling,
-//! and every answer must be a 200.
+//! through nginx during redeploys, a config change, a restart, scaling and
+//! a rollback, on fresh connections and on keep-alive ones (wrk, and POSTs
+//! on one connection), and every answer must be a 2xx. nginx is never
+//! reloaded for any of it: its workers are the same before and after.
 
 mod common;
 
@@ -75,6 +77,107 @@ fn hammer(port: u16, clients: usize, stop: Arc<AtomicBool>, tally: Arc<Tally>) -
         .collect()
 }
 
+/// POSTs on one keep-alive connection until `stop`; a new connection only
+/// when nginx says it closes this one (its keepalive_requests).
+fn post_loop(port: u16, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut stream: Option<std::io::BufReader<TcpStream>> = None;
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let reader = match stream.take() {
+                Some(reader) => reader,
+                None => std::io::BufReader::new(TcpStream::connect(("127.0.0.1", port)).expect("nginx accepts")),
+            };
+            match post_once(reader, n) {
+                Ok((reader, keep)) => {
+                    tally.ok.fetch_add(1, Ordering::Relaxed);
+                    stream = keep.then_some(reader);
+                }
+                Err(e) => {
+                    eprintln!("{} POST {n} on a kept-alive connection: {e}", stamp());
+                    tally.socket_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
+}
+
+/// One POST of `n` to /echo; the answer must echo it. Returns the reader and
+/// whether nginx keeps the connection open.
+fn post_once(mut reader: std::io::BufReader<TcpStream>, n: u64) -> Result<(std::io::BufReader<TcpStream>, bool), String> {
+    use std::io::BufRead;
+    let body = format!("post number {n}");
+    let head = format!("POST /echo HTTP/1.1\r\nHost: catmeow.berth.test\r\nContent-Length: {}\r\n\r\n", body.len());
+    reader.get_mut().set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    reader.get_mut().write_all(format!("{head}{body}").as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let (mut status, mut length, mut keep) = (String::new(), 0usize, true);
+    reader.read_line(&mut status).map_err(|e| format!("read: {e}"))?;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(|e| format!("read: {e}"))?;
+        let lower = line.trim_end().to_ascii_lowercase();
+        if lower.is_empty() {
+            break;
+        }
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().map_err(|_| format!("bad length {line:?}"))?;
+        }
+        keep &= lower != "connection: close";
+    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).map_err(|e| format!("read body: {e}"))?;
+    if !status.starts_with("HTTP/1.1 2") || answer != body.as_bytes() {
+        return Err(format!("answer {:?} with {:?}", status.trim_end(), String::from_utf8_lossy(&answer)));
+    }
+    Ok((reader, keep))
+}
+
+/// nginx's worker pids (the master's children): the same after a change
+/// means nginx was not reloaded.
+fn nginx_workers(root: &std::path::Path) -> Vec<u32> {
+    let master = fs::read_to_string(root.join("nginx.pid")).unwrap().trim().to_owned();
+    let mut pids: Vec<u32> = fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// wrk's keep-alive clients through nginx, stopped with SIGINT, whose
+/// summary says how many answers were not 2xx/3xx and how many socket
+/// errors there were.
+struct Wrk(std::process::Child);
+
+impl Wrk {
+    fn start(port: u16) -> Wrk {
+        let child = std::process::Command::new("wrk")
+            .args(["-c8", "-t2", "-d3600s", "--timeout", "20s", "-H", "Host: catmeow.berth.test"])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("wrk runs (./test.sh installs it)");
+        Wrk(child)
+    }
+
+    /// (requests, non-2xx/3xx, socket errors) from wrk's summary.
+    fn stop(self) -> (u64, u64, u64) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGINT);
+        let out = self.0.wait_with_output().unwrap();
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("wrk:\n{summary}");
+        let number = |after: &str| -> u64 {
+            summary.lines().find_map(|l| l.trim().strip_prefix(after)).map_or(0, |rest| {
+                rest.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).map(|w| w.parse::<u64>().unwrap()).sum()
+            })
+        };
+        let requests = summary.lines().find(|l| l.contains("requests in")).and_then(|l| l.split_whitespace().next()?.parse().ok());
+        (requests.expect("wrk printed a summary"), number("Non-2xx or 3xx responses:"), number("Socket errors:"))
+    }
+}
+
 #[test]
 #[ignore = "needs root: sshd, nginx and containers need root"]
 fn no_request_fails_while_the_app_changes() {
@@ -83,12 +186,22 @@ fn no_request_fails_while_the_app_changes() {
     let host = &site.site.host;
     let work = tempfile::tempdir().unwrap();
     let checkout = checkout_of("catmeow", work.path());
+    let echo = "@app.route(\"/echo\", methods=[\"POST\"])\ndef echo():\n    from flask import request\n    return request.get_data()\n\n\nif __name__";
+    let app = fs::read_to_string(checkout.join("catmeow.py")).unwrap().replace("if __name__", echo);
+    fs::write(checkout.join("catmeow.py"), app).unwrap();
+    git(&checkout, &["commit", "-q", "-am", "an echo for POSTs"]);
     assert!(site.push(&checkout, "main").status.success());
     assert_eq!(site.page(), "Cat dreams meow..\n");
+    let workers = nginx_workers(host.path());
+    let report = host.ok(["proxy:report", "catmeow"]).out();
+    assert!(report.contains("stable address:      10.221.1.") && report.contains("(10.221.1."), "{report}");
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients = hammer(site.http_port, 4, stop.clone(), tally.clone());
+    let posts = Arc::new(Tally::default());
+    let mut clients = hammer(site.http_port, 4, stop.clone(), tally.clone());
+    clients.push(post_loop(site.http_port, stop.clone(), posts.clone()));
+    let wrk = Wrk::start(site.http_port);
     let started = Instant::now();
     let mut previous = "Cat dreams meow..".to_owned();
     for i in 1..=5 {
@@ -106,7 +219,13 @@ fn no_request_fails_while_the_app_changes() {
     host.ok(["config:set", "catmeow", "GREETING=hello"]);
     host.ok(["ps:restart", "catmeow"]);
     host.ok(["ps:scale", "catmeow", "web=3"]);
+    let report = host.ok(["proxy:report", "catmeow"]).out();
+    assert_eq!(report.matches("(10.221.1.").count(), 3, "three containers behind the address: {report}");
     host.ok(["ps:scale", "catmeow", "web=1"]);
+    host.ok(["releases:rollback", "catmeow"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (requests, wrk_bad, wrk_errors) = wrk.stop();
+    assert_eq!(nginx_workers(host.path()), workers, "nginx was not reloaded by deploys, restarts, scaling or a rollback");
 
     // Health checks from app.json gate the switch: a passing one lets the
     // release in; wrong content, a 500 and a process that never binds are
@@ -183,8 +302,13 @@ fn no_request_fails_while_the_app_changes() {
         started.elapsed().as_secs_f64(),
         tally.slowest_ms.load(Ordering::Relaxed)
     );
-    assert!(ok > 100, "the clients ran: {ok}");
+    let (posted, post_errors) = (posts.ok.load(Ordering::Relaxed), posts.socket_errors.load(Ordering::Relaxed));
+    eprintln!(
+        "keep-alive: wrk {requests} requests, {wrk_bad} not 2xx/3xx, {wrk_errors} socket errors; {posted} POSTs, {post_errors} failed"
+    );
+    assert!(ok > 100 && requests > 100 && posted > 100, "the clients ran: {ok}, {requests}, {posted}");
     assert_eq!((bad, errors), (0, 0), "no request may fail");
+    assert_eq!((wrk_bad, wrk_errors, post_errors), (0, 0, 0), "no keep-alive request may fail");
 
     // Domains: hostile names are refused before nginx's config changes;
     // added names and wildcards answer; proxy and nginx options apply.

@@ -106,6 +106,7 @@ const APP_COMMANDS: &[&str] = &[
     "ps:restart",
     "ps:restore",
     "ps:report",
+    "proxy:rebuild",
     "ps:set",
     "registry:set",
     "registry:report",

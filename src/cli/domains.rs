@@ -66,6 +66,14 @@ pub const COMMANDS: &[Command] = &[
     },
     Command { name: "proxy:enable", usage: "APP", about: "nginx routes to the app again", switches: &[], options: &[], run: proxy_enable },
     Command {
+        name: "proxy:rebuild",
+        usage: "APP | --all",
+        about: "Write server blocks again from state; --all also sets aside blocks no app owns",
+        switches: &["--all"],
+        options: &[],
+        run: proxy_rebuild,
+    },
+    Command {
         name: "proxy:report",
         usage: "APP [--format json]",
         about: "Whether nginx routes to the app, where it listens, and its upstreams",
@@ -294,6 +302,21 @@ fn proxy_disable(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 fn proxy_enable(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     proxy_switch(ctx, args, false)
+}
+
+fn proxy_rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let all = args.switch("--all");
+    args.expect(usize::from(!all), usize::from(!all))?;
+    let names = if all { apps::list(&ctx.root)? } else { vec![args.app(0)?] };
+    // Every app locked at once: no deploy writes a block while they are rebuilt.
+    let locked: Vec<LockedApp> = names.iter().map(|n| apps::lock(&ctx.root, n)).collect::<Result<_, _>>()?;
+    let apps: Vec<crate::app::App> = locked.iter().map(|l| l.app.clone()).collect();
+    let aside = proxy::rebuild(&ctx.root, &apps, all)?;
+    for block in &aside {
+        println!("-----> Set aside {}", block.display());
+    }
+    println!("-----> Rebuilt the server blocks of {} app(s)", apps.len());
+    Ok(())
 }
 
 fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -137,6 +137,14 @@ fn restore(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         None => apps::list(&ctx.root)?,
     };
     let mut failed = Vec::new();
+    if args.get(0).is_none() {
+        // A boot: the server blocks heal first (an orphan or a broken block
+        // would keep nginx from loading anything).
+        let all: Vec<crate::app::App> = names.iter().map(|n| crate::app::App::new(&ctx.root, n.clone())).collect();
+        if let Err(e) = deploy::proxy::rebuild(&ctx.root, &all, true) {
+            eprintln!("berth: the server blocks were not rebuilt: {e:#}");
+        }
+    }
     for name in names {
         let result = apps::lock(&ctx.root, &name)
             .map_err(anyhow::Error::from)

@@ -180,14 +180,87 @@ pub fn render(site: &Site) -> String {
 }
 
 /// Removes the app's server block (proxy disabled, app destroyed) and
-/// reloads nginx; returns the old workers' pids.
+/// reloads nginx; returns the old workers' pids. The block stays removed
+/// whatever nginx says.
 pub fn remove(root: &Path, settings: &Settings, app: &AppName) -> Result<Vec<u32>, NginxError> {
     let path = conf_file(root, app);
     if !path.exists() {
         return Ok(Vec::new());
     }
     fs::remove_file(&path).map_err(|source| NginxError::Write { path: path.clone(), source })?;
+    check_all(root, settings, None)?;
     reload(settings)
+}
+
+/// Tests nginx's whole configuration; when it fails, every other block
+/// that fails on its own is moved aside (to `nginx-broken/`), so one
+/// app's broken block (a certificate deleted, a hand edit, an orphan)
+/// fails only its own changes, never another app's.
+fn check_all(root: &Path, settings: &Settings, own: Option<&Path>) -> Result<(), NginxError> {
+    if nginx(settings, &["-t", "-q"]).is_ok() {
+        return Ok(());
+    }
+    for block in blocks(root) {
+        if Some(block.as_path()) != own && check_alone(root, settings, &block).is_err() {
+            set_aside(root, &block);
+        }
+    }
+    nginx(settings, &["-t", "-q"]).map_err(|why| NginxError::Invalid(why.0))
+}
+
+/// Checks the whole configuration (setting aside blocks that fail on their
+/// own) and reloads; returns the blocks set aside.
+pub fn check_and_reload(root: &Path, settings: &Settings) -> Result<Vec<PathBuf>, NginxError> {
+    let before = blocks(root);
+    check_all(root, settings, None)?;
+    let after = blocks(root);
+    reload(settings)?;
+    Ok(before.into_iter().filter(|b| !after.contains(b)).collect())
+}
+
+/// The server block files berth's nginx includes.
+pub fn blocks(root: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(conf_dir(root))
+        .map(|dir| dir.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == "conf")).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// Moves a block out of nginx's sight, keeping it for whoever wants to see
+/// what was wrong with it.
+pub fn set_aside(root: &Path, block: &Path) {
+    let aside = root.join("nginx-broken");
+    let _ = fs::create_dir_all(&aside);
+    let name = block.file_name().map(|n| n.to_owned()).unwrap_or_default();
+    tracing::warn!(block = %block.display(), "nginx cannot load this server block; moved to {}", aside.display());
+    eprintln!(" !     nginx cannot load {}; moved it to {}", block.display(), aside.display());
+    if fs::rename(block, aside.join(&name)).is_err() {
+        let _ = fs::remove_file(block);
+    }
+}
+
+/// `nginx -t` of one block inside a minimal configuration of its own: its
+/// syntax, its directives and its certificate files, apart from every
+/// other app's block.
+fn check_alone(root: &Path, settings: &Settings, block: &Path) -> Result<(), NginxSays> {
+    let dir = tempfile::Builder::new()
+        .prefix("nginx-check-")
+        .tempdir_in(root)
+        .map_err(|e| NginxSays(format!("cannot make a directory to check the block in: {e}")))?;
+    let d = dir.path().display();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server_names_hash_bucket_size 128;\n  include {};\n}}\n",
+        block.display()
+    );
+    let main = dir.path().join("nginx.conf");
+    fs::write(&main, conf).map_err(|e| NginxSays(format!("cannot write {}: {e}", main.display())))?;
+    let out = Command::new(&settings.proxy.nginx)
+        .args(["-t", "-q", "-c"])
+        .arg(&main)
+        .output()
+        .map_err(|e| NginxSays(format!("cannot run {}: {e}", settings.proxy.nginx)))?;
+    if out.status.success() { Ok(()) } else { Err(NginxSays(String::from_utf8_lossy(&out.stderr).trim().to_owned())) }
 }
 
 /// What nginx said when it refused (its own stderr), or why it could not run.
@@ -205,7 +278,9 @@ fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), NginxSays> {
 }
 
 /// Installs `text` as the app's server block: written atomically, tested
-/// with `nginx -t`, reloaded; on a failed test the old file comes back.
+/// with `nginx -t` on its own and then with the rest (other blocks that
+/// fail on their own are set aside), reloaded; on a failed test the old
+/// file comes back. An unchanged block is left alone: no test, no reload.
 /// Returns the pids of the workers that served the old configuration.
 pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Result<Vec<u32>, NginxError> {
     let dir = conf_dir(root);
@@ -227,9 +302,13 @@ pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Res
             let _ = fs::remove_file(&path);
         }
     };
-    if let Err(why) = nginx(settings, &["-t", "-q"]) {
+    if let Err(why) = check_alone(root, settings, &path) {
         put_back();
         return Err(NginxError::Invalid(why.0));
+    }
+    if let Err(e) = check_all(root, settings, Some(&path)) {
+        put_back();
+        return Err(e);
     }
     match reload(settings) {
         Ok(old_workers) => Ok(old_workers),

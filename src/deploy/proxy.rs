@@ -143,3 +143,31 @@ pub fn refresh(root: &Path, app: &App) -> Result<(), DeployError> {
     write(root, &settings, app, &meta, upstream, "is stopped")?;
     Ok(())
 }
+
+/// `proxy:rebuild`: the blocks of `apps` written again from their state;
+/// with `all`, blocks that belong to no app (left by a crash or a hand) are
+/// set aside too. nginx then checks the whole and reloads, setting aside
+/// any block that still fails on its own. Returns the blocks set aside.
+pub fn rebuild(root: &Path, apps: &[App], all: bool) -> Result<Vec<std::path::PathBuf>, DeployError> {
+    let settings = Settings::load(root)?;
+    let mut aside = Vec::new();
+    if all {
+        let owners: Vec<std::path::PathBuf> = apps.iter().map(|a| nginx::conf_file(root, &a.name)).collect();
+        for block in nginx::blocks(root).into_iter().filter(|b| !owners.contains(b)) {
+            nginx::set_aside(root, &block);
+            aside.push(block);
+        }
+    }
+    for app in apps.iter().filter(|a| crate::state::releases::latest(&a.dir).is_some()) {
+        let meta = apps::meta(app)?;
+        // Rewritten even when unchanged: a block edited by hand comes back.
+        let _ = std::fs::remove_file(nginx::conf_file(root, &app.name));
+        let upstream = if meta.stopped { None } else { Some(web_vip(root, &settings, app)?) };
+        if let Err(e) = write(root, &settings, app, &meta, upstream, "is stopped") {
+            tracing::warn!(app = %app.name, "cannot rebuild the server block: {e}");
+            aside.push(nginx::conf_file(root, &app.name));
+        }
+    }
+    aside.extend(nginx::check_and_reload(root, &settings)?);
+    Ok(aside)
+}
