@@ -3,7 +3,7 @@
 # container A to container B until the first request answered by B, for
 # berth's way (one nftables transaction behind a stable address; nginx
 # untouched) and the reload-based way berth used before (nginx's upstream
-# rewritten, `nginx -s reload`). Same host, same run, same two containers
+# rewritten, `nginx -t`, `nginx -s reload`). Same host, same run, same two containers
 # (python3 http.server in two network namespaces on a bridge).
 # Usage: bench/switch.sh [RUNS]     (root; nginx and nft installed)
 set -euo pipefail
@@ -38,7 +38,7 @@ table ip bench_switch { }
 delete table ip bench_switch
 table ip bench_switch {
   chain route { type nat hook output priority -100; policy accept; ip daddr $vip jump backends; }
-  chain backends { dnat to numgen inc mod 1 map { 0 : $1 } }
+  chain backends { dnat to numgen inc mod 1 map { 0 : $1 }; }
 }
 NFT
 }
@@ -51,6 +51,7 @@ first_answer_from() { # wanted-body: ms until a request through nginx is answere
   local t0=$1 want=$2 body
   while :; do
     body=$(curl -s -m 2 "http://127.0.0.1:$port/" || true)
+    [ $(( $(date +%s%N) - t0 )) -lt 10000000000 ] || { echo "no answer from $want in 10 s" >&2; exit 1; }
     [ "$body" = "$want" ] && break
   done
   echo "$(( ($(date +%s%N) - t0) / 1000 ))" | awk '{ printf "%.2f\n", $1 / 1000 }'
@@ -61,7 +62,7 @@ v = sorted(float(x) for x in sys.stdin.read().split())
 print(f"median {statistics.median(v):.1f} ms, min {v[0]:.1f}, max {v[-1]:.1f} (n={len(v)})")'; }
 
 # berth: nginx names the vip; the switch is one nft transaction.
-route 10.209.0.2 && upstream "$vip" && nginx -c "$work/nginx.conf"
+route 10.209.0.2; upstream "$vip"; nginx -c "$work/nginx.conf"
 sleep 0.5
 nft_runs=$(for r in $(seq "$RUNS"); do
   from=a to=b addr=10.209.0.3; [ $((r % 2)) = 0 ] && from=b to=a addr=10.209.0.2
@@ -69,11 +70,12 @@ nft_runs=$(for r in $(seq "$RUNS"); do
 done | stats)
 # before: nginx names the container; the switch rewrites it and reloads.
 nginx -c "$work/nginx.conf" -s stop; sleep 0.5
-upstream 10.209.0.2 && nginx -c "$work/nginx.conf"
+upstream 10.209.0.2; nginx -c "$work/nginx.conf"
 sleep 0.5
 reload_runs=$(for r in $(seq "$RUNS"); do
   to=b addr=10.209.0.3; [ $((r % 2)) = 0 ] && to=a addr=10.209.0.2
-  t0=$(date +%s%N); upstream "$addr"; nginx -c "$work/nginx.conf" -s reload; first_answer_from "$t0" "$to"
+  # As berth did: the block written, `nginx -t`, then the reload.
+  t0=$(date +%s%N); upstream "$addr"; nginx -t -q -c "$work/nginx.conf"; nginx -c "$work/nginx.conf" -s reload; first_answer_from "$t0" "$to"
 done | stats)
 echo "| switch to first answer from the new container, nftables behind a stable address (berth now) | $nft_runs |"
 echo "| switch to first answer from the new container, upstream rewritten + nginx reload (berth before) | $reload_runs |"
