@@ -20,6 +20,10 @@ fn refused(out: &Output, what: &str) -> String {
 
 /// The commands an app-scoped key may run for its own apps (docs/SECURITY.md).
 const APP_COMMANDS: &[&str] = &[
+    "proxy:rebuild",
+    "nginx:show-config",
+    "nginx:access-logs",
+    "nginx:error-logs",
     "apps:create",
     "apps:exists",
     "apps:report",

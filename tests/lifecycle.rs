@@ -29,12 +29,11 @@ fn processes(site: &PushHost, app: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn upstream_servers(root: &Path, app: &str) -> usize {
-    fs::read_to_string(root.join("nginx").join(format!("{app}.conf")))
-        .unwrap()
-        .lines()
-        .filter(|l| l.trim().starts_with("server 10."))
-        .count()
+/// The containers behind the app's stable address, as `proxy:report` says.
+fn upstream_servers(host: &common::Host, app: &str) -> usize {
+    let report = host.ok(["proxy:report", app]).out();
+    let serving = report.lines().find(|l| l.contains("serving:")).unwrap_or_default().to_owned();
+    serving.matches(&format!("{app}.web.")).count()
 }
 
 /// A host reboot, as far as berth can tell: every shim and every container
@@ -113,7 +112,7 @@ fn scale_stop_start_restore_restart_and_rollback() {
     let running = processes(&site, "catmeow");
     assert_eq!(running.iter().filter(|(p, s)| p == "web" && s == "running").count(), 3, "{running:?}");
     assert_eq!(running.iter().filter(|(p, s)| p == "worker" && s == "running").count(), 1, "{running:?}");
-    assert_eq!(upstream_servers(&root, "catmeow"), 3);
+    assert_eq!(upstream_servers(host, "catmeow"), 3);
     let worker_says = || host.ok(["logs", "catmeow", "--ps", "worker", "-q"]).out().contains("catmeow worker: purr");
     assert!(
         (0..100).any(|_| worker_says() || {
@@ -138,7 +137,7 @@ fn scale_stop_start_restore_restart_and_rollback() {
     // Scale back down.
     host.ok(["ps:scale", "catmeow", "web=1", "worker=0"]);
     assert_eq!(processes(&site, "catmeow").len(), 1);
-    assert_eq!(upstream_servers(&root, "catmeow"), 1);
+    assert_eq!(upstream_servers(host, "catmeow"), 1);
     assert_eq!(site.page(), "Cat dreams meow..\n");
 
     // Stop: no containers, a clear 503 page; start brings it back.

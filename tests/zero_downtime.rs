@@ -240,6 +240,9 @@ fn no_request_fails_while_the_app_changes() {
     eprintln!("{} a checked deploy", stamp());
     let checked = site.push(&checkout, "main");
     assert!(checked.status.success() && text(&checked).contains("Check root passed"), "{}", text(&checked));
+    let serving_set = |report: String| report.lines().find(|l| l.contains("serving:")).unwrap_or_default().to_owned();
+    let behind = serving_set(host.ok(["proxy:report", "catmeow"]).out());
+    assert!(behind.contains("catmeow.web.1"), "{behind}");
     let app = fs::read_to_string(checkout.join("catmeow.py")).unwrap();
     let boom = app.replace("if __name__", "@app.route(\"/boom\")\ndef boom():\n    return \"broken\", 500\n\n\nif __name__");
     fs::write(checkout.join("catmeow.py"), &boom).unwrap();
@@ -259,6 +262,7 @@ fn no_request_fails_while_the_app_changes() {
         assert!(!refused.status.success(), "{what} was deployed: {said}");
         assert!(said.contains("did not pass its health check") || said.contains("did not accept connections"), "{what}: {said}");
         assert_eq!(site.page(), serving, "{what}: the previous release serves");
+        assert_eq!(serving_set(host.ok(["proxy:report", "catmeow"]).out()), behind, "{what}: the same containers serve");
     }
 
     // Deploy phases: app.json predeploy, the Procfile's release process and
@@ -309,6 +313,15 @@ fn no_request_fails_while_the_app_changes() {
     assert!(ok > 100 && requests > 100 && posted > 100, "the clients ran: {ok}, {requests}, {posted}");
     assert_eq!((bad, errors), (0, 0), "no request may fail");
     assert_eq!((wrk_bad, wrk_errors, post_errors), (0, 0, 0), "no keep-alive request may fail");
+
+    // What nginx reads and writes for the app.
+    let config = host.ok(["nginx:show-config", "catmeow"]).out();
+    assert!(config.contains("proxy_pass http://10.221.1.") && config.contains("server_name catmeow.berth.test;"), "{config}");
+    let access = host.ok(["nginx:access-logs", "catmeow"]).out();
+    assert!(access.contains("\"GET / HTTP/1.1\" 200") && access.contains("\"POST /echo HTTP/1.1\" 200"), "{access}");
+    assert_eq!(access.lines().count(), 100, "the last 100 lines");
+    host.ok(["nginx:error-logs", "catmeow"]);
+    assert_clear_failure(&host.run(["nginx:show-config", "nosuchapp"]), "an unknown app");
 
     // Domains: hostile names are refused before nginx's config changes;
     // added names and wildcards answer; proxy and nginx options apply.

@@ -3,7 +3,7 @@
 //! the app's server block at once; a name or value nginx could trip on is
 //! refused before anything is written.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
 use crate::deploy::nginx::{Listener, SiteOptions};
@@ -161,6 +161,30 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &[],
         run: nginx_set,
+    },
+    Command {
+        name: "nginx:show-config",
+        usage: "APP",
+        about: "The app's nginx server block as nginx reads it",
+        switches: &[],
+        options: &[],
+        run: nginx_show_config,
+    },
+    Command {
+        name: "nginx:access-logs",
+        usage: "APP [-t]",
+        about: "The last 100 lines of the app's nginx access log; -t follows it",
+        switches: &["-t", "--tail"],
+        options: &[],
+        run: nginx_access_logs,
+    },
+    Command {
+        name: "nginx:error-logs",
+        usage: "APP [-t]",
+        about: "The last 100 lines of the app's nginx error log; -t follows it",
+        switches: &["-t", "--tail"],
+        options: &[],
+        run: nginx_error_logs,
     },
     Command {
         name: "nginx:report",
@@ -611,6 +635,53 @@ fn nginx_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     match value {
         Some(v) => println!("-----> {} nginx {key} is {v}", locked.app.name),
         None => println!("-----> {} nginx {key} is back to nginx's default", locked.app.name),
+    }
+    Ok(())
+}
+
+fn nginx_show_config(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let path = crate::deploy::nginx::conf_file(&ctx.root, &app.name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => print!("{text}"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("app {} has no server block (not deployed yet, or proxy:disable)", app.name)
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    Ok(())
+}
+
+fn nginx_access_logs(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    nginx_logs(ctx, args, true)
+}
+
+fn nginx_error_logs(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    nginx_logs(ctx, args, false)
+}
+
+/// Shows the app's nginx log with `tail` (argv only); `-t` follows it.
+fn nginx_logs(ctx: &Ctx, args: Args, access: bool) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let (access_log, error_log) = crate::deploy::nginx::log_files(&ctx.root, &app.name, &apps::meta(&app)?.nginx);
+    let file = if access { access_log } else { error_log };
+    if file == "off" {
+        bail!("app {}'s access log is off (nginx:set {} access-log-path)", app.name, app.name);
+    }
+    if !std::path::Path::new(&file).is_file() {
+        bail!("{file} does not exist yet: nginx writes it once the app has answered a request");
+    }
+    let follow = args.switch("-t") || args.switch("--tail");
+    let mut tail = std::process::Command::new("tail");
+    tail.args(["-n", "100"]);
+    if follow {
+        tail.arg("-F");
+    }
+    let status = tail.arg("--").arg(&file).status().context("cannot run tail")?;
+    if !status.success() {
+        bail!("tail could not read {file}");
     }
     Ok(())
 }

@@ -141,6 +141,9 @@ fn restore(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         // A boot: the server blocks heal first (an orphan or a broken block
         // would keep nginx from loading anything).
         let all: Vec<crate::app::App> = names.iter().map(|n| crate::app::App::new(&ctx.root, n.clone())).collect();
+        for gone in deploy::sweep(&ctx.root) {
+            say(&format!("Removed {gone}: no app owns it"));
+        }
         if let Err(e) = deploy::proxy::rebuild(&ctx.root, &all, true) {
             eprintln!("berth: the server blocks were not rebuilt: {e:#}");
         }

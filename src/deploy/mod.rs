@@ -173,6 +173,32 @@ pub fn follow_rename(root: &Path, from: &crate::app::AppName, app: &App, say: &m
     Ok(())
 }
 
+/// What no app owns any more, gone (a boot's `ps:restore` runs it after a
+/// crash or a hand-made mess): containers labelled with an app that does
+/// not exist, stable addresses of such apps, and network namespaces and
+/// addresses without a container. Returns what was removed.
+pub fn sweep(root: &Path) -> Vec<String> {
+    let apps = apps::list(root).unwrap_or_default();
+    let mut removed = Vec::new();
+    for id in crate::runtime::store::list(root) {
+        let Ok(config) = ContainerDir::new(root, &id).config() else { continue };
+        let owner = config.labels.get(APP_LABEL).or_else(|| config.labels.get(ONE_OFF_LABEL));
+        let orphan = owner.is_some_and(|name| !apps.iter().any(|a| a.as_str() == name));
+        if orphan && control::remove(root, &id, true).is_ok() {
+            removed.push(format!("container {id}"));
+        }
+    }
+    let vips = crate::runtime::network::owned_with_prefix(root, "vip:web.").unwrap_or_default();
+    for (_, owner) in vips {
+        let app = owner.trim_start_matches("vip:web.");
+        if !apps.iter().any(|a| a.as_str() == app) && crate::runtime::balancer::forget_vip(root, &format!("web.{app}")).is_ok() {
+            removed.push(format!("stable address of {app}"));
+        }
+    }
+    removed.extend(crate::runtime::network::sweep_orphans(root));
+    removed
+}
+
 /// A new release of the current image (after a config change), deployed
 /// and recorded. `None` when the app was never deployed: nothing to restart.
 pub fn redeploy_current(root: &Path, app: &App, description: &str, say: &mut dyn FnMut(&str)) -> Result<Option<String>, DeployError> {

@@ -39,6 +39,8 @@ pub fn conf_file(root: &Path, app: &AppName) -> PathBuf {
 /// address of its web containers (or why it has none), and one block per
 /// listener.
 pub struct Site<'a> {
+    /// The berth root: the app's default log files live under it.
+    pub root: &'a Path,
     pub app: &'a AppName,
     pub server_names: Vec<String>,
     /// The app's web vip (see `runtime::balancer`); none: a plain 503 saying
@@ -65,15 +67,28 @@ pub enum Listener {
     Redirect { port: u16, https_port: u16 },
 }
 
-/// `nginx:set`'s options as directives.
-fn option_directives(o: &SiteOptions) -> String {
+/// Where the app's own nginx logs go unless `nginx:set` says otherwise.
+pub fn log_dir(root: &Path) -> PathBuf {
+    root.join("logs/nginx")
+}
+
+/// The app's access and error log files: `nginx:set`'s paths, else
+/// `logs/nginx/APP-access.log` and `APP-error.log` (Dokku's names).
+pub fn log_files(root: &Path, app: &AppName, o: &SiteOptions) -> (String, String) {
+    let default = |kind: &str| log_dir(root).join(format!("{app}-{kind}.log")).display().to_string();
+    (o.access_log.clone().unwrap_or_else(|| default("access")), o.error_log.clone().unwrap_or_else(|| default("error")))
+}
+
+/// `nginx:set`'s options and the app's log files as directives.
+fn option_directives(root: &Path, app: &AppName, o: &SiteOptions) -> String {
+    let (access, error) = log_files(root, app, o);
     [
         ("client_max_body_size", &o.client_max_body_size),
         ("proxy_read_timeout", &o.proxy_read_timeout),
         ("proxy_connect_timeout", &o.proxy_connect_timeout),
         ("proxy_send_timeout", &o.proxy_send_timeout),
-        ("access_log", &o.access_log),
-        ("error_log", &o.error_log),
+        ("access_log", &Some(access)),
+        ("error_log", &Some(error)),
     ]
     .iter()
     .filter_map(|(directive, value)| value.as_ref().map(|v| format!("    {directive} {v};\n")))
@@ -150,7 +165,7 @@ fn listen(site: &Site, port: u16, extra: &str) -> String {
 /// type (names, domains, addresses, ports, tokens) or checked by `nginx:set`.
 pub fn render(site: &Site) -> String {
     let names = site.server_names.join(" ");
-    let settings = option_directives(site.options);
+    let settings = option_directives(site.root, site.app, site.options);
     let challenges = challenge_locations(&site.challenges);
     let mut text = format!("# Written by berth for app {}; changes are overwritten on the next deploy.\n", site.app);
     text.push_str(&upgrade_map(site));
@@ -283,8 +298,9 @@ fn nginx(settings: &Settings, extra: &[&str]) -> Result<(), NginxSays> {
 /// file comes back. An unchanged block is left alone: no test, no reload.
 /// Returns the pids of the workers that served the old configuration.
 pub fn apply(root: &Path, settings: &Settings, app: &AppName, text: &str) -> Result<Vec<u32>, NginxError> {
-    let dir = conf_dir(root);
-    fs::create_dir_all(&dir).map_err(|source| NginxError::Write { path: dir.clone(), source })?;
+    for dir in [conf_dir(root), log_dir(root)] {
+        fs::create_dir_all(&dir).map_err(|source| NginxError::Write { path: dir.clone(), source })?;
+    }
     let path = conf_file(root, app);
     let previous = fs::read(&path).ok();
     if previous.as_deref() == Some(text.as_bytes()) {
@@ -400,6 +416,7 @@ mod tests {
         let app = AppName::parse(std::ffi::OsStr::new("cat-meow")).unwrap();
         let options = SiteOptions { client_max_body_size: Some("10m".into()), ..SiteOptions::default() };
         let site = Site {
+            root: Path::new("/var/lib/berth"),
             app: &app,
             server_names: vec!["cat-meow.example.test".into(), "cats.example.org".into()],
             upstream: Some(Ipv4Addr::new(10, 88, 0, 9)),
@@ -419,10 +436,13 @@ mod tests {
         assert!(text.contains("listen 8080;") && text.contains("listen 8081;"));
         assert!(text.contains("server_name cat-meow.example.test cats.example.org;"));
         assert!(text.contains("client_max_body_size 10m;"));
+        assert!(text.contains("access_log /var/lib/berth/logs/nginx/cat-meow-access.log;"), "{text}");
+        assert!(text.contains("error_log /var/lib/berth/logs/nginx/cat-meow-error.log;"), "{text}");
         let stopped = render(&Site { upstream: None, ..site });
         assert!(stopped.contains("return 503 \"app cat-meow is stopped\\n\";") && !stopped.contains("map "), "{stopped}");
         let challenge = Challenge::new("tok-EN_1", "tok-EN_1.thumb").unwrap();
         let secure = render(&Site {
+            root: Path::new("/var/lib/berth"),
             app: &app,
             server_names: vec!["a.test".into()],
             upstream: Some(Ipv4Addr::new(10, 88, 0, 9)),

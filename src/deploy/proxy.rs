@@ -112,6 +112,7 @@ pub fn write(
         return Ok(nginx::remove(root, settings, &app.name)?);
     }
     let site = Site {
+        root,
         app: &app.name,
         server_names: names,
         upstream,

@@ -324,3 +324,29 @@ pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
     netlink::delete_netns(&netns_path(&scope, id))?;
     release(root, id)
 }
+
+/// Network namespaces and addresses of this root whose container is gone
+/// (a crash between a container's removal and its network's): freed.
+/// Returns what was removed, for the caller to say.
+pub fn sweep_orphans(root: &Path) -> Vec<String> {
+    let prefix = format!("berth-{}-", super::scope(root));
+    let exists = |id: &ContainerId| super::store::ContainerDir::new(root, id).dir.exists();
+    let mut removed = Vec::new();
+    for entry in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix(&prefix).and_then(|rest| ContainerId::parse(rest).ok()) else { continue };
+        if !exists(&id) && detach(root, &id).is_ok() {
+            removed.push(format!("network namespace {name}"));
+        }
+    }
+    let owners: Vec<String> = Addresses::open(root).map(|book| book.taken.into_values().collect()).unwrap_or_default();
+    for owner in owners {
+        if let Ok(id) = ContainerId::parse(&owner)
+            && !exists(&id)
+            && release_of(root, &owner).is_ok()
+        {
+            removed.push(format!("address of {owner}"));
+        }
+    }
+    removed
+}
