@@ -112,8 +112,14 @@ elif ! running sshd; then
   /usr/sbin/sshd
 fi
 
-# nginx: Debian's, including berth's server blocks.
-install -d -m 0755 "$BERTH_ROOT/nginx"
+# nginx: Debian's, including berth's server blocks. Each app's own logs
+# (nginx:access-logs) are rotated like Debian's nginx logs.
+install -d -m 0755 "$BERTH_ROOT/nginx" "$BERTH_ROOT/logs/nginx"
+if [ -d /etc/logrotate.d ]; then
+  printf '%s\n' "$BERTH_ROOT/logs/nginx/*.log {" "  daily" "  rotate 14" "  missingok" "  notifempty" "  compress" \
+    "  delaycompress" "  sharedscripts" "  postrotate" \
+    "    [ -s /run/nginx.pid ] && kill -USR1 \"\$(cat /run/nginx.pid)\" || true" "  endscript" "}" > /etc/logrotate.d/berth-nginx
+fi
 conf=/etc/nginx/conf.d/berth.conf
 want="server_names_hash_bucket_size 128;
 include $BERTH_ROOT/nginx/*.conf;"
