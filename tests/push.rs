@@ -235,3 +235,76 @@ fn git_push_over_ssh_builds_releases_and_serves() {
     assert!(cloned.status.success(), "{}", text(&cloned));
     assert!(fs::read_to_string(clone.join("catmeow.py")).unwrap().contains(serving.trim()));
 }
+
+/// A git checkout of `files` (name, content) in `dir`.
+fn checkout_with(dir: &Path, files: &[(&str, &str)]) {
+    fs::create_dir_all(dir).unwrap();
+    for (name, content) in files {
+        fs::write(dir.join(name), content).unwrap();
+    }
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "first"]);
+}
+
+#[test]
+#[ignore = "needs root: sshd, nginx and containers need root"]
+fn apps_without_a_web_process_deploy() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = PushHost::new("bt-noweb", "10.239.1.0/24");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let package = r#"{"name": "noweb", "version": "1.0.0"}"#;
+
+    // A console-only app deploys; its names answer a clear 503, and
+    // `run APP console` runs the Procfile's console command.
+    let console = work.path().join("console");
+    checkout_with(&console, &[("package.json", package), ("Procfile", "console: node -e \"console.log('console says ' + 6 * 7)\"\n")]);
+    let pushed = site.push_app(&console, "consoleonly", "main");
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    assert!(text(&pushed).contains("No web process in v1"), "{}", text(&pushed));
+    assert_eq!(site.page_of("consoleonly"), "app consoleonly has no web process running\n");
+    assert_eq!(host.ok(["run", "consoleonly", "console"]).out().trim(), "console says 42");
+
+    // A worker-only Node app with no dependencies: app.json scales its
+    // worker, which runs; a redeploy starts the new worker, waits until it
+    // stays up, then retires the old one.
+    let worker = work.path().join("worker");
+    let ticker = |word: &str| format!("setInterval(() => console.log('worker {word}'), 300);\n");
+    checkout_with(
+        &worker,
+        &[
+            ("package.json", package),
+            ("worker.js", &ticker("ticks")),
+            ("Procfile", "worker: node worker.js\n"),
+            ("app.json", r#"{"formation": {"worker": {"quantity": 1}}}"#),
+        ],
+    );
+    let pushed = site.push_app(&worker, "workeronly", "main");
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let logs = || host.ok(["logs", "workeronly", "--ps", "worker", "-q"]).out();
+    assert!((0..50).any(|_| logs().contains("worker ticks") || sleep_false()), "{}", logs());
+    fs::write(worker.join("worker.js"), ticker("tocks")).unwrap();
+    git(&worker, &["commit", "-q", "-am", "tocks"]);
+    let pushed = site.push_app(&worker, "workeronly", "main");
+    assert!(pushed.status.success() && text(&pushed).contains("to stay up"), "{}", text(&pushed));
+    let running = host.ok(["containers:list"]).out();
+    let workers: Vec<&str> = running.lines().filter(|l| l.contains("workeronly.worker.") && l.contains("running")).collect();
+    assert_eq!(workers.len(), 1, "the old worker retired: {running}");
+    assert!(workers[0].contains(".v2"), "{running}");
+    assert!((0..50).any(|_| logs().contains("worker tocks") || sleep_false()), "{}", logs());
+
+    // A worker that dies at once is refused; the running one stays.
+    fs::write(worker.join("worker.js"), "console.log('worker gives up'); process.exit(3);\n").unwrap();
+    git(&worker, &["commit", "-q", "-am", "gives up"]);
+    let refused = site.push_app(&worker, "workeronly", "main");
+    let said = text(&refused);
+    assert!(!refused.status.success() && said.contains("exited with code 3") && said.contains("worker gives up"), "{said}");
+    let running = host.ok(["containers:list"]).out();
+    assert!(running.lines().any(|l| l.contains("workeronly.worker.1.v2") && l.contains("running")), "{running}");
+}
+
+fn sleep_false() -> bool {
+    std::thread::sleep(Duration::from_millis(100));
+    false
+}

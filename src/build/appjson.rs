@@ -1,6 +1,7 @@
 //! The parts of an app's `app.json` (Dokku's and Heroku's format) that
 //! berth reads: `formation` (the initial scale of each process type),
-//! `scripts.dokku` and `healthchecks`, parsed once as Dokku parses it.
+//! `scripts.dokku`, `healthchecks`, `env` and `cron`, parsed once as Dokku
+//! parses it.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use serde::Deserialize;
 
 use super::procfile::is_process_name;
 use crate::model::checks::{Check, ChecksError};
+use crate::model::cron::{CronError, CronJob};
 use crate::model::process::MAX_SCALE;
 pub use crate::model::scripts::Scripts;
 use crate::state::config::ConfigKey;
@@ -24,6 +26,8 @@ pub enum AppJsonError {
     BadQuantity { name: String, quantity: u64 },
     #[error(transparent)]
     Checks(#[from] ChecksError),
+    #[error(transparent)]
+    Cron(#[from] CronError),
     #[error("app.json env names {0:?}, which is not a config var name")]
     BadEnvName(String),
     #[error("app.json env {name} asks for generator {generator:?}; berth knows \"secret\"")]
@@ -41,6 +45,17 @@ pub struct AppJson {
     healthchecks: serde_json::Value,
     #[serde(default)]
     env: BTreeMap<String, EnvEntry>,
+    #[serde(default)]
+    cron: Vec<CronEntry>,
+}
+
+/// One app.json `cron` entry as Dokku reads it.
+#[derive(Debug, Deserialize)]
+struct CronEntry {
+    #[serde(default)]
+    command: String,
+    #[serde(default)]
+    schedule: String,
 }
 
 /// One app.json `env` entry as Heroku writes it: a plain value, or an
@@ -145,6 +160,11 @@ impl AppJson {
             out.insert(key, default);
         }
         Ok(out)
+    }
+
+    /// The scheduled jobs app.json lists, checked.
+    pub fn cron(&self) -> Result<Vec<CronJob>, AppJsonError> {
+        Ok(self.cron.iter().enumerate().map(|(i, e)| CronJob::new(i, &e.schedule, &e.command)).collect::<Result<_, _>>()?)
     }
 
     /// The formation app.json asks for.

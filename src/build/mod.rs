@@ -100,6 +100,7 @@ pub struct ReleaseSpec {
     pub formation: BTreeMap<String, u32>,
     pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     pub scripts: crate::model::scripts::Scripts,
+    pub cron: Vec<crate::model::cron::CronJob>,
 }
 
 /// What a successful build made.
@@ -114,6 +115,8 @@ pub struct Built {
     pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     /// app.json's predeploy and postdeploy scripts.
     pub scripts: crate::model::scripts::Scripts,
+    /// app.json's scheduled jobs.
+    pub cron: Vec<crate::model::cron::CronJob>,
     /// The config vars app.json declares, with their defaults.
     pub env: BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>,
 }
@@ -254,6 +257,7 @@ struct Outputs {
     formation: BTreeMap<String, u32>,
     healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     scripts: crate::model::scripts::Scripts,
+    cron: Vec<crate::model::cron::CronJob>,
     env: BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>,
     dependency_paths: Vec<PathBuf>,
 }
@@ -289,8 +293,8 @@ fn run_build(
     ));
     out.line(&format!("=====> Built {image}"));
     record.phases = phases;
-    let Outputs { process_types, formation, healthchecks, scripts, env, .. } = outputs;
-    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts, env })
+    let Outputs { process_types, formation, healthchecks, scripts, cron, env, .. } = outputs;
+    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts, cron, env })
 }
 
 /// The work tree: a copy of the source and the cached trees handed over,
@@ -472,6 +476,7 @@ fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, Bu
         config_vars: release.config_vars.clone(),
         formation: app_json.formation()?,
         scripts: app_json.scripts(),
+        cron: app_json.cron()?,
         env: app_json.env()?,
         healthchecks,
         dependency_paths,
@@ -564,7 +569,9 @@ fn labels(
 ) -> std::collections::HashMap<String, String> {
     labels.insert("io.berth.app".into(), app.name.to_string());
     labels.insert("io.berth.process-types".into(), serde_json::to_string(&outputs.process_types).expect("map serialises"));
-    let spec = serde_json::json!({ "formation": outputs.formation, "healthchecks": outputs.healthchecks, "scripts": outputs.scripts });
+    let spec = serde_json::json!({
+        "formation": outputs.formation, "healthchecks": outputs.healthchecks, "scripts": outputs.scripts, "cron": outputs.cron
+    });
     labels.insert(RELEASE_SPEC_LABEL.into(), spec.to_string());
     labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));
     labels.insert("io.berth.stack".into(), stack.run.manifest_digest.to_string());

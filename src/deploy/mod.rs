@@ -46,8 +46,8 @@ pub const ONE_OFF_LABEL: &str = "io.berth.run-of";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    #[error("release v{version} has no web process; add `web: ...` to the Procfile")]
-    NoWeb { version: u64 },
+    #[error("{name} exited with code {code} within its first {secs} s, so the previous release keeps serving. Its last output:\n{logs}")]
+    Died { name: String, code: i32, secs: u64, logs: String },
     #[error(
         "the new web process did not accept connections on port {port} within {secs} s; the previous release keeps serving. Its last output:\n{logs}"
     )]

@@ -205,13 +205,20 @@ pub fn one_off(
             break id;
         }
     };
-    // One word with spaces is a shell command line, as Dokku runs it.
-    let command: Vec<String> = match command {
-        [line] if line.contains(char::is_whitespace) => vec!["bash".into(), "-c".into(), line.clone()],
-        _ => command.to_vec(),
+    // A Procfile type's name runs that process's command (Dokku's `run APP
+    // console`); one word with spaces is a shell command line.
+    let args = match command {
+        [name] if name != "release" && release.process_types.contains_key(name) => vec!["/app/.berth/launcher".to_owned(), name.clone()],
+        _ => {
+            let command: Vec<String> = match command {
+                [line] if line.contains(char::is_whitespace) => vec!["bash".into(), "-c".into(), line.clone()],
+                _ => command.to_vec(),
+            };
+            let mut args = vec!["/bin/bash".to_owned(), "-c".into(), ONE_OFF_SHELL.into(), "run".into()];
+            args.extend(command);
+            args
+        }
     };
-    let mut args = vec!["/bin/bash".to_owned(), "-c".into(), ONE_OFF_SHELL.into(), "run".into()];
-    args.extend(command);
     let mut env = env;
     env.push("HOME=/app".into());
     if terminal {

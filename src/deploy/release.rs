@@ -23,6 +23,7 @@ pub struct ReleaseOf {
     pub formation: BTreeMap<String, u32>,
     pub healthchecks: BTreeMap<String, Vec<Check>>,
     pub scripts: Scripts,
+    pub cron: Vec<crate::model::cron::CronJob>,
     pub git_revision: Option<String>,
     pub description: String,
 }
@@ -46,6 +47,7 @@ pub fn deploy_source(
         formation: built.formation,
         healthchecks: built.healthchecks,
         scripts: built.scripts,
+        cron: built.cron,
         git_revision: revision.map(str::to_owned),
         description: description.to_owned(),
     };
@@ -68,6 +70,7 @@ fn next_release(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf) -> Re
         formation: what.formation,
         healthchecks: what.healthchecks,
         scripts: what.scripts,
+        cron: what.cron,
     };
     Ok(Release::next(&app.dir, content, &what.description, super::config_snapshot(app)?))
 }
@@ -154,6 +157,7 @@ pub fn deploy_image(
         formation: spec.formation,
         healthchecks: spec.healthchecks,
         scripts: spec.scripts,
+        cron: spec.cron,
         git_revision: labels.get("io.berth.git-revision").cloned(),
         description: description.to_owned(),
     };

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::runtime::ContainerId;
 use crate::runtime::balancer;
 use crate::runtime::control;
-use crate::runtime::store::ContainerDir;
+use crate::runtime::store::{ContainerDir, Status};
 use crate::state::apps::{self, AppMeta, Gate};
 use crate::state::releases::Release;
 use crate::state::settings::Settings;
@@ -79,8 +79,8 @@ pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &
     tracing::info!(app = %app.name, release = release.version, "rolling to a release");
     let meta = apps::meta(app)?;
     let wanted = formation::effective(&meta.formation, &release.formation, &release.process_types);
-    if meta.formation.get("web").is_none_or(|n| *n > 0) && !release.process_types.contains_key("web") && wanted.is_empty() {
-        return Err(DeployError::NoWeb { version: release.version });
+    if !release.process_types.contains_key("web") {
+        say(&format!("No web process in v{}: {}'s names answer 503 until there is one", release.version, app.name));
     }
     let mut roll = Roll {
         root,
@@ -156,9 +156,14 @@ impl Roll<'_> {
     /// (then one GET, or its health checks), other types by their checks.
     fn gate(&self, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
         let boot = Duration::from_secs(self.settings.deploy.boot_timeout_secs);
+        let mut by_uptime = Vec::new();
         for started in &self.started {
             let checks = self.release.healthchecks.get(&started.process).cloned().unwrap_or_default();
-            if self.meta.checks.gate(&started.process) != Gate::Check || (started.process != "web" && checks.is_empty()) {
+            if self.meta.checks.gate(&started.process) != Gate::Check {
+                continue;
+            }
+            if started.process != "web" && checks.is_empty() {
+                by_uptime.push(&started.id);
                 continue;
             }
             let id = &started.id;
@@ -172,7 +177,35 @@ impl Roll<'_> {
                 checks::run(check, address, WEB_PORT, say).map_err(|why| DeployError::CheckFailed { name: name_of(self.root, id), why })?;
             }
         }
-        Ok(())
+        self.stay_up(&by_uptime, say)
+    }
+
+    /// Processes with nothing to check (workers, clocks) must stay up for
+    /// the uptime (`[deploy] uptime_secs`, 10 s as Dokku's default check)
+    /// before the old ones stop; one that exits or restarts meanwhile stops
+    /// the roll.
+    fn stay_up(&self, ids: &[&ContainerId], say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let uptime = Duration::from_secs(self.settings.deploy.uptime_secs);
+        let names: Vec<String> = ids.iter().map(|id| name_of(self.root, id)).collect();
+        say(&format!("Waiting {} s for {} to stay up", uptime.as_secs(), names.join(", ")));
+        let deadline = Instant::now() + uptime;
+        loop {
+            for id in ids {
+                let state = control::current_state(&ContainerDir::new(self.root, id))?;
+                if state.status == Status::Exited || state.restarts > 0 {
+                    let code = state.last_exit_code.unwrap_or(-1);
+                    let logs = processes::tail_of_log(self.root, id);
+                    return Err(DeployError::Died { name: name_of(self.root, id), code, secs: uptime.as_secs(), logs });
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Puts the app's web vip in front of the web containers it now has

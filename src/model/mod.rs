@@ -6,6 +6,7 @@
 pub mod acme;
 pub mod checks;
 pub mod container;
+pub mod cron;
 pub mod domain;
 pub mod ports;
 pub mod process;

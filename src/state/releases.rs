@@ -31,6 +31,9 @@ pub struct Release {
     /// app.json's predeploy and postdeploy scripts.
     #[serde(default)]
     pub scripts: crate::model::scripts::Scripts,
+    /// app.json's scheduled jobs.
+    #[serde(default)]
+    pub cron: Vec<crate::model::cron::CronJob>,
 }
 
 impl Release {

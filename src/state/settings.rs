@@ -109,11 +109,14 @@ pub struct StorageSettings {
 pub struct DeploySettings {
     /// How long a new web process has to accept connections on $PORT.
     pub boot_timeout_secs: u64,
+    /// How long a new process with nothing to check (a worker) must stay
+    /// up before the one it replaces stops (Dokku's default check, 10 s).
+    pub uptime_secs: u64,
 }
 
 impl Default for DeploySettings {
     fn default() -> Self {
-        DeploySettings { boot_timeout_secs: 60 }
+        DeploySettings { boot_timeout_secs: 60, uptime_secs: 10 }
     }
 }
 

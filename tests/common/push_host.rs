@@ -77,7 +77,7 @@ impl PushHost {
         fs::write(
             root.join("config.toml"),
             format!(
-                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\ntls_listen_port = {tls_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\n[ssh]\nauthorized_keys = \"{}\"\n",
+                "{}[proxy]\nnginx_conf = \"{r}/nginx.conf\"\npid_file = \"{r}/nginx.pid\"\nlisten_port = {http_port}\ntls_listen_port = {tls_port}\nglobal_domain = \"berth.test\"\n[deploy]\nboot_timeout_secs = 8\nuptime_secs = 2\n[ssh]\nauthorized_keys = \"{}\"\n",
                 fs::read_to_string(root.join("config.toml")).unwrap(),
                 authorized_keys.display()
             ),
