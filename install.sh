@@ -174,7 +174,10 @@ else
 ### END INIT INFO
 # Written by berth's install.sh.
 case \"\$1\" in
-  start|restart|force-reload) BERTH_ROOT=$BERTH_ROOT exec $BIN ps:restore ;;
+  start|restart|force-reload)
+    BERTH_ROOT=$BERTH_ROOT start-stop-daemon --start --quiet --background --make-pidfile \\
+      --pidfile /run/berth-cron.pid --exec $BIN -- cron:scheduler || true
+    BERTH_ROOT=$BERTH_ROOT exec $BIN ps:restore ;;
   stop|status) exit 0 ;;
   *) echo \"usage: \$0 start\" >&2; exit 3 ;;
 esac"
@@ -218,6 +221,32 @@ elif [ -d /etc/cron.d ]; then
     "17 3 * * * root BERTH_ROOT=$BERTH_ROOT $BIN letsencrypt:auto-renew >/dev/null" > /etc/cron.d/berth-letsencrypt
 else
   say "No systemd and no cron here: run 'berth letsencrypt:auto-renew' daily to renew Let's Encrypt certificates"
+fi
+# --- app.json cron jobs: one scheduler, always running.
+if have_systemd; then
+  want_cron="[Unit]
+Description=berth: run the apps' cron jobs on schedule
+After=network-online.target
+
+[Service]
+Environment=BERTH_ROOT=$BERTH_ROOT
+ExecStart=$BIN cron:scheduler
+Restart=always
+# Jobs run as their own processes and finish when the scheduler restarts.
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target"
+  if [ "$(cat /etc/systemd/system/berth-cron.service 2>/dev/null)" != "$want_cron" ]; then
+    printf '%s\n' "$want_cron" > /etc/systemd/system/berth-cron.service
+    systemctl daemon-reload
+  fi
+  systemctl enable --now berth-cron.service >/dev/null 2>&1
+  systemctl try-restart berth-cron.service >/dev/null 2>&1 || true
+else
+  # The init script starts it at boot; now, once, unless it runs.
+  BERTH_ROOT=$BERTH_ROOT start-stop-daemon --start --quiet --background --make-pidfile \
+    --pidfile /run/berth-cron.pid --exec "$BIN" -- cron:scheduler >/dev/null 2>&1 || true
 fi
 say "Restoring apps that should be running"
 "$BIN" ps:restore 2>&1 | sed 's/^/       /' || say "Some apps did not come back (see above); the rest run"

@@ -21,6 +21,11 @@ fn refused(out: &Output, what: &str) -> String {
 /// The commands an app-scoped key may run for its own apps (docs/SECURITY.md).
 const APP_COMMANDS: &[&str] = &[
     "proxy:rebuild",
+    "cron:list",
+    "cron:run",
+    "cron:suspend",
+    "cron:resume",
+    "cron:report",
     "nginx:show-config",
     "nginx:access-logs",
     "nginx:error-logs",

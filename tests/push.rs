@@ -308,3 +308,65 @@ fn sleep_false() -> bool {
     std::thread::sleep(Duration::from_millis(100));
     false
 }
+
+#[test]
+#[ignore = "needs root: sshd, nginx and containers need root"]
+fn cron_jobs_run_on_schedule_and_by_hand() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = PushHost::new("bt-cron", "10.241.1.0/24");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let app_json = r#"{
+  // Dokku reads comments and trailing commas
+  "cron": [
+    {"command": "node -e \"console.log('cron says ' + 6 * 7)\"", "schedule": "* * * * *"},
+    {"command": "sleep 4", "schedule": "0 0 1 1 *"},
+  ],
+}"#;
+    let app = work.path().join("cron");
+    checkout_with(
+        &app,
+        &[("package.json", r#"{"name": "cron", "version": "1.0.0"}"#), ("Procfile", "console: node -e 1\n"), ("app.json", app_json)],
+    );
+    let pushed = site.push_app(&app, "ticker", "main");
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let listed: serde_json::Value = serde_json::from_str(&host.ok(["cron:list", "ticker", "--format", "json"]).out()).unwrap();
+    let id = |i: usize| listed[i]["id"].as_str().unwrap().to_owned();
+    assert_eq!((listed[0]["schedule"].as_str(), listed[1]["schedule"].as_str()), (Some("* * * * *"), Some("0 0 1 1 *")), "{listed}");
+    let (says, sleeps) = (id(0), id(1));
+
+    // By hand: the output comes back and lands in the app's log.
+    assert_eq!(host.ok(["cron:run", "ticker", &says]).out().trim(), "cron says 42");
+    let cron_lines = || host.ok(["logs", "ticker", "-p", "cron", "-q"]).out().matches("cron says 42").count();
+    assert_eq!(cron_lines(), 1);
+    // Never twice at once.
+    let mut first = host.command(["cron:run", "ticker", &sleeps]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = host.run(["cron:run", "ticker", &sleeps]);
+    assert!(second.code != 0 && second.stderr.contains("still running"), "{}", second.stderr);
+    assert!(first.wait().unwrap().success());
+    host.ok(["cron:suspend", "ticker", &says]);
+    assert!(host.ok(["cron:list", "ticker"]).out().lines().any(|l| l.starts_with(&says) && l.contains("true")));
+    host.ok(["cron:resume", "ticker"]);
+    assert!(host.ok(["cron:report", "ticker"]).out().contains("Cron task count:     2"));
+
+    // On schedule: the every-minute job runs once the scheduler sees a new minute.
+    let mut scheduler = host.command(["cron:scheduler"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let ran = (0..90).any(|_| cron_lines() >= 2 || sleep_1s());
+    let _ = scheduler.kill();
+    let _ = scheduler.wait();
+    assert!(ran, "the scheduler ran the job: {}", host.ok(["logs", "ticker", "-p", "cron"]).out());
+
+    // A schedule cron cannot read is refused with the entry, not its bytes.
+    fs::write(app.join("app.json"), r#"{"cron": [{"command": "true", "schedule": "every day"}]}"#).unwrap();
+    git(&app, &["commit", "-q", "-am", "bad schedule"]);
+    let refused = site.push_app(&app, "ticker", "main");
+    let said = text(&refused);
+    assert!(!refused.status.success() && said.contains("cron entry 0 has a schedule that is not five cron fields"), "{said}");
+    assert!(!said.contains("every day"), "{said}");
+}
+
+fn sleep_1s() -> bool {
+    std::thread::sleep(Duration::from_secs(1));
+    false
+}

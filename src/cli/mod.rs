@@ -13,6 +13,7 @@ mod certs;
 mod checks;
 mod config;
 mod containers;
+mod cron;
 mod domains;
 mod git;
 mod images;
@@ -73,13 +74,14 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 21] {
+fn tables() -> [&'static [Command]; 22] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
         bundle::COMMANDS,
         certs::COMMANDS,
         checks::COMMANDS,
+        cron::COMMANDS,
         config::COMMANDS,
         containers::COMMANDS,
         domains::COMMANDS,

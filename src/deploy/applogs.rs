@@ -47,6 +47,21 @@ pub fn keep_retired(root: &Path, app: &App, id: &ContainerId) {
     }
 }
 
+/// Appends lines to the app's log as a container writes them (for jobs
+/// whose container does not outlive them): `TIME NAME STREAM: text`.
+pub fn append(app: &App, name: &str, lines: &[(&str, Vec<u8>)]) {
+    let target = retired_log(app);
+    let _ = fs::create_dir_all(logs_dir(app));
+    let Ok(mut out) = OpenOptions::new().create(true).append(true).open(&target) else { return };
+    for (stream, text) in lines {
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let mut line = format!("{stamp} {name} {stream}: ").into_bytes();
+        line.extend_from_slice(text);
+        line.push(b'\n');
+        let _ = out.write_all(&line);
+    }
+}
+
 /// Replaces the failed-deploy log with these containers' output.
 pub fn keep_failed(root: &Path, app: &App, ids: &[&ContainerId]) {
     let mut text = Vec::new();

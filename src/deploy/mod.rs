@@ -9,6 +9,7 @@ pub mod acme;
 pub mod appenv;
 pub mod applogs;
 pub mod checks;
+pub mod cron;
 pub mod formation;
 pub mod nginx;
 pub mod processes;
@@ -74,6 +75,12 @@ pub enum DeployError {
     Formation(#[from] formation::FormationError),
     #[error("app.json says the app needs {0}; set it first with config:set --no-restart")]
     MissingEnv(String),
+    #[error("the app has no cron job {0}; see cron:list")]
+    NoSuchCronJob(String),
+    #[error("cron job {0} is still running; it never runs twice at once")]
+    CronBusy(String),
+    #[error(transparent)]
+    Lock(#[from] crate::state::lock::LockError),
     #[error("app {0} has no release yet; push it first")]
     NeverDeployed(crate::app::AppName),
     #[error("the image of {app} v{version} is no longer in the store (outside releases:set keep); deploy it again instead")]

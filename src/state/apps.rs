@@ -59,6 +59,10 @@ pub struct AppMeta {
     /// and the others 0 when not set.
     #[serde(default)]
     pub formation: BTreeMap<String, u32>,
+    /// Scheduled jobs that do not run on schedule (`cron:suspend`), by id;
+    /// `*` stands for all of them.
+    #[serde(default)]
+    pub cron_suspended: std::collections::BTreeSet<String>,
     /// Stopped on purpose (`ps:stop`): `ps:restore` leaves it stopped.
     #[serde(default)]
     pub stopped: bool,
@@ -163,6 +167,7 @@ impl AppMeta {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             deploy_branch: None,
             formation: BTreeMap::new(),
+            cron_suspended: Default::default(),
             stopped: false,
             restart_policy: None,
             stop_timeout_secs: None,

@@ -46,6 +46,11 @@ impl FileLock {
         }
     }
 
+    /// The lock if nobody holds it, else `Busy` at once.
+    pub fn try_acquire(path: &Path) -> Result<FileLock, LockError> {
+        Self::acquire_mode(path, Mode::ExclusiveNow)
+    }
+
     /// A shared lock: many holders at once, none while someone holds it exclusively.
     pub fn acquire_shared(path: &Path) -> Result<FileLock, LockError> {
         Self::acquire_mode(path, Mode::Shared)
