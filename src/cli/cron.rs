@@ -22,7 +22,7 @@ pub const COMMANDS: &[Command] = &[
         about: "Run a job now, as the schedule would (never twice at once); --detach returns at once",
         switches: &["--detach"],
         options: &[],
-        run: run,
+        run: run_now,
     },
     Command {
         name: "cron:suspend",
@@ -76,7 +76,7 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+fn run_now(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(2, 2)?;
     let locked = apps::open(&ctx.root, &args.app(0)?)?;
     let id = args.get(1).expect("checked").to_string_lossy().into_owned();
