@@ -232,7 +232,10 @@ fn no_request_fails_while_the_app_changes() {
     // each refused while the previous release keeps answering.
     let serving = site.page();
     let check = |extra: &str| {
-        format!(r#"{{"healthchecks": {{"web": [{{"type": "startup", "name": "root", "attempts": 2, "wait": 1, {extra}}}]}}}}"#)
+        // With a comment and trailing commas, as Dokku reads app.json.
+        format!(
+            "{{\n  // checked before traffic moves\n  \"healthchecks\": {{\"web\": [{{\"type\": \"startup\", \"name\": \"root\", \"attempts\": 2, \"wait\": 1, {extra},}}]}},\n}}"
+        )
     };
     fs::write(checkout.join("app.json"), check(r#""path": "/", "content": "Cat dreams""#)).unwrap();
     git(&checkout, &["add", "app.json"]);
@@ -269,7 +272,11 @@ fn no_request_fails_while_the_app_changes() {
     // postdeploy run in order; a failing predeploy or release aborts.
     let procfile = "web: python catmeow.py\nworker: python worker.py\nrelease: echo releasing the next one\n";
     fs::write(checkout.join("Procfile"), procfile).unwrap();
-    let scripts = |pre: &str| format!(r#"{{"scripts": {{"dokku": {{"predeploy": "{pre}", "postdeploy": "echo postdeploy ran"}}}}}}"#);
+    let scripts = |pre: &str| {
+        format!(
+            "/* deploy phases */ {{\"scripts\": {{\"dokku\": {{\"predeploy\": \"{pre}\", \"postdeploy\": \"echo postdeploy ran\",}}}}}}"
+        )
+    };
     fs::write(checkout.join("app.json"), scripts("echo predeploy ran && test -f catmeow.py")).unwrap();
     git(&checkout, &["commit", "-q", "-am", "deploy phases"]);
     eprintln!("{} deploy phases", stamp());
