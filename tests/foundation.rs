@@ -189,3 +189,22 @@ fn help_lists_namespaces_and_commands() {
     assert!(host.ok(["help", "config:set"]).out().starts_with("usage: berth config:set APP KEY=VALUE"));
     assert_eq!(host.run(["help", "nothing"]).code, 2);
 }
+
+#[test]
+fn namespaces_typos_and_the_app_flag_as_dokku_users_type_them() {
+    let host = Host::new();
+    // `berth apps` and `berth apps:help` list the namespace, as `dokku apps` does.
+    for topic in ["apps", "apps:help"] {
+        let listed = host.ok([topic]).out();
+        assert!(listed.contains("apps:create APP") && listed.contains("apps:destroy") && !listed.contains("config:set"), "{listed}");
+    }
+    let typo = host.run(["apps:lst"]);
+    assert_eq!(typo.code, 2);
+    assert!(typo.stderr.contains("did you mean apps:list?"), "{}", typo.stderr);
+    let flag = host.run(["config:set", "--no-restrat", "cat", "A=1"]);
+    assert!(flag.code == 2 && flag.stderr.contains("did you mean --no-restart?"), "{}", flag.stderr);
+    // `--app APP` anywhere stands for the app argument.
+    host.ok(["apps:create", "--app", "cat"]);
+    host.ok(["config:set", "--no-restart", "GREETING=meow", "--app", "cat"]);
+    assert_eq!(host.ok(["config:get", "--app", "cat", "GREETING"]).out(), "meow\n");
+}

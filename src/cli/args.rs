@@ -18,6 +18,13 @@ pub struct Args {
     positional: Vec<OsString>,
     switches: Vec<&'static str>,
     options: HashMap<&'static str, Vec<OsString>>,
+    /// `--app APP`, put first among the positionals once parsing ends.
+    app_flag: Option<OsString>,
+}
+
+/// Whether the command's first argument is an app (so `--app` may name it).
+fn takes_app_first(command: &Command) -> bool {
+    command.usage.split_whitespace().next().is_some_and(|first| first.trim_start_matches('[') == "APP" || first == "APP]")
 }
 
 impl Args {
@@ -25,8 +32,14 @@ impl Args {
     /// unknown `-x` is a usage error (so `apps:create -x` never makes an
     /// app named `-x`); after `--` everything is positional.
     pub fn parse(command: &'static Command, argv: Vec<OsString>) -> Result<Args, UsageError> {
-        let mut args =
-            Args { command: command.name, usage: command.usage, positional: Vec::new(), switches: Vec::new(), options: HashMap::new() };
+        let mut args = Args {
+            command: command.name,
+            usage: command.usage,
+            positional: Vec::new(),
+            switches: Vec::new(),
+            options: HashMap::new(),
+            app_flag: None,
+        };
         let mut rest = argv.into_iter();
         while let Some(arg) = rest.next() {
             let text = arg.to_string_lossy();
@@ -42,6 +55,12 @@ impl Args {
                 Some((f, v)) => (f.to_owned(), Some(OsString::from(v))),
                 None => (text.into_owned(), None),
             };
+            if flag == "--app" && takes_app_first(command) {
+                // Dokku's `--app APP`, anywhere on the line: the app as the first argument.
+                let app = inline.or_else(|| rest.next()).ok_or_else(|| args.usage_error("--app needs a value"))?;
+                args.app_flag = Some(app);
+                continue;
+            }
             if let Some(&s) = command.switches.iter().find(|&&s| s == flag) {
                 if inline.is_some() {
                     return Err(args.usage_error(&format!("{flag} takes no value")));
@@ -51,8 +70,13 @@ impl Args {
                 let value = inline.or_else(|| rest.next()).ok_or_else(|| args.usage_error(&format!("{flag} needs a value")))?;
                 args.options.entry(o).or_default().push(value);
             } else {
-                return Err(args.usage_error(&format!("unknown flag {flag:?}")));
+                let known = command.switches.iter().chain(command.options).copied();
+                let hint = super::did_you_mean(&flag, known).map(|s| format!("; did you mean {s}?")).unwrap_or_default();
+                return Err(args.usage_error(&format!("unknown flag {flag:?}{hint}")));
             }
+        }
+        if let Some(app) = args.app_flag.take() {
+            args.positional.insert(0, app);
         }
         Ok(args)
     }

@@ -109,6 +109,17 @@ fn namespace(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
 }
 
+fn in_namespace(topic: &str) -> impl Iterator<Item = &'static Command> + '_ {
+    tables().into_iter().flatten().filter(move |c| namespace(c.name) == topic)
+}
+
+/// The known word closest to a mistyped one, when it is close enough to be
+/// what was meant (at most a third of its letters off).
+pub fn did_you_mean<'a>(typed: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (typed.chars().count() / 3).max(1);
+    known.map(|k| (strsim::damerau_levenshtein(typed, k), k)).filter(|(d, _)| *d <= limit).min_by_key(|(d, _)| *d).map(|(_, k)| k)
+}
+
 pub fn main() -> i32 {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     // `berth --trace COMMAND ...`: Dokku's global flag, before the command.
@@ -154,7 +165,16 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             Ok(())
         }
         _ => {
-            let command = find(name).ok_or_else(|| UsageError(format!("unknown command {name:?}; see 'berth help'")))?;
+            let Some(command) = find(name) else {
+                // `berth apps` and `berth apps:help`: the namespace's commands.
+                let topic = name.strip_suffix(":help").unwrap_or(name);
+                if in_namespace(topic).next().is_some() {
+                    return help(Some(topic));
+                }
+                let hint = did_you_mean(name, tables().into_iter().flatten().map(|c| c.name))
+                    .map_or_else(|| "see 'berth help'".to_owned(), |s| format!("did you mean {s}?"));
+                return Err(UsageError(format!("unknown command {name:?}; {hint}")).into());
+            };
             match parse_args(command, argv)? {
                 None => {
                     print!("{}", help_command(command));
@@ -186,7 +206,7 @@ fn help(topic: Option<&str>) -> anyhow::Result<()> {
         Some(topic) => match find(topic) {
             Some(command) => help_command(command),
             None => {
-                let commands: Vec<&Command> = tables().into_iter().flatten().filter(|c| namespace(c.name) == topic).collect();
+                let commands: Vec<&Command> = in_namespace(topic).collect();
                 if commands.is_empty() {
                     return Err(UsageError(format!("no command or namespace named {topic:?}; see 'berth help'")).into());
                 }
@@ -264,6 +284,33 @@ pub fn wants_json(args: &Args) -> anyhow::Result<bool> {
         None => Ok(false),
         Some(f) if f == "json" => Ok(true),
         Some(f) => Err(UsageError(format!("unknown format {:?}: use json", f.to_string_lossy())).into()),
+    }
+}
+
+#[cfg(test)]
+mod suggestion_tests {
+    use super::*;
+
+    #[test]
+    fn suggests_what_was_meant_and_nothing_far_off() {
+        let names = || tables().into_iter().flatten().map(|c| c.name);
+        assert_eq!(did_you_mean("apps:lst", names()), Some("apps:list"));
+        assert_eq!(did_you_mean("config:sett", names()), Some("config:set"));
+        assert_eq!(did_you_mean("ps:scael", names()), Some("ps:scale"));
+        assert_eq!(did_you_mean("frobnicate", names()), None);
+        assert_eq!(did_you_mean("--forse", ["--force", "--format"].into_iter()), Some("--force"));
+    }
+
+    #[test]
+    fn app_flag_is_the_first_argument_anywhere_on_the_line() {
+        let command = find("config:set").unwrap();
+        let argv = ["A=1", "--app", "catmeow", "--no-restart"].map(OsString::from).to_vec();
+        let args = parse_args(command, argv).unwrap().unwrap();
+        assert_eq!(args.get(0).unwrap(), "catmeow");
+        assert_eq!(args.get(1).unwrap(), "A=1");
+        assert!(args.switch("--no-restart"));
+        let err = parse_args(command, ["catmeow", "--no-restrat"].map(OsString::from).to_vec()).err().unwrap();
+        assert!(err.0.contains("did you mean --no-restart?"), "{}", err.0);
     }
 }
 
