@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -124,7 +125,41 @@ pub fn sync(root: &Path) -> Result<(), BalancerError> {
         .map(|(vip, _)| (vip, backends(root, vip).into_iter().map(|(_, address)| address).collect()))
         .collect();
     tracing::debug!(?routes, "routing vips");
-    apply(&table_script(&table_name(root), &routes))
+    let mut script = forget_gone_roots(root);
+    script.push_str(&table_script(&table_name(root), &routes));
+    apply(&script)
+}
+
+/// Where each berth root's table is recorded: `/run` is emptied at boot,
+/// as nftables is.
+const ROOTS: &str = "/run/berth/tables";
+
+/// Records this root's table, and returns the script that removes the
+/// tables of roots that no longer exist. A table outlives its root (a test,
+/// a moved install) and would keep routing addresses that the next root on
+/// the same subnet hands to its containers.
+fn forget_gone_roots(root: &Path) -> String {
+    let own = scope(root);
+    let dir = Path::new(ROOTS);
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    if fs::create_dir_all(dir).is_ok() {
+        let _ = atomic::write_atomic(&dir.join(&own), canonical.as_os_str().as_encoded_bytes());
+    }
+    let mut script = String::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == own || name.len() != 8 || !name.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let mut recorded = Vec::new();
+        let _ = fs::File::open(entry.path()).and_then(|f| f.take(4096).read_to_end(&mut recorded));
+        let gone = !Path::new(std::ffi::OsStr::from_bytes(&recorded)).join("network").is_dir();
+        if gone {
+            script.push_str(&format!("table ip berth_{name} {{ }}\ndelete table ip berth_{name}\n"));
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    script
 }
 
 /// The name of berth's nftables table for this root.
