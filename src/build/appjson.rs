@@ -240,4 +240,23 @@ mod tests {
         let deep = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(AppJson::parse(Some(deep.as_bytes())).is_err());
     }
+
+    #[test]
+    fn hostile_cron_entries_are_refused_without_their_bytes() {
+        let cron = |text: &str| AppJson::parse(Some(text.as_bytes())).and_then(|a| a.cron());
+        for (text, shows) in [
+            (r#"{"cron": [{"command": "x", "schedule": "$(reboot) * * * *"}]}"#, "$(reboot)"),
+            (r#"{"cron": [{"command": "x", "schedule": "* * * * * * * *"}]}"#, "* * * * * *"),
+            (r#"{"cron": [{"command": "a\nrm -rf /", "schedule": "* * * * *"}]}"#, "rm -rf"),
+            (r#"{"cron": [{"command": "", "schedule": "* * * * *"}]}"#, "\"\""),
+        ] {
+            let err = cron(text).expect_err(text).to_string();
+            assert!(err.contains("cron entry 0") && !err.contains(shows), "{text}: {err}");
+        }
+        let long = format!(r#"{{"cron": [{{"command": "{}", "schedule": "* * * * *"}}]}}"#, "x".repeat(5000));
+        assert!(cron(&long).is_err(), "a command over 4 KiB");
+        assert!(cron(r#"{"cron": [{"command": 7, "schedule": "* * * * *"}]}"#).is_err(), "a command that is not text");
+        assert!(cron(r#"{"cron": "* * * * *"}"#).is_err(), "cron that is not a list");
+        assert_eq!(cron(r#"{"cron": [{"command": "true", "schedule": "@daily"}]}"#).unwrap().len(), 1);
+    }
 }

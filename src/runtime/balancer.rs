@@ -98,18 +98,24 @@ pub fn serving(root: &Path, id: &ContainerId) -> Option<Ipv4Addr> {
     text.trim().parse().ok()
 }
 
-/// The containers behind `vip` now: admitted, and their process running.
-pub fn backends(root: &Path, vip: Ipv4Addr) -> Vec<(ContainerId, Ipv4Addr)> {
+/// Every container standing behind a vip now (admitted, its process
+/// running), with its vip and address: one pass over the containers.
+fn serving_now(root: &Path) -> Vec<(Ipv4Addr, ContainerId, Ipv4Addr)> {
     containers::list(root)
         .into_iter()
-        .filter(|id| serving(root, id) == Some(vip))
         .filter_map(|id| {
+            let vip = serving(root, &id)?;
             let state = current_state(&ContainerDir::new(root, &id)).ok()?;
             let running = state.status == Status::Running && state.pid.is_some();
             let address = state.address?.parse().ok().filter(|_| running)?;
-            Some((id, address))
+            Some((vip, id, address))
         })
         .collect()
+}
+
+/// The containers behind `vip` now: admitted, and their process running.
+pub fn backends(root: &Path, vip: Ipv4Addr) -> Vec<(ContainerId, Ipv4Addr)> {
+    serving_now(root).into_iter().filter(|(v, ..)| *v == vip).map(|(_, id, address)| (id, address)).collect()
 }
 
 /// Rebuilds berth's nftables table for this root from the vips and the
@@ -120,10 +126,14 @@ pub fn sync(root: &Path) -> Result<(), BalancerError> {
     // Two syncs at once would each write what they saw; the later one must
     // also have seen last.
     let _lock = FileLock::acquire(&dir.join("balancer.lock"))?;
-    let routes: BTreeMap<Ipv4Addr, Vec<Ipv4Addr>> = network::owned_with_prefix(root, OWNER_PREFIX)?
-        .into_iter()
-        .map(|(vip, _)| (vip, backends(root, vip).into_iter().map(|(_, address)| address).collect()))
-        .collect();
+    let mut routes: BTreeMap<Ipv4Addr, Vec<Ipv4Addr>> =
+        network::owned_with_prefix(root, OWNER_PREFIX)?.into_iter().map(|(vip, _)| (vip, Vec::new())).collect();
+    for (vip, _, address) in serving_now(root) {
+        // A container admitted behind a vip since freed routes nowhere.
+        if let Some(backends) = routes.get_mut(&vip) {
+            backends.push(address);
+        }
+    }
     tracing::debug!(?routes, "routing vips");
     let mut script = forget_gone_roots(root);
     script.push_str(&table_script(&table_name(root), &routes));
