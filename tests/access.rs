@@ -236,4 +236,27 @@ fn an_app_scoped_key_pushes_its_own_app_and_nothing_else() {
     // The admin key still does everything through the same sudo rule.
     let keys = site.ssh(&["ssh-keys:list"]);
     assert!(String::from_utf8_lossy(&keys.stdout).contains("dev"), "{}", text(&keys));
+
+    // A pack over the archive cap is refused by receive-pack before any of
+    // it is stored, and the running release keeps serving.
+    let config = fs::read_to_string(host.path().join("config.toml")).unwrap();
+    fs::write(host.path().join("config.toml"), format!("{config}[limits]\narchive_bytes = 3000000\n")).unwrap();
+    // xorshift: bytes zlib cannot shrink below the cap.
+    let mut x = 88_172_645_463_325_252u64;
+    let noise: Vec<u8> = (0..4_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(checkout.join("noise.bin"), noise).unwrap();
+    common::push_host::git(&checkout, &["add", "noise.bin"]);
+    common::push_host::git(&checkout, &["commit", "-q", "-m", "noise"]);
+    let before = state(host);
+    let big = site.push(&checkout, "main");
+    assert!(!big.status.success() && text(&big).contains("maximum allowed size"), "{}", text(&big));
+    assert_eq!(state(host), before, "a refused pack changed state");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
 }

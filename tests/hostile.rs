@@ -22,10 +22,11 @@ struct Case {
     args: Vec<String>,
     stdin: Vec<u8>,
     ssh_line: Option<String>,
+    env: Vec<(String, PathBuf)>,
 }
 
 fn cmd(args: &[&str]) -> Case {
-    Case { args: args.iter().map(|a| a.to_string()).collect(), stdin: Vec::new(), ssh_line: None }
+    Case { args: args.iter().map(|a| a.to_string()).collect(), stdin: Vec::new(), ssh_line: None, env: Vec::new() }
 }
 
 fn with_stdin(args: &[&str], stdin: Vec<u8>) -> Case {
@@ -43,6 +44,7 @@ fn run(host: &Host, case: &Case) -> Run {
         Some(line) => command.env("SSH_ORIGINAL_COMMAND", line),
         None => command.env_remove("SSH_ORIGINAL_COMMAND"),
     };
+    command.envs(case.env.iter().map(|(k, v)| (k, v)));
     let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -149,6 +151,97 @@ fn hostile_layers() -> Vec<(&'static str, Vec<u8>)> {
     layers
 }
 
+// --- Crafted pushes -----------------------------------------------------
+
+/// Writes one object, unchecked (`--literally`), into the objects of the
+/// bare repository `git_dir`, as a hostile pusher's pack can; its id.
+fn git_object(git_dir: &Path, kind: &str, bytes: &[u8]) -> String {
+    let mut child = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["hash-object", "--literally", "-w", "--stdin", "-t", kind])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A raw tree of (mode, name, object id) entries.
+fn git_tree(git_dir: &Path, entries: &[(&str, &[u8], &str)]) -> String {
+    let mut raw = Vec::new();
+    for (mode, name, id) in entries {
+        raw.extend_from_slice(format!("{mode} ").as_bytes());
+        raw.extend_from_slice(name);
+        raw.push(0);
+        raw.extend((0..id.len()).step_by(2).map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap()));
+    }
+    git_object(git_dir, "tree", &raw)
+}
+
+/// One entry of a crafted tree: mode, name, the blob's bytes.
+type TreeEntry = (&'static str, Vec<u8>, Vec<u8>);
+
+/// Pushes of crafted trees to app `cat`, each as its pre-receive hook sees
+/// it: the pushed objects in a quarantine directory of their own, the
+/// app's repository as the alternate, the ref on stdin.
+fn hostile_pushes(root: &Path, scratch: &Path, outside: &Path) -> Vec<Case> {
+    let repo = root.join("apps/cat/repo.git");
+    assert!(std::process::Command::new("git").args(["init", "-q", "--bare"]).arg(&repo).status().unwrap().success());
+    let mut cases = Vec::new();
+    let mut trees: Vec<(&str, Vec<TreeEntry>)> = vec![
+        ("dotdot", vec![("100644", b"..".to_vec(), b"x".to_vec())]),
+        ("dot", vec![("100644", b".".to_vec(), b"x".to_vec())]),
+        ("dot-git", vec![("100644", b".git".to_vec(), b"x".to_vec())]),
+        ("dot-git-upper", vec![("100644", b".Git".to_vec(), b"x".to_vec())]),
+        ("slash", vec![("100644", b"a/b".to_vec(), b"x".to_vec())]),
+        ("empty-name", vec![("100644", Vec::new(), b"x".to_vec())]),
+        ("twice", vec![("100644", b"t".to_vec(), b"x".to_vec()), ("100644", b"t".to_vec(), b"y".to_vec())]),
+        ("long-link", vec![("120000", b"l".to_vec(), vec![b'a'; 5000])]),
+        ("nul-link", vec![("120000", b"l".to_vec(), b"/etc\0x".to_vec())]),
+        ("big-file", vec![("100644", b"big".to_vec(), vec![0; 5 << 20])]),
+    ];
+    let many: Vec<TreeEntry> = (0..9000).map(|i| ("100644", format!("f{i}").into_bytes(), Vec::new())).collect();
+    trees.push(("many-files", many));
+    for (name, entries) in trees {
+        let quarantine = scratch.join(format!("push-{name}"));
+        assert!(std::process::Command::new("git").args(["init", "-q", "--bare"]).arg(&quarantine).status().unwrap().success());
+        let blobs: Vec<String> = entries.iter().map(|(_, _, data)| git_object(&quarantine, "blob", data)).collect();
+        let raw: Vec<(&str, &[u8], &str)> =
+            entries.iter().zip(&blobs).map(|((mode, name, _), id)| (*mode, name.as_slice(), id.as_str())).collect();
+        let tree = git_tree(&quarantine, &raw);
+        cases.push(push_of(&repo, &quarantine, &tree));
+    }
+    // A link to a directory outside, then a tree of the same name whose
+    // file would land there if the export followed the link.
+    let quarantine = scratch.join("push-link-then-tree");
+    assert!(std::process::Command::new("git").args(["init", "-q", "--bare"]).arg(&quarantine).status().unwrap().success());
+    let link = git_object(&quarantine, "blob", outside.as_os_str().as_encoded_bytes());
+    let planted = git_object(&quarantine, "blob", b"x");
+    let inner = git_tree(&quarantine, &[("100644", b"planted", &planted)]);
+    let tree = git_tree(&quarantine, &[("120000", b"a", &link), ("40000", b"a", &inner)]);
+    cases.push(push_of(&repo, &quarantine, &tree));
+    cases
+}
+
+/// The hook's view of a push of one commit of `tree` to main.
+fn push_of(repo: &Path, quarantine: &Path, tree: &str) -> Case {
+    let text = format!("tree {tree}\nauthor t <t@t> 0 +0000\ncommitter t <t@t> 0 +0000\n\nhostile\n");
+    let commit = git_object(quarantine, "commit", text.as_bytes());
+    let stdin = format!("{} {commit} refs/heads/main\n", "0".repeat(40)).into_bytes();
+    Case {
+        env: vec![
+            ("GIT_DIR".into(), repo.to_owned()),
+            ("GIT_OBJECT_DIRECTORY".into(), quarantine.join("objects")),
+            ("GIT_ALTERNATE_OBJECT_DIRECTORIES".into(), repo.join("objects")),
+        ],
+        ..with_stdin(&["git-hook", "cat"], stdin)
+    }
+}
+
 /// One entry of a crafted source archive: name, type, link target, data.
 type SourceEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
 
@@ -203,6 +296,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         host.ok(["images:import", file.to_str().unwrap()]);
         cases.push(cmd(&["images:unpack", &format!("hostile/{name}:1")]));
     }
+    cases.extend(hostile_pushes(&root, keys_dir.path(), outside.path()));
     // Archives an import must refuse whole.
     let archive = |name: &str, bytes: Vec<u8>| {
         let file = keys_dir.path().join(name);
@@ -441,7 +535,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     .map(|a| a.iter().map(|s| s.to_string()).collect())
     .collect();
     for args in simple {
-        cases.push(Case { args, stdin: Vec::new(), ssh_line: None });
+        cases.push(Case { args, stdin: Vec::new(), ssh_line: None, env: Vec::new() });
     }
     cases.push(with_stdin(&["certs:add", "cat"], b"not a tar of a certificate and key".to_vec()));
     cases.push(with_stdin(&["ssh-keys:add", "evil"], b"command=\"sh\" ssh-ed25519 AAAA".to_vec()));

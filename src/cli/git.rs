@@ -12,6 +12,7 @@ use crate::git::command::{self, split};
 use crate::git::keys;
 use crate::git::{hook, repo};
 use crate::state::grants::{self, Grant, Grants};
+use crate::state::settings::Settings;
 use crate::state::{apps, releases};
 
 pub const COMMANDS: &[Command] = &[
@@ -243,7 +244,15 @@ fn git_over_ssh(ctx: &Ctx, key: &str, grant: &Grant, words: &[String]) -> anyhow
     };
     let app = apps::open(&ctx.root, &name)?;
     let dir = repo::ensure(&ctx.root, &app)?;
-    let status = std::process::Command::new(&words[0]).arg(&dir).env("BERTH_APP_LOCKED", "1").env("BERTH_ROOT", &ctx.root).status()?;
+    let mut git = std::process::Command::new(&words[0]);
+    git.arg(&dir).env("BERTH_APP_LOCKED", "1").env("BERTH_ROOT", &ctx.root);
+    if receiving {
+        // receive-pack stops reading a pack larger than the archive cap
+        // before it stores any of it.
+        let cap = Settings::load(&ctx.root)?.limits.archive_bytes;
+        git.env("GIT_CONFIG_COUNT", "1").env("GIT_CONFIG_KEY_0", "receive.maxInputSize").env("GIT_CONFIG_VALUE_0", cap.to_string());
+    }
+    let status = git.status()?;
     drop(locked);
     Ok(status.code().unwrap_or(1))
 }

@@ -133,10 +133,28 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(err) => {
             let code = if err.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
-            let _ = writeln!(std::io::stderr(), "berth: {err:#}");
+            let _ = writeln!(std::io::stderr(), "berth: {}", one_line(&err));
             code
         }
     }
+}
+
+/// The error and its causes in one line, each cause once: many messages
+/// already quote their source (`cannot write X: File exists`), and
+/// repeating it after them says nothing new.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {

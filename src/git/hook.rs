@@ -22,6 +22,8 @@ pub enum HookError {
     Repo(#[from] RepoError),
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Settings(#[from] crate::state::settings::SettingsError),
 }
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -61,11 +63,12 @@ pub fn run(root: &Path, name: &AppName, stdin: impl BufRead, say: &mut dyn FnMut
 /// Exports `revision` of the app's repository into a scratch tree and
 /// deploys it; the tree goes away either way.
 pub fn deploy_revision(root: &Path, app: &App, revision: &str, say: &mut dyn FnMut(&str)) -> Result<(), HookError> {
+    let cap = crate::state::settings::Settings::load(root)?.limits.archive_bytes;
     let short = &revision[..revision.len().min(7)];
     let source = root.join("tmp").join(format!("src-{}-{short}", app.name));
     let _ = std::fs::remove_dir_all(&source);
     std::fs::create_dir_all(&source).map_err(|e| crate::state::PathIo { action: "make", path: source.clone(), source: e })?;
-    let result = repo::export(&repo::repo_dir(app), revision, &source)
+    let result = repo::export(&repo::repo_dir(app), revision, &source, cap)
         .map_err(HookError::from)
         .and_then(|()| Ok(release::deploy_source(root, app, &source, Some(revision), &format!("Deploy {short}"), say)?));
     let _ = std::fs::remove_dir_all(&source);

@@ -24,6 +24,8 @@ pub enum RepoError {
     BadEntry(&'static str),
     #[error("a symbolic link in the pushed tree is longer than {LINK_CAP} bytes")]
     LongLink,
+    #[error("the pushed tree holds more than {cap} bytes (limits.archive_bytes in config.toml)")]
+    TooLarge { cap: u64 },
     #[error(transparent)]
     Io(#[from] crate::state::PathIo),
     #[error("cannot write the hook {path}: {source}")]
@@ -95,21 +97,28 @@ const LINK_CAP: usize = 4096;
 /// directories. Pushed trees are hostile: every entry is created new (an
 /// entry never lands on or through one written before), names are plain
 /// components, and the walk keeps its own stack however deep the tree.
-pub fn export(repo: &Path, revision: &str, target: &Path) -> Result<(), RepoError> {
+/// Files count against `cap` by their size in git's header, before
+/// they are inflated, so a small pack cannot fill the disk or memory.
+pub fn export(repo: &Path, revision: &str, target: &Path, cap: u64) -> Result<(), RepoError> {
     let git = |action| move |source| RepoError::Git { action, source };
     let repo = open(repo)?;
+    let odb = repo.odb().map_err(git("open the object database"))?;
     let tree = repo.revparse_single(revision).and_then(|o| o.peel_to_tree()).map_err(git("read the pushed tree"))?;
+    let mut budget = Budget { left: cap, cap };
     let mut pending: Vec<(Oid, PathBuf)> = vec![(tree.id(), target.to_path_buf())];
     while let Some((id, dir)) = pending.pop() {
         let tree = repo.find_tree(id).map_err(git("read a tree"))?;
         for entry in tree.iter() {
             let path = dir.join(entry_name(&entry)?);
+            budget.spend(ENTRY_COST)?;
             match entry.kind() {
                 Some(ObjectType::Tree) => {
                     make_dir(&path)?;
                     pending.push((entry.id(), path));
                 }
                 Some(ObjectType::Blob) => {
+                    let (size, _) = odb.read_header(entry.id()).map_err(git("read a file's size"))?;
+                    budget.spend(size as u64)?;
                     let blob = repo.find_blob(entry.id()).map_err(git("read a file"))?;
                     write_blob(&path, entry.filemode(), blob.content())?;
                 }
@@ -119,6 +128,23 @@ pub fn export(repo: &Path, revision: &str, target: &Path) -> Result<(), RepoErro
         }
     }
     Ok(())
+}
+
+/// What an entry costs besides its bytes (its inode and name), so a tree
+/// of millions of empty files meets the cap too.
+const ENTRY_COST: u64 = 512;
+
+/// Bytes the export may still write.
+struct Budget {
+    left: u64,
+    cap: u64,
+}
+
+impl Budget {
+    fn spend(&mut self, bytes: u64) -> Result<(), RepoError> {
+        self.left = self.left.checked_sub(bytes).ok_or(RepoError::TooLarge { cap: self.cap })?;
+        Ok(())
+    }
 }
 
 /// A tree entry's name when it is one plain path component.
@@ -179,7 +205,7 @@ mod tests {
     fn exports_files_modes_and_links_as_a_checkout_does() {
         let (repo, commit) = repo_with(&[("run.sh", 0o100755, b"#!/bin/sh\n"), ("a.txt", 0o100644, b"a"), ("link", 0o120000, b"/etc")]);
         let out = tempfile::tempdir().unwrap();
-        export(repo.path(), "refs/heads/main", out.path()).unwrap();
+        export(repo.path(), "refs/heads/main", out.path(), 1 << 20).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(out.path().join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
         assert_eq!(fs::read(out.path().join("a.txt")).unwrap(), b"a");
@@ -224,7 +250,7 @@ mod tests {
         for entries in cases {
             let repo = raw_tree_commit(&entries);
             let out = tempfile::tempdir().unwrap();
-            assert!(export(repo.path(), "refs/heads/main", out.path()).is_err(), "{:?}", entries[0].1);
+            assert!(export(repo.path(), "refs/heads/main", out.path(), 1 << 20).is_err(), "{:?}", entries[0].1);
         }
         // A link "a" to a directory outside, then a tree also named "a"
         // whose file would land there if the walk followed the link.
@@ -244,7 +270,23 @@ mod tests {
         let sig = git2::Signature::now("t", "t@t").unwrap();
         repo.commit(Some("refs/heads/main"), &sig, &sig, "m", &tree, &[]).unwrap();
         let out = tempfile::tempdir().unwrap();
-        assert!(export(repo_dir.path(), "refs/heads/main", out.path()).is_err());
+        assert!(export(repo_dir.path(), "refs/heads/main", out.path(), 1 << 20).is_err());
         assert!(!outside.path().join("planted").exists(), "a file landed through a pushed link");
+    }
+
+    #[test]
+    fn stops_at_the_cap_before_inflating_what_is_over_it() {
+        let big = vec![0u8; 3 << 20];
+        let (repo, _) = repo_with(&[("big", 0o100644, &big)]);
+        let out = tempfile::tempdir().unwrap();
+        let err = export(repo.path(), "refs/heads/main", out.path(), 1 << 20).unwrap_err();
+        assert!(matches!(err, RepoError::TooLarge { cap: 1048576 }), "{err}");
+        assert!(!out.path().join("big").exists());
+        // Many empty files meet the cap too.
+        let names: Vec<String> = (0..4096).map(|i| format!("f{i}")).collect();
+        let entries: Vec<(&str, i32, &[u8])> = names.iter().map(|n| (n.as_str(), 0o100644, &b""[..])).collect();
+        let (repo, _) = repo_with(&entries);
+        let out = tempfile::tempdir().unwrap();
+        assert!(matches!(export(repo.path(), "refs/heads/main", out.path(), 1 << 20), Err(RepoError::TooLarge { .. })));
     }
 }
