@@ -68,6 +68,11 @@ impl App {
         App { name, dir }
     }
 
+    /// The `$BERTH_ROOT` the app lives under.
+    pub fn root(&self) -> PathBuf {
+        self.dir.ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()
+    }
+
     pub fn env_file(&self) -> PathBuf {
         self.dir.join("env")
     }

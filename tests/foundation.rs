@@ -186,7 +186,7 @@ fn help_lists_namespaces_and_commands() {
     }
     let apps = host.ok(["help", "apps"]).out();
     assert!(apps.contains("apps:rename") && !apps.contains("config:set"));
-    assert!(host.ok(["help", "config:set"]).out().starts_with("usage: berth config:set APP KEY=VALUE"));
+    assert!(host.ok(["help", "config:set"]).out().starts_with("usage: berth config:set APP|--global KEY=VALUE"));
     assert_eq!(host.run(["help", "nothing"]).code, 2);
 }
 
@@ -207,4 +207,57 @@ fn namespaces_typos_and_the_app_flag_as_dokku_users_type_them() {
     host.ok(["apps:create", "--app", "cat"]);
     host.ok(["config:set", "--no-restart", "GREETING=meow", "--app", "cat"]);
     assert_eq!(host.ok(["config:get", "--app", "cat", "GREETING"]).out(), "meow\n");
+}
+
+#[test]
+fn global_settings_and_single_report_fields_as_dokku_scripts_read_them() {
+    let host = Host::new();
+    host.ok(["apps:create", "cat"]);
+    let field = |args: &[&str]| host.ok(args).out().trim_end_matches('\n').to_owned();
+
+    // ps: the global default, an app's own value over it, the one in effect.
+    host.ok(["ps:set", "--global", "restart-policy", "on-failure:5"]);
+    assert_eq!(field(&["ps:report", "cat", "--ps-computed-restart-policy"]), "on-failure:5");
+    host.ok(["ps:set", "cat", "restart-policy", "always"]);
+    assert_eq!(field(&["ps:report", "cat", "--ps-computed-restart-policy"]), "always");
+    assert_eq!(field(&["ps:report", "cat", "--ps-global-restart-policy"]), "on-failure:5");
+    assert_eq!(field(&["ps:report", "--global", "--ps-global-restart-policy"]), "on-failure:5");
+    assert_eq!(field(&["ps:report", "--app", "cat", "--deployed"]), "false");
+    let typo = host.run(["ps:report", "cat", "--ps-restart-polcy"]);
+    assert!(typo.code == 1 && typo.stderr.contains("did you mean --ps-restart-policy?"), "{}", typo.stderr);
+    let config = std::fs::read(host.path().join("config.toml")).unwrap();
+    let bad = host.run(["ps:set", "--global", "restart-policy", "sometimes"]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert_eq!(std::fs::read(host.path().join("config.toml")).unwrap(), config, "a refused global changed config.toml");
+
+    // Dokku's padding: labels from the flag names, sorted, in one column.
+    let table = host.ok(["ps:report", "cat"]).out();
+    let mut lines = table.lines();
+    assert_eq!(lines.next(), Some("=====> cat ps information"));
+    assert_eq!(lines.next(), Some("       Deployed:                         false"));
+    let json: serde_json::Value = serde_json::from_str(&host.ok(["ps:report", "cat", "--format", "json"]).out()).unwrap();
+    assert_eq!(json["ps-restart-policy"], "always");
+
+    // git, checks, nginx, registry: --global set, read back per app.
+    host.ok(["git:set", "--global", "deploy-branch", "trunk"]);
+    assert_eq!(field(&["git:report", "cat", "--git-computed-deploy-branch"]), "trunk");
+    host.ok(["git:set", "cat", "deploy-branch", "main"]);
+    assert_eq!(field(&["git:report", "cat", "--git-computed-deploy-branch"]), "main");
+    host.ok(["checks:set", "--global", "wait-to-retire", "30"]);
+    assert_eq!(field(&["checks:report", "cat", "--checks-computed-wait-to-retire"]), "30");
+    assert_eq!(field(&["checks:report", "cat", "--checks-disabled-list"]), "none");
+    host.ok(["nginx:set", "--global", "client-max-body-size", "50m"]);
+    assert_eq!(field(&["nginx:report", "cat", "--nginx-computed-client-max-body-size"]), "50m");
+    host.ok(["registry:set", "--global", "server", "registry.example.test"]);
+    assert!(std::fs::read_to_string(host.path().join("config.toml")).unwrap().contains("registry.example.test"));
+    assert!(field(&["apps:report", "cat", "--app-dir"]).ends_with("/apps/cat"));
+
+    // Global config vars: 0600, read and removed like an app's.
+    host.ok(["config:set", "--global", "GREETING=meow"]);
+    assert_eq!(field(&["config:get", "--global", "GREETING"]), "meow");
+    assert!(host.ok(["config:show", "--global"]).out().contains("GREETING: meow"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(host.path().join("env")).unwrap().permissions().mode() & 0o777, 0o600);
+    host.ok(["config:unset", "--global", "GREETING"]);
+    assert_eq!(host.run(["config:get", "--global", "GREETING"]).code, 1);
 }

@@ -88,6 +88,7 @@ const APP_COMMANDS: &[&str] = &[
     "nginx:set",
     "nginx:report",
     "git:set",
+    "git:report",
     "git:from-image",
     "git:from-archive",
     "ps:rebuild",

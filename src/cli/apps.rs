@@ -3,8 +3,8 @@
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
 
+use super::fields::Report;
 use super::{Args, Command, Ctx, print_json, wants_json};
 use crate::state::apps;
 
@@ -69,12 +69,10 @@ fn exists(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
-struct Report {
-    name: String,
-    dir: String,
-    created_at: String,
-    config_vars: usize,
+/// Whether a deploy or change holds the app's lock right now.
+fn deploying(app: &crate::app::App) -> bool {
+    use crate::state::lock::{FileLock, LockError};
+    app.lock_file().exists() && matches!(FileLock::try_acquire(&app.lock_file()), Err(LockError::Busy))
 }
 
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -83,15 +81,17 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let app = apps::open(&ctx.root, &name)?;
     let meta = apps::meta(&app)?;
     let vars = crate::state::config::ConfigVars::load(&app.env_file())?;
-    let report =
-        Report { name: app.name.to_string(), dir: app.dir.display().to_string(), created_at: meta.created_at, config_vars: vars.0.len() };
-    if wants_json(&args)? {
-        return print_json(&report);
-    }
-    println!("=====> {name} app information");
-    println!("       App dir:             {}", report.dir);
-    println!("       App created at:      {}", report.created_at);
-    println!("       Config vars:         {}", report.config_vars);
+    let source = crate::state::releases::latest(&app.dir).map(|r| if r.git_revision.is_some() { "git" } else { "image" });
+    Report::new("app", &name)
+        .field("app-dir", app.dir.display())
+        .field("app-created-at", &meta.created_at)
+        .field("app-deploy-source", source.unwrap_or_default())
+        .field("app-locked", deploying(&app))
+        .field("app-config-vars", vars.0.len())
+        .extra("name", name.to_string().into())
+        .extra("config_vars", vars.0.len().into())
+        .extra("created_at", meta.created_at.clone().into())
+        .print(&args)?;
     Ok(())
 }
 

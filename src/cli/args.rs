@@ -20,11 +20,16 @@ pub struct Args {
     options: HashMap<&'static str, Vec<OsString>>,
     /// `--app APP`, put first among the positionals once parsing ends.
     app_flag: Option<OsString>,
+    /// A report's single field (`ps:report APP --ps-restart-policy`).
+    info_flag: Option<String>,
 }
 
 /// Whether the command's first argument is an app (so `--app` may name it).
 fn takes_app_first(command: &Command) -> bool {
-    command.usage.split_whitespace().next().is_some_and(|first| first.trim_start_matches('[') == "APP" || first == "APP]")
+    command.usage.split_whitespace().next().is_some_and(|first| {
+        let first = first.trim_start_matches('[').trim_end_matches(']');
+        first.split('|').next() == Some("APP")
+    })
 }
 
 impl Args {
@@ -39,6 +44,7 @@ impl Args {
             switches: Vec::new(),
             options: HashMap::new(),
             app_flag: None,
+            info_flag: None,
         };
         let mut rest = argv.into_iter();
         while let Some(arg) = rest.next() {
@@ -69,6 +75,9 @@ impl Args {
             } else if let Some(&o) = command.options.iter().find(|&&o| o == flag) {
                 let value = inline.or_else(|| rest.next()).ok_or_else(|| args.usage_error(&format!("{flag} needs a value")))?;
                 args.options.entry(o).or_default().push(value);
+            } else if super::fields::REPORTS.contains(&command.name) && flag.starts_with("--") && args.info_flag.is_none() {
+                // The report knows its fields; it checks the name.
+                args.info_flag = Some(flag);
             } else {
                 let known = command.switches.iter().chain(command.options).copied();
                 let hint = super::did_you_mean(&flag, known).map(|s| format!("; did you mean {s}?")).unwrap_or_default();
@@ -79,6 +88,11 @@ impl Args {
             args.positional.insert(0, app);
         }
         Ok(args)
+    }
+
+    /// The single report field asked for, with its dashes.
+    pub fn info_flag(&self) -> Option<&str> {
+        self.info_flag.as_deref()
     }
 
     pub fn usage_error(&self, why: &str) -> UsageError {
@@ -117,6 +131,18 @@ impl Args {
 
     pub fn get(&self, i: usize) -> Option<&OsStr> {
         self.positional.get(i).map(|s| s.as_os_str())
+    }
+
+    /// Whom a `NAMESPACE:set` or report is about: the app named first, or
+    /// with `--global` the host's defaults. Returns it and the index of
+    /// the first positional after it.
+    pub fn target(&self) -> anyhow::Result<(Option<AppName>, usize)> {
+        if self.switch("--global") { Ok((None, 0)) } else { Ok((Some(self.app(0)?), 1)) }
+    }
+
+    /// The positional at `i` as text (lossy), if there is one.
+    pub fn text(&self, i: usize) -> Option<String> {
+        self.get(i).map(|v| v.to_string_lossy().into_owned())
     }
 
     /// The positional at `i` as an app name, validated.

@@ -3,9 +3,11 @@
 
 use anyhow::bail;
 
-use super::{Args, Command, Ctx, print_json, wants_json};
+use super::fields::Report;
+use super::{Args, Command, Ctx};
 use crate::build::procfile::is_process_name;
 use crate::state::apps::{self, ALL_PROCESSES};
+use crate::state::settings::Settings;
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -34,17 +36,17 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "checks:set",
-        usage: "APP wait-to-retire SECS",
-        about: "The longest old containers keep serving after a switch (default 60)",
-        switches: &[],
+        usage: "APP|--global wait-to-retire [SECS]",
+        about: "The longest old containers keep serving after a switch (default 60; no SECS: unset)",
+        switches: &["--global"],
         options: &[],
         run: set,
     },
     Command {
         name: "checks:report",
-        usage: "APP [--format json]",
+        usage: "APP|--global [--format json] [--FIELD]",
         about: "Check settings and the current release's health checks",
-        switches: &[],
+        switches: &["--global"],
         options: &["--format"],
         run: report,
     },
@@ -114,44 +116,64 @@ fn skip(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(3, 3)?;
-    if args.get(1).expect("checked") != "wait-to-retire" {
-        bail!("{:?} is not a checks setting: use wait-to-retire", args.get(1).expect("checked"));
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
+    if key != "wait-to-retire" {
+        bail!("{key:?} is not a checks setting: use wait-to-retire");
     }
-    let raw = args.get(2).expect("checked").to_string_lossy().into_owned();
-    let Some(secs) = raw.parse::<u64>().ok().filter(|s| *s <= 3600) else { bail!("wait-to-retire {raw:?} is not 0 to 3600 seconds") };
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let mut meta = apps::meta(&locked.app)?;
-    meta.checks.wait_to_retire_secs = Some(secs);
-    apps::write_meta(&locked, &meta)?;
-    println!("-----> {}: old containers retire at most {secs} s after a switch", locked.app.name);
+    let secs = match args.text(at + 1) {
+        None => None,
+        Some(raw) => match raw.parse::<u64>().ok().filter(|s| *s <= 3600) {
+            Some(secs) => Some(secs),
+            None => bail!("wait-to-retire {raw:?} is not 0 to 3600 seconds"),
+        },
+    };
+    let whose = match app {
+        None => {
+            Settings::update(&ctx.root, |s| s.checks.wait_to_retire = secs)?;
+            "every app".to_owned()
+        }
+        Some(name) => {
+            let locked = apps::lock(&ctx.root, &name)?;
+            let mut meta = apps::meta(&locked.app)?;
+            meta.checks.wait_to_retire_secs = secs;
+            apps::write_meta(&locked, &meta)?;
+            name.to_string()
+        }
+    };
+    let secs = secs.map_or_else(|| "the default".to_owned(), |s| format!("{s} s"));
+    println!("-----> {whose}: old containers retire at most {secs} after a switch");
     Ok(())
 }
 
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.root)?;
+    let global = settings.checks.wait_to_retire.map(|s| s.to_string());
+    let (Some(name), _) = args.target()? else {
+        args.expect(0, 0)?;
+        Report::new("checks", "--global").global_setting("wait-to-retire", global, "60").print(&args)?;
+        return Ok(());
+    };
     args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let app = apps::open(&ctx.root, &name)?;
     let meta = apps::meta(&app)?;
     let checks = crate::state::releases::latest(&app.dir).map(|r| r.healthchecks).unwrap_or_default();
-    if wants_json(&args)? {
-        return print_json(&serde_json::json!({
-            "disabled": meta.checks.disabled,
-            "skipped": meta.checks.skipped,
-            "wait_to_retire_secs": meta.checks.retire_wait().as_secs(),
-            "healthchecks": checks,
-        }));
-    }
     let list = |set: &std::collections::BTreeSet<String>| {
         if set.is_empty() {
             "none".to_owned()
         } else {
-            set.iter().map(|s| if s == ALL_PROCESSES { "all" } else { s }).collect::<Vec<_>>().join(", ")
+            set.iter().map(|s| if s == ALL_PROCESSES { "_all_" } else { s }).collect::<Vec<_>>().join(",")
         }
     };
-    println!("=====> {} checks", app.name);
-    println!("       disabled:            {}", list(&meta.checks.disabled));
-    println!("       skipped:             {}", list(&meta.checks.skipped));
-    println!("       wait to retire:      {} s", meta.checks.retire_wait().as_secs());
+    let report = Report::new("checks", &app.name)
+        .field("checks-disabled-list", list(&meta.checks.disabled))
+        .field("checks-skipped-list", list(&meta.checks.skipped))
+        .setting("wait-to-retire", meta.checks.wait_to_retire_secs.map(|s| s.to_string()), global, "60")
+        .extra("healthchecks", serde_json::to_value(&checks)?);
+    if !report.print(&args)? {
+        return Ok(());
+    }
     println!("       web default:         TCP on $PORT before any HTTP check");
     for (process, list) in &checks {
         for c in list {

@@ -7,45 +7,69 @@ use anyhow::bail;
 
 use super::{Args, Command, Ctx, UsageError, print_json};
 use crate::state::apps;
-use crate::state::config::{ConfigKey, ConfigVars, parse_pair};
+use crate::state::atomic;
+use crate::state::config::{ConfigKey, ConfigVars, global_env_file, parse_pair};
 
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "config:set",
-        usage: "APP KEY=VALUE... [--no-restart] [--encoded]",
-        about: "Set config vars (--encoded: values are base64)",
-        switches: &["--no-restart", "--encoded"],
+        usage: "APP|--global KEY=VALUE... [--no-restart] [--encoded]",
+        about: "Set config vars (--encoded: values are base64; --global: every app's, from its next deploy)",
+        switches: &["--no-restart", "--encoded", "--global"],
         options: &[],
         run: set,
     },
-    Command { name: "config:get", usage: "APP KEY", about: "Print one config var's value", switches: &[], options: &[], run: get },
+    Command {
+        name: "config:get",
+        usage: "APP|--global KEY",
+        about: "Print one config var's value",
+        switches: &["--global"],
+        options: &[],
+        run: get,
+    },
     Command {
         name: "config:unset",
-        usage: "APP KEY... [--no-restart]",
+        usage: "APP|--global KEY... [--no-restart]",
         about: "Remove config vars",
-        switches: &["--no-restart"],
+        switches: &["--no-restart", "--global"],
         options: &[],
         run: unset,
     },
     Command {
         name: "config:show",
-        usage: "APP [--format json|--shell]",
+        usage: "APP|--global [--format json|--shell]",
         about: "Show all config vars",
-        switches: &["--shell"],
+        switches: &["--shell", "--global"],
         options: &["--format"],
         run: show,
     },
-    Command { name: "config:keys", usage: "APP", about: "List config var names", switches: &[], options: &[], run: keys },
+    Command {
+        name: "config:keys",
+        usage: "APP|--global",
+        about: "List config var names",
+        switches: &["--global"],
+        options: &[],
+        run: keys,
+    },
 ];
 
 fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let name = args.app(0)?;
-    let pairs = &args.positional()[1..];
+    let (app, at) = args.target()?;
+    let pairs = &args.positional()[at..];
     if pairs.is_empty() {
         return Err(args.usage_error("missing KEY=VALUE").into());
     }
     // Every pair is checked before anything is written: all or nothing.
     let parsed = pairs.iter().map(|p| parse_pair(p, args.switch("--encoded"))).collect::<Result<Vec<_>, _>>()?;
+    let Some(name) = app else {
+        let mut vars = ConfigVars::load(&global_env_file(&ctx.root))?;
+        println!("-----> Setting global config vars (each app from its next deploy or restart)");
+        for (key, value) in parsed {
+            println!("       {key}: {}", String::from_utf8_lossy(&value));
+            vars.0.insert(key, value);
+        }
+        return Ok(atomic::write_secret(&global_env_file(&ctx.root), &vars.encode())?);
+    };
     let locked = apps::lock(&ctx.root, &name)?;
     let mut vars = locked.config()?;
     println!("-----> Setting config vars");
@@ -79,13 +103,15 @@ fn keys_from(args: &Args, from: usize) -> Result<Vec<ConfigKey>, anyhow::Error> 
 }
 
 fn get(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(2, 2)?;
-    let name = args.app(0)?;
-    let key = &keys_from(&args, 1)?[0];
-    let app = apps::open(&ctx.root, &name)?;
-    let vars = ConfigVars::load(&app.env_file())?;
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 1)?;
+    let key = &keys_from(&args, at)?[0];
+    let vars = vars_of(ctx, app.as_ref())?;
     let Some(value) = vars.0.get(key) else {
-        bail!("config var {key} is not set for app {name}");
+        match app {
+            Some(name) => bail!("config var {key} is not set for app {name}"),
+            None => bail!("global config var {key} is not set"),
+        }
     };
     let mut out = std::io::stdout().lock();
     out.write_all(value)?;
@@ -94,8 +120,16 @@ fn get(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 fn unset(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let name = args.app(0)?;
-    let keys = keys_from(&args, 1)?;
+    let (app, at) = args.target()?;
+    let keys = keys_from(&args, at)?;
+    let Some(name) = app else {
+        let mut vars = ConfigVars::load(&global_env_file(&ctx.root))?;
+        for key in &keys {
+            vars.0.remove(key);
+        }
+        println!("-----> Unset global config vars (each app from its next deploy or restart)");
+        return Ok(atomic::write_secret(&global_env_file(&ctx.root), &vars.encode())?);
+    };
     let locked = apps::lock(&ctx.root, &name)?;
     let mut vars = locked.config()?;
     println!("-----> Unsetting config vars");
@@ -111,11 +145,19 @@ fn unset(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     restart(ctx, &args, &locked, &format!("Unset {}", names.join(", ")))
 }
 
+/// The vars of an app (its own), or with no app the global ones.
+fn vars_of(ctx: &Ctx, app: Option<&crate::app::AppName>) -> anyhow::Result<ConfigVars> {
+    Ok(match app {
+        Some(name) => ConfigVars::load(&apps::open(&ctx.root, name)?.env_file())?,
+        None => ConfigVars::load(&global_env_file(&ctx.root))?,
+    })
+}
+
 fn show(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let name = args.app(0)?;
-    let app = apps::open(&ctx.root, &name)?;
-    let vars = ConfigVars::load(&app.env_file())?;
+    let (app, at) = args.target()?;
+    args.expect(at, at)?;
+    let vars = vars_of(ctx, app.as_ref())?;
+    let name = app.map_or_else(|| "global".to_owned(), |n| n.to_string());
     let json = super::wants_json(&args)?;
     if json && args.switch("--shell") {
         return Err(UsageError("--shell and --format json exclude each other".into()).into());
@@ -143,10 +185,9 @@ fn show(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 fn keys(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let name = args.app(0)?;
-    let app = apps::open(&ctx.root, &name)?;
-    for key in ConfigVars::load(&app.env_file())?.0.keys() {
+    let (app, at) = args.target()?;
+    args.expect(at, at)?;
+    for key in vars_of(ctx, app.as_ref())?.0.keys() {
         println!("{key}");
     }
     Ok(())

@@ -5,6 +5,7 @@
 
 use anyhow::{Context, bail};
 
+use super::fields::Report;
 use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
 use crate::deploy::nginx::{Listener, SiteOptions};
 use crate::deploy::proxy;
@@ -156,9 +157,9 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "nginx:set",
-        usage: "APP client-max-body-size|proxy-read-timeout|proxy-connect-timeout|proxy-send-timeout|access-log-path|error-log-path [VALUE]",
-        about: "Set (or without VALUE, unset) an nginx option of the app's server block",
-        switches: &[],
+        usage: "APP|--global client-max-body-size|proxy-read-timeout|proxy-connect-timeout|proxy-send-timeout|access-log-path|error-log-path [VALUE]",
+        about: "Set (or without VALUE, unset) an nginx option of the app's server block (--global: every app's default)",
+        switches: &["--global"],
         options: &[],
         run: nginx_set,
     },
@@ -188,9 +189,9 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "nginx:report",
-        usage: "APP [--format json]",
-        about: "The app's nginx options",
-        switches: &[],
+        usage: "APP|--global [--format json] [--FIELD]",
+        about: "The app's nginx options (Dokku's nginx-KEY, -global-, -computed- fields)",
+        switches: &["--global"],
         options: &["--format"],
         run: nginx_report,
     },
@@ -332,6 +333,10 @@ fn proxy_rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let all = args.switch("--all");
     args.expect(usize::from(!all), usize::from(!all))?;
     let names = if all { apps::list(&ctx.root)? } else { vec![args.app(0)?] };
+    rebuild_blocks(ctx, names, all)
+}
+
+fn rebuild_blocks(ctx: &Ctx, names: Vec<crate::app::AppName>, all: bool) -> anyhow::Result<()> {
     // Every app locked at once: no deploy writes a block while they are rebuilt.
     let locked: Vec<LockedApp> = names.iter().map(|n| apps::lock(&ctx.root, n)).collect::<Result<_, _>>()?;
     let apps: Vec<crate::app::App> = locked.iter().map(|l| l.app.clone()).collect();
@@ -613,30 +618,43 @@ fn checked_value(root: &std::path::Path, key: &str, value: &str) -> Result<Strin
 }
 
 fn nginx_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(2, 3)?;
-    let key = args.get(1).expect("checked").to_string_lossy().into_owned();
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
     if !NGINX_KEYS.contains(&key.as_str()) {
         return Err(UsageError(format!("{key:?} is not an nginx option berth sets: use {}", NGINX_KEYS.join(", "))).into());
     }
-    let value = args.get(2).map(|v| checked_value(&ctx.root, &key, &v.to_string_lossy())).transpose()?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    update(ctx, &locked, |_, meta| {
-        let o: &mut SiteOptions = &mut meta.nginx;
-        let slot = match key.as_str() {
-            "client-max-body-size" => &mut o.client_max_body_size,
-            "proxy-read-timeout" => &mut o.proxy_read_timeout,
-            "proxy-connect-timeout" => &mut o.proxy_connect_timeout,
-            "proxy-send-timeout" => &mut o.proxy_send_timeout,
-            "access-log-path" => &mut o.access_log,
-            _ => &mut o.error_log,
-        };
-        *slot = value.clone();
-    })?;
+    let value = args.text(at + 1).map(|v| checked_value(&ctx.root, &key, &v)).transpose()?;
+    let set = |o: &mut SiteOptions| *option_slot(o, &key) = value.clone();
+    let whose = match app {
+        None => {
+            Settings::update(&ctx.root, |s| set(&mut s.nginx))?;
+            // Every app's block takes the new default.
+            rebuild_blocks(ctx, apps::list(&ctx.root)?, false)?;
+            "every app".to_owned()
+        }
+        Some(name) => {
+            let locked = apps::lock(&ctx.root, &name)?;
+            update(ctx, &locked, |_, meta| set(&mut meta.nginx))?;
+            name.to_string()
+        }
+    };
     match value {
-        Some(v) => println!("-----> {} nginx {key} is {v}", locked.app.name),
-        None => println!("-----> {} nginx {key} is back to nginx's default", locked.app.name),
+        Some(v) => println!("-----> {whose}: nginx {key} is {v}"),
+        None => println!("-----> {whose}: nginx {key} is back to its default"),
     }
     Ok(())
+}
+
+fn option_slot<'a>(o: &'a mut SiteOptions, key: &str) -> &'a mut Option<String> {
+    match key {
+        "client-max-body-size" => &mut o.client_max_body_size,
+        "proxy-read-timeout" => &mut o.proxy_read_timeout,
+        "proxy-connect-timeout" => &mut o.proxy_connect_timeout,
+        "proxy-send-timeout" => &mut o.proxy_send_timeout,
+        "access-log-path" => &mut o.access_log,
+        _ => &mut o.error_log,
+    }
 }
 
 fn nginx_show_config(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -687,19 +705,22 @@ fn nginx_logs(ctx: &Ctx, args: Args, access: bool) -> anyhow::Result<()> {
 }
 
 fn nginx_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
-    let o = apps::meta(&app)?.nginx;
-    if wants_json(&args)? {
-        return print_json(&o);
+    let globals = Settings::load(&ctx.root)?.nginx;
+    let (app, _) = args.target()?;
+    args.expect(usize::from(app.is_some()), usize::from(app.is_some()))?;
+    let own = match &app {
+        Some(name) => Some(apps::meta(&apps::open(&ctx.root, name)?)?.nginx),
+        None => None,
+    };
+    let subject = app.map_or_else(|| "--global".to_owned(), |n| n.to_string());
+    let mut report = Report::new("nginx", subject);
+    for key in NGINX_KEYS {
+        let global = option_slot(&mut globals.clone(), key).clone();
+        report = match &own {
+            Some(o) => report.setting(key, option_slot(&mut o.clone(), key).clone(), global, ""),
+            None => report.global_setting(key, global, ""),
+        };
     }
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(nginx default)".into());
-    println!("=====> {} nginx", app.name);
-    println!("       client-max-body-size:  {}", show(&o.client_max_body_size));
-    println!("       proxy-read-timeout:    {}", show(&o.proxy_read_timeout));
-    println!("       proxy-connect-timeout: {}", show(&o.proxy_connect_timeout));
-    println!("       proxy-send-timeout:    {}", show(&o.proxy_send_timeout));
-    println!("       access-log-path:       {}", show(&o.access_log));
-    println!("       error-log-path:        {}", show(&o.error_log));
+    report.print(&args)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use anyhow::{Context, bail};
 
 use super::access::{self, AccessError};
+use super::fields::Report;
 use super::{Args, Caller, Command, Ctx, UsageError, print_json, wants_json};
 use crate::app::AppName;
 use crate::git::command::{self, split};
@@ -18,11 +19,19 @@ use crate::state::{apps, releases};
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "git:set",
-        usage: "APP deploy-branch BRANCH",
-        about: "Deploy pushes to BRANCH (default: main or master)",
-        switches: &[],
+        usage: "APP|--global deploy-branch [BRANCH]",
+        about: "Deploy pushes to BRANCH (default: main or master; no BRANCH: unset)",
+        switches: &["--global"],
         options: &[],
         run: git_set,
+    },
+    Command {
+        name: "git:report",
+        usage: "APP|--global [--format json] [--FIELD]",
+        about: "The app's deploy branch and last pushed revision (Dokku's git-* fields)",
+        switches: &["--global"],
+        options: &["--format"],
+        run: git_report,
     },
     Command {
         name: "ps:rebuild",
@@ -63,31 +72,66 @@ pub const COMMANDS: &[Command] = &[
 pub const INTERNAL: &[&str] = &["ssh-command", "git-hook", "shim"];
 
 fn git_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(3, 3)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    if args.get(1).expect("checked") != "deploy-branch" {
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    if args.text(at).as_deref() != Some("deploy-branch") {
         return Err(UsageError("the only git setting is deploy-branch".into()).into());
     }
-    let branch = args.get(2).expect("checked").to_string_lossy().into_owned();
-    let valid = !branch.is_empty()
-        && !branch.starts_with('-')
-        && !branch.contains("..")
-        && !branch.ends_with('/')
-        && branch.chars().all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c));
-    if !valid {
-        bail!("{branch:?} is not a branch name berth accepts (A-Z, a-z, 0-9, '.', '_', '/', '-')");
+    let branch = args.text(at + 1);
+    if let Some(branch) = &branch {
+        let valid = !branch.is_empty()
+            && !branch.starts_with('-')
+            && !branch.contains("..")
+            && !branch.ends_with('/')
+            && branch.chars().all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c));
+        if !valid {
+            bail!("{branch:?} is not a branch name berth accepts (A-Z, a-z, 0-9, '.', '_', '/', '-')");
+        }
     }
-    let mut meta = apps::meta(&locked.app)?;
-    meta.deploy_branch = Some(branch.clone());
-    apps::write_meta(&locked, &meta)?;
-    println!("-----> Pushes to {branch} deploy {}", locked.app.name);
+    let whose = match app {
+        None => {
+            Settings::update(&ctx.root, |s| s.git.deploy_branch = branch.clone())?;
+            "every app".to_owned()
+        }
+        Some(name) => {
+            let locked = apps::lock(&ctx.root, &name)?;
+            let mut meta = apps::meta(&locked.app)?;
+            meta.deploy_branch = branch.clone();
+            apps::write_meta(&locked, &meta)?;
+            name.to_string()
+        }
+    };
+    match branch {
+        Some(branch) => println!("-----> Pushes to {branch} deploy {whose}"),
+        None => println!("-----> Pushes to main or master deploy {whose}"),
+    }
+    Ok(())
+}
+
+fn git_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let global = Settings::load(&ctx.root)?.git.deploy_branch;
+    let (Some(name), _) = args.target()? else {
+        args.expect(0, 0)?;
+        Report::new("git", "--global").global_setting("deploy-branch", global, "main").print(&args)?;
+        return Ok(());
+    };
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &name)?;
+    let meta = apps::meta(&app)?;
+    let latest = releases::latest(&app.dir);
+    let revision = latest.as_ref().and_then(|r| r.git_revision.clone());
+    Report::new("git", &app.name)
+        .setting("deploy-branch", meta.deploy_branch, global, "main")
+        .field("git-sha", revision.unwrap_or_default())
+        .field("git-last-updated-at", latest.filter(|r| r.git_revision.is_some()).map(|r| r.created_at).unwrap_or_default())
+        .print(&args)?;
     Ok(())
 }
 
 fn rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let meta = apps::meta(&locked.app)?;
+    let meta = apps::meta_in_effect(&locked.app, &Settings::load(&ctx.root)?)?;
     let dir = repo::repo_dir(&locked.app);
     let mut revision = None;
     for reference in hook::deploy_refs(meta.deploy_branch.as_deref()) {

@@ -15,12 +15,14 @@ mod config;
 mod containers;
 mod cron;
 mod domains;
+mod fields;
 mod git;
 mod images;
 mod keys;
 mod letsencrypt;
 mod logs;
 mod ps;
+mod quiet;
 mod registry;
 mod report;
 mod resource;
@@ -123,20 +125,31 @@ pub fn did_you_mean<'a>(typed: &str, known: impl Iterator<Item = &'a str>) -> Op
 pub fn main() -> i32 {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     // `berth --trace COMMAND ...`: Dokku's global flag, before the command.
-    let trace = argv.first().is_some_and(|a| a == "--trace");
-    if trace {
+    // `--trace` and `--quiet` (Dokku's global flags) come before the command.
+    let (mut trace, mut quiet) = (false, false);
+    while let Some(flag) = argv.first().and_then(|a| a.to_str()).filter(|a| ["--trace", "--quiet"].contains(a)) {
+        if flag == "--trace" {
+            trace = true
+        } else {
+            quiet = true
+        }
         argv.remove(0);
     }
     crate::logging::init(trace);
+    let filter = if quiet { quiet::start().ok() } else { None };
     let ctx = Ctx { root: crate::state::root_from_env(), caller: Caller::Local };
-    match run(&ctx, argv) {
+    let code = match run(&ctx, argv) {
         Ok(()) => 0,
         Err(err) => {
             let code = if err.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
             let _ = writeln!(std::io::stderr(), "berth: {}", one_line(&err));
             code
         }
+    };
+    if let Some(filter) = filter {
+        filter.finish();
     }
+    code
 }
 
 /// The error and its causes in one line, each cause once: many messages

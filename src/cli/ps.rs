@@ -4,11 +4,13 @@
 use anyhow::bail;
 use serde::Serialize;
 
-use super::{Args, Command, Ctx, human_bytes, print_json, wants_json};
+use super::fields::Report;
+use super::{Args, Command, Ctx, human_bytes};
 use crate::deploy::{self, Replace, formation, processes};
 use crate::runtime::store::ContainerDir;
 use crate::runtime::{RestartPolicy, cgroup, spec};
 use crate::state::apps;
+use crate::state::settings::Settings;
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -46,17 +48,17 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "ps:report",
-        usage: "APP [--format json]",
-        about: "Each container: type, index, state, pid, address, restarts, uptime, memory",
-        switches: &[],
+        usage: "APP|--global [--format json] [--FIELD]",
+        about: "Dokku's ps fields, then each container: type, index, state, pid, address, restarts, uptime, memory",
+        switches: &["--global"],
         options: &["--format"],
         run: report,
     },
     Command {
         name: "ps:set",
-        usage: "APP restart-policy|stop-timeout-seconds VALUE",
-        about: "restart-policy no|on-failure[:N]|always|unless-stopped; stop-timeout-seconds N (next start)",
-        switches: &[],
+        usage: "APP|--global restart-policy|stop-timeout-seconds [VALUE]",
+        about: "restart-policy no|on-failure[:N]|always|unless-stopped; stop-timeout-seconds N (next start; no VALUE: unset)",
+        switches: &["--global"],
         options: &[],
         run: set,
     },
@@ -183,14 +185,12 @@ struct Row {
     memory_bytes: Option<u64>,
 }
 
-fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
-    let meta = apps::meta(&app)?;
-    let rows: Vec<Row> = processes::of_app(&ctx.root, &app)
+/// Each container of the app, as the report shows it.
+fn container_rows(root: &std::path::Path, app: &crate::app::App) -> Vec<Row> {
+    processes::of_app(root, app)
         .into_iter()
         .map(|p| {
-            let paths = ContainerDir::new(&ctx.root, &p.id);
+            let paths = ContainerDir::new(root, &p.id);
             let uptime = p
                 .state
                 .started_at
@@ -213,22 +213,16 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 release: p.release,
             }
         })
-        .collect();
-    if wants_json(&args)? {
-        return print_json(&serde_json::json!({
-            "app": app.name.to_string(),
-            "stopped": meta.stopped,
-            "restart_policy": meta.restart_policy.unwrap_or_default(),
-            "stop_timeout_secs": meta.stop_timeout_secs.unwrap_or(30),
-            "containers": rows,
-        }));
-    }
-    println!("=====> {} processes{}", app.name, if meta.stopped { " (stopped)" } else { "" });
+        .collect()
+}
+
+fn print_table(app: &crate::app::AppName, stopped: bool, rows: &[Row]) {
+    println!("=====> {} processes{}", app, if stopped { " (stopped)" } else { "" });
     println!(
         "{:<10} {:<9} {:<10} {:>8} {:<15} {:>8} {:>4} {:>5} {:>8} {:>9}",
         "PROCESS", "RELEASE", "STATUS", "PID", "ADDRESS", "RESTARTS", "OOM", "EXIT", "UPTIME", "MEMORY"
     );
-    for r in &rows {
+    for r in rows {
         let dash = || "-".to_owned();
         println!(
             "{:<10} {:<9} {:<10} {:>8} {:<15} {:>8} {:>4} {:>5} {:>8} {:>9}",
@@ -244,24 +238,87 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             r.memory_bytes.map(human_bytes).unwrap_or_else(dash),
         );
     }
+}
+
+fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.root)?;
+    let (Some(name), _) = args.target()? else {
+        args.expect(0, 0)?;
+        let ps = &settings.ps;
+        Report::new("ps", "--global")
+            .global_setting("restart-policy", ps.restart_policy.clone(), "on-failure:10")
+            .global_setting("stop-timeout-seconds", ps.stop_timeout_seconds.map(|s| s.to_string()), "30")
+            .print(&args)?;
+        return Ok(());
+    };
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &name)?;
+    let meta = apps::meta(&app)?;
+    let rows = container_rows(&ctx.root, &app);
+    let policy = |p: &RestartPolicy| p.to_string();
+    let mut report = Report::new("ps", &app.name)
+        .field("deployed", crate::state::releases::latest(&app.dir).is_some())
+        .field("processes", rows.len())
+        .field("ps-can-scale", true)
+        .field("restore", !meta.stopped)
+        .field("running", rows.iter().any(|r| r.pid.is_some()))
+        .setting("restart-policy", meta.restart_policy.as_ref().map(policy), settings.ps.restart_policy.clone(), "on-failure:10")
+        .setting(
+            "stop-timeout-seconds",
+            meta.stop_timeout_secs.map(|s| s.to_string()),
+            settings.ps.stop_timeout_seconds.map(|s| s.to_string()),
+            "30",
+        );
+    for r in &rows {
+        report = report.field(&format!("status-{}-{}", r.process, r.index), format!("{} (CID: {})", r.status, r.container));
+    }
+    let report = report
+        .extra("app", app.name.to_string().into())
+        .extra("stopped", meta.stopped.into())
+        .extra("containers", serde_json::to_value(&rows)?);
+    if !report.print(&args)? {
+        return Ok(());
+    }
+    print_table(&app.name, meta.stopped, &rows);
     Ok(())
 }
 
 fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(3, 3)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let key = args.get(1).expect("checked").to_string_lossy().into_owned();
-    let value = args.get(2).expect("checked").to_string_lossy().into_owned();
-    let mut meta = apps::meta(&locked.app)?;
-    match key.as_str() {
-        "restart-policy" => meta.restart_policy = Some(value.parse::<RestartPolicy>().map_err(anyhow::Error::msg)?),
-        "stop-timeout-seconds" => {
-            let secs = value.parse::<u64>().ok().filter(|s| *s <= 3600);
-            meta.stop_timeout_secs = Some(secs.ok_or_else(|| anyhow::anyhow!("{value:?} is not a number of seconds from 0 to 3600"))?);
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
+    let value = args.text(at + 1);
+    let (mut policy, mut timeout) = (None, None);
+    match (key.as_str(), &value) {
+        ("restart-policy", Some(v)) => policy = Some(v.parse::<RestartPolicy>().map_err(anyhow::Error::msg)?),
+        ("stop-timeout-seconds", Some(v)) => {
+            let secs = v.parse::<u64>().ok().filter(|s| *s <= 3600);
+            timeout = Some(secs.ok_or_else(|| anyhow::anyhow!("{v:?} is not a number of seconds from 0 to 3600"))?);
         }
+        ("restart-policy" | "stop-timeout-seconds", None) => {}
         _ => bail!("{key:?} is not a ps setting: use restart-policy or stop-timeout-seconds"),
     }
-    apps::write_meta(&locked, &meta)?;
-    say(&format!("{} {key} is {value}; it applies from the next start (ps:restart)", locked.app.name));
+    let restart = key == "restart-policy";
+    let whose = match app {
+        None => {
+            Settings::update(&ctx.root, |s| match restart {
+                true => s.ps.restart_policy = value.clone(),
+                false => s.ps.stop_timeout_seconds = timeout,
+            })?;
+            "every app".to_owned()
+        }
+        Some(name) => {
+            let locked = apps::lock(&ctx.root, &name)?;
+            let mut meta = apps::meta(&locked.app)?;
+            match restart {
+                true => meta.restart_policy = policy,
+                false => meta.stop_timeout_secs = timeout,
+            }
+            apps::write_meta(&locked, &meta)?;
+            name.to_string()
+        }
+    };
+    let shown = value.unwrap_or_else(|| "unset".into());
+    say(&format!("{whose} {key} is {shown}; it applies from the next start (ps:restart)"));
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::registry::logins::{self, Login};
 use crate::registry::{Client, RemoteRef, pull, push};
 use crate::stack::StackName;
 use crate::state::apps;
+use crate::state::settings::Settings;
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -26,9 +27,9 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "registry:logout", usage: "SERVER", about: "Forget the login for SERVER", switches: &[], options: &[], run: logout },
     Command {
         name: "registry:set",
-        usage: "APP server|image-repo|push-on-release|insecure [VALUE]",
-        about: "Set (or without VALUE, unset) where the app's images are pushed",
-        switches: &[],
+        usage: "APP|--global server|image-repo|push-on-release|insecure [VALUE]",
+        about: "Set (or without VALUE, unset) where the app's images are pushed (--global: server for every app)",
+        switches: &["--global"],
         options: &[],
         run: set,
     },
@@ -146,11 +147,28 @@ fn logout(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `registry:set --global server HOST`: the registry of every app that names none.
+fn set_global(ctx: &Ctx, key: &str, value: Option<String>) -> anyhow::Result<()> {
+    if key != "server" {
+        bail!("{key:?} is not a global registry setting: use server");
+    }
+    if let Some(s) = &value
+        && !crate::registry::reference::valid_server(s)
+    {
+        bail!("{s:?} is not a registry host[:port]");
+    }
+    Settings::update(&ctx.root, |s| s.registry.server = value.clone())?;
+    println!("-----> Every app's registry server is {}", value.as_deref().unwrap_or("unset"));
+    Ok(())
+}
+
 fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(2, 3)?;
-    let key = args.get(1).expect("checked").to_string_lossy().into_owned();
-    let value = args.get(2).map(|v| v.to_string_lossy().into_owned());
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
+    let value = args.text(at + 1);
+    let Some(app) = app else { return set_global(ctx, &key, value) };
+    let locked = apps::lock(&ctx.root, &app)?;
     let mut meta = apps::meta(&locked.app)?;
     let flag = |v: &Option<String>| match v.as_deref() {
         None | Some("false") => Ok(false),

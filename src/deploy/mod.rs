@@ -112,7 +112,7 @@ pub enum DeployError {
 
 /// The app's config vars as a release records them.
 pub fn config_snapshot(app: &App) -> Result<BTreeMap<String, String>, DeployError> {
-    let vars = ConfigVars::load(&app.env_file())?;
+    let vars = ConfigVars::in_effect(&app.root(), &app.env_file())?;
     Ok(vars.0.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned())).collect())
 }
 
@@ -246,7 +246,7 @@ pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<Stri
     let store = Store::open(root)?;
     let digest: Digest = release.image_digest.parse()?;
     let image = store.image_by_digest(&digest)?;
-    let vars = ConfigVars::load(&app.env_file())?;
+    let vars = ConfigVars::in_effect(root, &app.env_file())?;
     let image_env = image.config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default();
     Ok(processes::environment(image_env, &vars))
 }
@@ -331,7 +331,7 @@ pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), Dep
     if nginx::conf_file(root, &app.name).exists() {
         old_workers = proxy::write(root, &settings, app, &meta, None, "is stopped")?;
     }
-    nginx::wait_for_old_workers(&settings, &old_workers, meta.checks.retire_wait());
+    nginx::wait_for_old_workers(&settings, &old_workers, meta.clone().with_globals(&settings).checks.retire_wait());
     let running = processes::of_app(root, app);
     for process in &running {
         crate::runtime::balancer::withdraw(root, &process.id)?;

@@ -111,6 +111,7 @@ pub fn write(
     if meta.proxy_disabled || names.is_empty() {
         return Ok(nginx::remove(root, settings, &app.name)?);
     }
+    let options = meta.clone().with_globals(settings).nginx;
     let site = Site {
         root,
         app: &app.name,
@@ -118,7 +119,7 @@ pub fn write(
         upstream,
         unavailable,
         ipv6: host_has_ipv6(),
-        options: &meta.nginx,
+        options: &options,
         listeners: listeners(settings, app, &port_maps(settings, meta)),
         challenges: crate::state::challenges::pending(app),
     };

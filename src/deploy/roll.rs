@@ -77,21 +77,13 @@ struct Roll<'a> {
 /// formation no longer holds. Returns the app's URL.
 pub fn roll(root: &Path, app: &App, release: &Release, replace: &Replace, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
     tracing::info!(app = %app.name, release = release.version, "rolling to a release");
-    let meta = apps::meta(app)?;
+    let settings = Settings::load(root)?;
+    let meta = apps::meta_in_effect(app, &settings)?;
     let wanted = formation::effective(&meta.formation, &release.formation, &release.process_types);
     if !release.process_types.contains_key("web") {
         say(&format!("No web process in v{}: {}'s names answer 503 until there is one", release.version, app.name));
     }
-    let mut roll = Roll {
-        root,
-        app,
-        release,
-        settings: Settings::load(root)?,
-        meta,
-        before: processes::of_app(root, app),
-        keep: Vec::new(),
-        started: Vec::new(),
-    };
+    let mut roll = Roll { root, app, release, settings, meta, before: processes::of_app(root, app), keep: Vec::new(), started: Vec::new() };
     let started = roll.start(&wanted, replace, say).and_then(|()| roll.gate(say));
     if let Err(e) = started {
         applogs::keep_failed(root, app, &roll.started.iter().map(|s| &s.id).collect::<Vec<_>>());

@@ -42,7 +42,7 @@ pub fn run(root: &Path, name: &AppName, stdin: impl BufRead, say: &mut dyn FnMut
     // push (a path remote) does not, so the hook takes it then.
     let _lock = if std::env::var_os("BERTH_APP_LOCKED").is_some() { None } else { Some(apps::lock(root, name)?) };
     let app = apps::open(root, name)?;
-    let meta = apps::meta(&app)?;
+    let meta = apps::meta_in_effect(&app, &crate::state::settings::Settings::load(root)?)?;
     let deploy_refs = deploy_refs(meta.deploy_branch.as_deref());
     for line in stdin.lines() {
         let line = line.map_err(HookError::Stdin)?;

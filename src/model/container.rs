@@ -26,6 +26,17 @@ impl Default for RestartPolicy {
     }
 }
 
+/// As Dokku writes it, so a report reads back what `ps:set` took.
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::OnFailure { max_retries } => write!(f, "on-failure:{max_retries}"),
+            RestartPolicy::Always => f.write_str("always"),
+        }
+    }
+}
+
 impl std::str::FromStr for RestartPolicy {
     type Err = InvalidRestartPolicy;
     fn from_str(s: &str) -> Result<Self, InvalidRestartPolicy> {

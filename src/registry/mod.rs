@@ -69,7 +69,8 @@ pub fn release_push(
     tags: &[String],
     say: &mut dyn FnMut(&str),
 ) -> Result<String, RegistryError> {
-    let meta = crate::state::apps::meta(app)?;
+    let globals = crate::state::settings::Settings::load(root).unwrap_or_default();
+    let meta = crate::state::apps::meta_in_effect(app, &globals)?;
     let settings = &meta.registry;
     let server = settings.server.clone().ok_or_else(|| {
         RegistryError::BadRef(format!("app {} has no registry; run `berth registry:set {} server HOST[:PORT]`", app.name, app.name))

@@ -104,6 +104,37 @@ pub struct AppMeta {
     pub registry: AppRegistry,
 }
 
+impl AppMeta {
+    /// The meta as deploys use it: the host's `--global` settings fill
+    /// what the app leaves unset. Never written back.
+    pub fn with_globals(mut self, globals: &crate::state::settings::Settings) -> AppMeta {
+        self.deploy_branch = self.deploy_branch.or_else(|| globals.git.deploy_branch.clone());
+        self.restart_policy = self.restart_policy.or_else(|| globals.ps.restart_policy.as_deref().and_then(|p| p.parse().ok()));
+        self.stop_timeout_secs = self.stop_timeout_secs.or(globals.ps.stop_timeout_seconds);
+        self.checks.wait_to_retire_secs = self.checks.wait_to_retire_secs.or(globals.checks.wait_to_retire);
+        self.registry.server = self.registry.server.or_else(|| globals.registry.server.clone());
+        let (own, host) = (&mut self.nginx, &globals.nginx);
+        for (mine, default) in [
+            (&mut own.client_max_body_size, &host.client_max_body_size),
+            (&mut own.proxy_read_timeout, &host.proxy_read_timeout),
+            (&mut own.proxy_connect_timeout, &host.proxy_connect_timeout),
+            (&mut own.proxy_send_timeout, &host.proxy_send_timeout),
+            (&mut own.access_log, &host.access_log),
+            (&mut own.error_log, &host.error_log),
+        ] {
+            if mine.is_none() {
+                mine.clone_from(default);
+            }
+        }
+        self
+    }
+}
+
+/// An app's meta with the host's global settings applied (what deploys use).
+pub fn meta_in_effect(app: &App, globals: &crate::state::settings::Settings) -> Result<AppMeta, AppsError> {
+    Ok(meta(app)?.with_globals(globals))
+}
+
 /// An app's registry settings (Dokku's `registry:set`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRegistry {

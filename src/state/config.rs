@@ -75,7 +75,20 @@ pub fn parse_pair(raw: &OsStr, encoded: bool) -> Result<(ConfigKey, Vec<u8>), Co
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigVars(pub BTreeMap<ConfigKey, Vec<u8>>);
 
+/// `config:set --global`: vars every app's containers get unless the app
+/// sets the same key (0600, like an app's own).
+pub fn global_env_file(root: &Path) -> std::path::PathBuf {
+    root.join("env")
+}
+
 impl ConfigVars {
+    /// What an app's processes see: the global vars, then the app's own.
+    pub fn in_effect(root: &Path, app_env: &Path) -> Result<Self, ConfigError> {
+        let mut vars = ConfigVars::load(&global_env_file(root))?;
+        vars.0.extend(ConfigVars::load(app_env)?.0);
+        Ok(vars)
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         match std::fs::read(path) {
             Ok(bytes) => Self::decode(&bytes).map_err(|why| ConfigError::Corrupt { path: path.to_owned(), why }),

@@ -22,6 +22,12 @@ pub enum SettingsError {
     },
     #[error("{path} is invalid: {why}")]
     Invalid { path: PathBuf, why: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -35,6 +41,45 @@ pub struct Settings {
     pub logs: LogSettings,
     pub letsencrypt: LetsencryptSettings,
     pub limits: LimitSettings,
+    pub git: GitGlobals,
+    pub ps: PsGlobals,
+    pub checks: ChecksGlobals,
+    /// `nginx:set --global`: every app's server block options, unless it sets its own.
+    pub nginx: crate::model::site::SiteOptions,
+    pub registry: RegistryGlobals,
+}
+
+// Dokku's global properties (`NAMESPACE:set --global KEY VALUE`): what an
+// app uses when it sets nothing itself.
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitGlobals {
+    /// `git:set --global deploy-branch`.
+    pub deploy_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PsGlobals {
+    /// `ps:set --global restart-policy`, as Dokku writes it (`on-failure:10`).
+    pub restart_policy: Option<String>,
+    /// `ps:set --global stop-timeout-seconds`.
+    pub stop_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChecksGlobals {
+    /// `checks:set --global wait-to-retire`, in seconds.
+    pub wait_to_retire: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryGlobals {
+    /// `registry:set --global server`.
+    pub server: Option<String>,
 }
 
 /// Caps on what outside data may expand to, so a small hostile gzip cannot
@@ -232,6 +277,20 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
             Err(source) => return Err(SettingsError::Read { path, source }),
         };
+        settings.checked(path)
+    }
+
+    /// Changes the settings (a `--global` setting) and writes them back,
+    /// only when the result passes the checks a load makes.
+    pub fn update(root: &Path, change: impl FnOnce(&mut Settings)) -> Result<(), SettingsError> {
+        let mut settings = Settings::load(root)?;
+        change(&mut settings);
+        let settings = settings.checked(root.join("config.toml"))?;
+        settings.save(root).map_err(|e| SettingsError::Write { path: e.path.clone(), source: e.source })
+    }
+
+    fn checked(self, path: PathBuf) -> Result<Settings, SettingsError> {
+        let settings = self;
         let invalid = |why: String| SettingsError::Invalid { path: path.clone(), why };
         let bridge = &settings.network.bridge;
         // Interface names: at most 15 bytes, nothing ip(8) could read as syntax.
@@ -250,6 +309,14 @@ impl Settings {
             if domain.len() > 200 || !domain.split('.').all(label_ok) {
                 return Err(invalid(format!("global domain {domain:?} is not a host name")));
             }
+        }
+        if let Some(policy) = &settings.ps.restart_policy
+            && policy.parse::<crate::model::container::RestartPolicy>().is_err()
+        {
+            return Err(invalid(format!("ps.restart_policy {policy:?} is not no, on-failure[:N], always or unless-stopped")));
+        }
+        if settings.ps.stop_timeout_seconds.is_some_and(|s| s > 3600) || settings.checks.wait_to_retire.is_some_and(|s| s > 86400) {
+            return Err(invalid("ps.stop_timeout_seconds is at most 3600 and checks.wait_to_retire at most 86400".into()));
         }
         if Subnet::parse(&settings.network.subnet).is_none() {
             return Err(invalid(format!("network.subnet {:?} is not an IPv4 network like 10.88.0.0/16", settings.network.subnet)));

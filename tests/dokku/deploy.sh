@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A deploy script as Dokku users write them, run unchanged with `dokku`
+# meaning berth: create, global and app settings, push, scale, read single
+# report fields, destroy. DOKKU_HOST (user@host) and HTTP_PORT come from
+# the caller, as they would from a CI job's settings.
+set -euo pipefail
+APP=catmeow
+
+dokku apps:create "$APP"
+dokku config:set --global GLOBAL_GREETING=hello
+dokku config:set --no-restart "$APP" SECRET_WORD=meow
+dokku ps:set --global restart-policy on-failure:5
+dokku ps:set "$APP" stop-timeout-seconds 5
+dokku checks:set --global wait-to-retire 5
+dokku nginx:set "$APP" client-max-body-size 20m
+dokku git:set "$APP" deploy-branch main
+
+git remote add dokku "$DOKKU_HOST:$APP"
+git push dokku main
+
+dokku ps:scale "$APP" web=2
+
+test "$(dokku ps:report "$APP" --deployed)" = "true"
+test "$(dokku ps:report "$APP" --processes)" = "2"
+test "$(dokku ps:report "$APP" --ps-computed-restart-policy)" = "on-failure:5"
+test "$(dokku ps:report "$APP" --ps-stop-timeout-seconds)" = "5"
+test "$(dokku checks:report "$APP" --checks-computed-wait-to-retire)" = "5"
+test "$(dokku nginx:report "$APP" --nginx-client-max-body-size)" = "20m"
+test "$(dokku git:report "$APP" --git-deploy-branch)" = "main"
+test "$(dokku config:get "$APP" SECRET_WORD)" = "meow"
+test "$(dokku config:get --global GLOBAL_GREETING)" = "hello"
+test "$(dokku --quiet run "$APP" printenv GLOBAL_GREETING)" = "hello"
+dokku --quiet apps:list | grep -qx "$APP"
+test "$(curl -fsS -H "Host: $APP.berth.test" "http://127.0.0.1:$HTTP_PORT/")" = "Cat dreams meow.."
+
+dokku apps:destroy "$APP" --force
+if dokku apps:exists "$APP"; then
+  echo "$APP still exists" >&2
+  exit 1
+fi
+echo "deploy script: ok"
