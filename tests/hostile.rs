@@ -580,6 +580,13 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "config:set cat ~/x",
         "config:set cat #A=1",
         "config:set cat \"A=1",
+        // Host-wide settings and ports through Dokku's newer names.
+        "config:set --global EVIL=1",
+        "ps:set --global restart-policy no",
+        "git:set --global deploy-branch evil",
+        "nginx:set --global client-max-body-size 1g",
+        "ports:add cat http:25:5000",
+        "ports:set cat http:8080:5000",
     ] {
         cases.push(ssh(line));
     }

@@ -81,6 +81,11 @@ const APP_COMMANDS: &[&str] = &[
     "proxy:enable",
     "proxy:report",
     "proxy:ports",
+    "ports:list",
+    "ports:add",
+    "ports:set",
+    "ports:remove",
+    "ports:clear",
     "proxy:ports-add",
     "proxy:ports-set",
     "proxy:ports-remove",
@@ -154,6 +159,10 @@ pub fn check(root: &Path, key: &str, grant: &Grant, command: &str, args: &Args) 
         Scope::Admin => return Err(admin_only()),
         Scope::App => {}
     }
+    // `--global` changes (or reads) every app's defaults: the host's.
+    if args.switch("--global") {
+        return Err(AccessError::AdminForm { key: key.to_owned(), command: command.to_owned(), form: "--global".into() });
+    }
     // An app command without its app (`report`, `ps:restore`) acts on every app.
     let raw = args.get(0).ok_or_else(admin_only)?;
     let Ok(app) = AppName::parse(raw) else {
@@ -186,7 +195,7 @@ fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
         "nginx:set" if arg(1).ends_with("-log-path") => Some(arg(1)),
         "git:from-archive" if arg(1) != "-" && !arg(1).starts_with("https://") => Some("URL (only - or https:// URLs)".into()),
         "git:from-image" | "registry:set" if args.switch("--insecure") || arg(1) == "insecure" => Some("insecure".into()),
-        "proxy:ports-add" | "proxy:ports-set" => foreign_port(root, &args.positional()[1..]),
+        "proxy:ports-add" | "proxy:ports-set" | "ports:add" | "ports:set" => foreign_port(root, &args.positional()[1..]),
         _ => None,
     }
 }

@@ -14,6 +14,7 @@ mod checks;
 mod config;
 mod containers;
 mod cron;
+mod dokku;
 mod domains;
 mod fields;
 mod git;
@@ -21,6 +22,9 @@ mod images;
 mod keys;
 mod letsencrypt;
 mod logs;
+mod nginx;
+mod ports;
+mod proxy;
 mod ps;
 mod quiet;
 mod registry;
@@ -76,7 +80,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 22] {
+fn tables() -> [&'static [Command]; 25] {
     [
         apps::COMMANDS,
         builds::COMMANDS,
@@ -87,6 +91,9 @@ fn tables() -> [&'static [Command]; 22] {
         config::COMMANDS,
         containers::COMMANDS,
         domains::COMMANDS,
+        proxy::COMMANDS,
+        ports::COMMANDS,
+        nginx::COMMANDS,
         git::COMMANDS,
         images::COMMANDS,
         keys::COMMANDS,
@@ -180,6 +187,11 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
         return Err(UsageError("the command name is not UTF-8; see 'berth help'".into()).into());
     };
     match name {
+        "help" if argv.first().is_some_and(|a| a == "--markdown") => {
+            // docs/COMMANDS.md's table: every command, what it does, Dokku's.
+            print!("{}", dokku::markdown(&tables().into_iter().flatten().collect::<Vec<_>>()));
+            Ok(())
+        }
         "help" | "--help" | "-h" => help(argv.first().and_then(|a| a.to_str())),
         // Internal: the monitor of one container, started by containers:start.
         "shim" => {

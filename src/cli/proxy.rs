@@ -1,0 +1,116 @@
+//! `proxy:*`: whether nginx routes to an app, rebuilding server blocks,
+//! and what the proxy reports.
+
+use super::domains::update;
+use super::{Args, Command, Ctx, print_json, wants_json};
+use crate::deploy::nginx::Listener;
+use crate::deploy::proxy;
+use crate::runtime::balancer;
+use crate::state::apps::{self, LockedApp};
+use crate::state::settings::Settings;
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "proxy:disable",
+        usage: "APP",
+        about: "nginx stops routing to the app (its containers keep running)",
+        switches: &[],
+        options: &[],
+        run: proxy_disable,
+    },
+    Command { name: "proxy:enable", usage: "APP", about: "nginx routes to the app again", switches: &[], options: &[], run: proxy_enable },
+    Command {
+        name: "proxy:rebuild",
+        usage: "APP | --all",
+        about: "Write server blocks again from state; --all also sets aside blocks no app owns",
+        switches: &["--all"],
+        options: &[],
+        run: proxy_rebuild,
+    },
+    Command {
+        name: "proxy:report",
+        usage: "APP [--format json]",
+        about: "Whether nginx routes to the app, where it listens, and its upstreams",
+        switches: &[],
+        options: &["--format"],
+        run: proxy_report,
+    },
+];
+
+fn proxy_switch(ctx: &Ctx, args: Args, disabled: bool) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    update(ctx, &locked, |_, meta| meta.proxy_disabled = disabled)?;
+    println!("-----> nginx {} {}", if disabled { "no longer routes to" } else { "routes to" }, locked.app.name);
+    Ok(())
+}
+
+fn proxy_disable(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    proxy_switch(ctx, args, true)
+}
+
+fn proxy_enable(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    proxy_switch(ctx, args, false)
+}
+
+fn proxy_rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let all = args.switch("--all");
+    args.expect(usize::from(!all), usize::from(!all))?;
+    let names = if all { apps::list(&ctx.root)? } else { vec![args.app(0)?] };
+    rebuild_blocks(ctx, names, all)
+}
+
+pub(super) fn rebuild_blocks(ctx: &Ctx, names: Vec<crate::app::AppName>, all: bool) -> anyhow::Result<()> {
+    // Every app locked at once: no deploy writes a block while they are rebuilt.
+    let locked: Vec<LockedApp> = names.iter().map(|n| apps::lock(&ctx.root, n)).collect::<Result<_, _>>()?;
+    let apps: Vec<crate::app::App> = locked.iter().map(|l| l.app.clone()).collect();
+    let aside = proxy::rebuild(&ctx.root, &apps, all)?;
+    for block in &aside {
+        println!("-----> Set aside {}", block.display());
+    }
+    println!("-----> Rebuilt the server blocks of {} app(s)", apps.len());
+    Ok(())
+}
+
+fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let settings = Settings::load(&ctx.root)?;
+    let meta = apps::meta(&app)?;
+    let port_maps = proxy::port_maps(&settings, &meta);
+    let maps: Vec<String> = port_maps.iter().map(|m| m.to_string()).collect();
+    let addresses: Vec<String> = proxy::running_addresses(&ctx.root, &app).iter().map(|a| a.to_string()).collect();
+    let listening: Vec<String> = proxy::listeners(&settings, &app, &port_maps).iter().map(describe).collect();
+    let vip = balancer::existing_vip(&ctx.root, &proxy::vip_name(&app.name));
+    let serving: Vec<String> =
+        vip.map(|v| balancer::backends(&ctx.root, v)).unwrap_or_default().iter().map(|(id, a)| format!("{id} ({a})")).collect();
+    let report = serde_json::json!({
+        "enabled": !meta.proxy_disabled,
+        "type": "nginx",
+        "port_map": maps,
+        "listeners": listening,
+        "stable_address": vip.map(|v| v.to_string()),
+        "serving": serving,
+        "web_containers": addresses,
+    });
+    if wants_json(&args)? {
+        return print_json(&report);
+    }
+    println!("=====> {} proxy", app.name);
+    println!("       enabled:             {}", !meta.proxy_disabled);
+    println!("       type:                nginx");
+    println!("       port map:            {}", maps.join(" "));
+    println!("       listeners:           {}", listening.join(", "));
+    println!("       web containers:      {}", if addresses.is_empty() { "none".to_owned() } else { addresses.join(" ") });
+    println!("       stable address:      {}", vip.map_or("none".to_owned(), |v| v.to_string()));
+    println!("       serving:             {}", if serving.is_empty() { "none".to_owned() } else { serving.join(" ") });
+    Ok(())
+}
+
+fn describe(listener: &Listener) -> String {
+    match listener {
+        Listener::Http { port, container } => format!("http {port} -> {container}"),
+        Listener::Https { port, container, .. } => format!("https {port} -> {container}"),
+        Listener::Redirect { port, https_port } => format!("http {port} redirects to https {https_port}"),
+    }
+}
