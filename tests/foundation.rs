@@ -296,3 +296,39 @@ fn commands_md_is_the_command_tables_and_names_real_dokku_commands() {
     }
     assert!(same >= 80, "only {same} commands match Dokku's");
 }
+
+#[test]
+fn deploy_lock_config_export_and_inspection_commands() {
+    let host = Host::new();
+    host.ok(["apps:create", "cat"]);
+    // apps:lock holds deploys back, and says so.
+    host.ok(["apps:lock", "cat"]);
+    host.ok(["apps:locked", "cat"]);
+    assert_eq!(host.ok(["apps:report", "cat", "--app-locked"]).out(), "true\n");
+    let tar = {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "Procfile", &b"x\n\n"[..]).unwrap();
+        builder.into_inner().unwrap()
+    };
+    let refused = host.run_with_stdin(["git:from-archive", "cat", "-"], &tar);
+    assert!(refused.code == 1 && refused.stderr.contains("app cat is locked for deploys"), "{}", refused.stderr);
+    host.ok(["apps:unlock", "cat"]);
+    assert_eq!(host.run(["apps:locked", "cat"]).code, 1);
+
+    // config:export in Dokku's formats; config:clear empties.
+    host.ok(["config:set", "cat", "--no-restart", "A=it's", "B=2"]);
+    assert_eq!(host.ok(["config:export", "cat"]).out(), "export A='it'\\''s'\nexport B='2'\n");
+    assert_eq!(host.ok(["config:export", "cat", "--format", "envfile"]).out(), "A='it'\\''s'\nB='2'\n");
+    assert_eq!(host.ok(["config:export", "cat", "--format", "json"]).out(), "{\"A\":\"it's\",\"B\":\"2\"}\n");
+    assert_eq!(host.run(["config:export", "cat", "--format", "docker-args"]).code, 2);
+    host.ok(["config:clear", "cat", "--no-restart"]);
+    assert_eq!(host.ok(["config:keys", "cat"]).out(), "");
+
+    // Nothing runs yet: empty lists, not errors.
+    assert_eq!(host.ok(["ps:inspect", "cat"]).out().trim(), "[]");
+    assert_eq!(host.ok(["run:list", "cat", "--format", "json"]).out().trim(), "[]");
+}

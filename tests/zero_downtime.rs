@@ -387,7 +387,9 @@ fn no_request_fails_while_the_app_changes() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&redirect.stdout), format!("301 https://catmeow.berth.test:{}/path?q=1", site.tls_port));
     let report = host.ok(["certs:report", "catmeow"]).out();
-    assert!(report.contains("notAfter") && report.contains("catmeow.berth.test"), "{report}");
+    assert!(report.contains("Ssl expires at") && report.contains("catmeow.berth.test"), "{report}");
+    let names = host.ok(["certs:report", "catmeow", "--ssl-hostnames"]).out();
+    assert!(names.split_whitespace().any(|n| n == "catmeow.berth.test"), "{names}");
     let other = tempfile::tempdir().unwrap();
     let (other_cert, other_key) = (other.path().join("c.crt"), other.path().join("c.key"));
     let made = std::process::Command::new("openssl")

@@ -13,8 +13,25 @@ pub const COMMANDS: &[Command] = &[
     Command { name: "apps:list", usage: "[--format json]", about: "List apps", switches: &[], options: &["--format"], run: list },
     Command { name: "apps:exists", usage: "APP", about: "Exit 0 if the app exists, 1 if not", switches: &[], options: &[], run: exists },
     Command {
+        name: "apps:lock",
+        usage: "APP",
+        about: "Refuse pushes and image deploys of the app until apps:unlock",
+        switches: &[],
+        options: &[],
+        run: lock,
+    },
+    Command { name: "apps:unlock", usage: "APP", about: "Allow deploys of the app again", switches: &[], options: &[], run: unlock },
+    Command {
+        name: "apps:locked",
+        usage: "APP",
+        about: "Exit 0 if the app is locked for deploys, 1 if not",
+        switches: &[],
+        options: &[],
+        run: locked,
+    },
+    Command {
         name: "apps:report",
-        usage: "APP [--format json]",
+        usage: "APP [--format json] [--FIELD]",
         about: "Show an app's state",
         switches: &[],
         options: &["--format"],
@@ -69,6 +86,34 @@ fn exists(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn set_deploy_lock(ctx: &Ctx, args: &Args, locked: bool) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::lock(&ctx.root, &args.app(0)?)?;
+    let mut meta = apps::meta(&app.app)?;
+    meta.deploy_locked = locked;
+    apps::write_meta(&app, &meta)?;
+    println!("-----> {} {}", if locked { "Locked deploys of" } else { "Unlocked deploys of" }, app.app.name);
+    Ok(())
+}
+
+fn lock(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    set_deploy_lock(ctx, &args, true)
+}
+
+fn unlock(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    set_deploy_lock(ctx, &args, false)
+}
+
+fn locked(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let name = args.app(0)?;
+    if !apps::meta(&apps::open(&ctx.root, &name)?)?.deploy_locked {
+        bail!("app {name} is not locked");
+    }
+    println!("app {name} is locked");
+    Ok(())
+}
+
 /// Whether a deploy or change holds the app's lock right now.
 fn deploying(app: &crate::app::App) -> bool {
     use crate::state::lock::{FileLock, LockError};
@@ -86,7 +131,8 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .field("app-dir", app.dir.display())
         .field("app-created-at", &meta.created_at)
         .field("app-deploy-source", source.unwrap_or_default())
-        .field("app-locked", deploying(&app))
+        .field("app-locked", meta.deploy_locked)
+        .field("app-deploying", deploying(&app))
         .field("app-config-vars", vars.0.len())
         .extra("name", name.to_string().into())
         .extra("config_vars", vars.0.len().into())

@@ -5,7 +5,8 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 
-use super::{Args, Command, Ctx, print_json, wants_json};
+use super::fields::Report;
+use super::{Args, Command, Ctx};
 use crate::deploy::{proxy, tls};
 use crate::state::apps;
 use crate::state::settings::Settings;
@@ -37,7 +38,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "certs:report",
-        usage: "APP [--format json]",
+        usage: "APP [--format json] [--FIELD]",
         about: "Issuer, subject, names and expiry",
         switches: &[],
         options: &["--format"],
@@ -132,13 +133,25 @@ fn remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let app = apps::open(&ctx.root, &args.app(0)?)?;
-    let fields = tls::describe(&app)?;
-    if wants_json(&args)? {
-        return print_json(&fields.into_iter().collect::<std::collections::BTreeMap<_, _>>());
-    }
-    println!("=====> {} certificate", app.name);
-    for (k, v) in fields {
-        println!("       {k:<20} {v}");
-    }
+    let enabled = tls::cert_file(&app).exists();
+    let fields: std::collections::BTreeMap<String, String> =
+        if enabled { tls::describe(&app)?.into_iter().collect() } else { Default::default() };
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let hostnames: Vec<String> = get("names").split(", ").filter_map(|n| n.strip_prefix("DNS:")).map(str::to_owned).collect();
+    let verified = match enabled {
+        false => "",
+        true if get("issuer") == get("subject") => "self signed",
+        true => "signed by a certificate authority",
+    };
+    Report::new("ssl", &app.name)
+        .field("ssl-dir", tls::cert_file(&app).parent().map(|d| d.display().to_string()).unwrap_or_default())
+        .field("ssl-enabled", enabled)
+        .field("ssl-hostnames", hostnames.join(" "))
+        .field("ssl-expires-at", get("notAfter"))
+        .field("ssl-starts-at", get("notBefore"))
+        .field("ssl-issuer", get("issuer"))
+        .field("ssl-subject", get("subject"))
+        .field("ssl-verified", verified)
+        .print(&args)?;
     Ok(())
 }

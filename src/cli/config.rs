@@ -44,6 +44,22 @@ pub const COMMANDS: &[Command] = &[
         run: show,
     },
     Command {
+        name: "config:clear",
+        usage: "APP|--global [--no-restart]",
+        about: "Remove every config var",
+        switches: &["--no-restart", "--global"],
+        options: &[],
+        run: clear,
+    },
+    Command {
+        name: "config:export",
+        usage: "APP|--global [--format exports|envfile|shell|json|json-list|pretty]",
+        about: "Print the config vars in a form another tool reads (default: shell exports)",
+        switches: &["--global"],
+        options: &["--format"],
+        run: export,
+    },
+    Command {
         name: "config:keys",
         usage: "APP|--global",
         about: "List config var names",
@@ -189,6 +205,59 @@ fn keys(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(at, at)?;
     for key in vars_of(ctx, app.as_ref())?.0.keys() {
         println!("{key}");
+    }
+    Ok(())
+}
+
+fn clear(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (app, at) = args.target()?;
+    args.expect(at, at)?;
+    let Some(name) = app else {
+        atomic::write_secret(&global_env_file(&ctx.root), &ConfigVars::default().encode())?;
+        println!("-----> Cleared the global config vars (each app from its next deploy or restart)");
+        return Ok(());
+    };
+    let locked = apps::lock(&ctx.root, &name)?;
+    locked.write_config(&ConfigVars::default())?;
+    println!("-----> Cleared the config vars of {name}");
+    restart(ctx, &args, &locked, "Cleared config vars")
+}
+
+/// `config:export`: Dokku's formats, each value quoted for its reader.
+fn export(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (app, at) = args.target()?;
+    args.expect(at, at)?;
+    let vars = vars_of(ctx, app.as_ref())?;
+    let format = args.option("--format").map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "exports".into());
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    let quoted = |v: &[u8]| format!("'{}'", text(v).replace('\'', "'\\''"));
+    let mut out = std::io::stdout().lock();
+    match format.as_str() {
+        "exports" => out.write_all(&vars.to_shell())?,
+        "envfile" => vars.0.iter().try_for_each(|(k, v)| writeln!(out, "{k}={}", quoted(v)))?,
+        "shell" => {
+            let pairs: Vec<String> = vars.0.iter().map(|(k, v)| format!("{k}={}", quoted(v))).collect();
+            writeln!(out, "{}", pairs.join(" "))?
+        }
+        "json" => {
+            let map: BTreeMap<&str, String> = vars.0.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
+            writeln!(out, "{}", serde_json::to_string(&map)?)?
+        }
+        "json-list" => {
+            let list: Vec<serde_json::Value> =
+                vars.0.iter().map(|(k, v)| serde_json::json!({ "name": k.as_str(), "value": text(v) })).collect();
+            writeln!(out, "{}", serde_json::to_string(&list)?)?
+        }
+        "pretty" => {
+            let width = vars.0.keys().map(|k| k.as_str().len() + 1).max().unwrap_or(0);
+            vars.0.iter().try_for_each(|(k, v)| writeln!(out, "{:<width$} {}", format!("{k}:"), text(v)))?
+        }
+        other => {
+            return Err(UsageError(format!(
+                "unknown format {other:?}: use exports, envfile, shell, json, json-list or pretty (berth has no docker-args)"
+            ))
+            .into());
+        }
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 
+use super::fields::Report;
 use super::{Args, Command, Ctx, print_json, wants_json};
 use crate::deploy::cron;
 use crate::state::apps;
@@ -42,7 +43,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "cron:report",
-        usage: "APP [--format json]",
+        usage: "APP [--format json] [--FIELD]",
         about: "How many jobs the app has and which are suspended",
         switches: &[],
         options: &["--format"],
@@ -142,12 +143,10 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let app = apps::open(&ctx.root, &args.app(0)?)?;
     let jobs = cron::jobs(&app)?;
     let suspended: Vec<String> = jobs.iter().filter(|(_, s)| *s).map(|(j, _)| j.id()).collect();
-    if wants_json(&args)? {
-        return print_json(&serde_json::json!({ "cron_task_count": jobs.len(), "cron_suspended": suspended }));
-    }
-    println!("=====> {} cron information", app.name);
-    println!("       Cron task count:     {}", jobs.len());
-    println!("       Cron suspended:      {}", if suspended.is_empty() { "none".to_owned() } else { suspended.join(" ") });
+    Report::new("cron", &app.name)
+        .field("cron-task-count", jobs.len())
+        .field("cron-suspended", if suspended.is_empty() { "none".to_owned() } else { suspended.join(" ") })
+        .print(&args)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use anyhow::bail;
 
+use super::fields::Report;
 use super::{Args, Command, Ctx, print_json, wants_json};
 use crate::deploy::proxy;
 use crate::model::domain::Domain;
@@ -46,7 +47,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "domains:report",
-        usage: "APP [--format json]",
+        usage: "APP [--format json] [--FIELD]",
         about: "The names the app answers to",
         switches: &[],
         options: &["--format"],
@@ -193,13 +194,14 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let app = apps::open(&ctx.root, &args.app(0)?)?;
     let settings = Settings::load(&ctx.root)?;
-    let names = proxy::server_names(&settings, &app, &apps::meta(&app)?);
-    if wants_json(&args)? {
-        return print_json(&serde_json::json!({ "domains": names, "global_domains": settings.global_domains() }));
-    }
-    println!("=====> {} domains", app.name);
-    println!("       global domains:      {}", settings.global_domains().join(" "));
-    println!("       app domains:         {}", names.join(" "));
+    let meta = apps::meta(&app)?;
+    let names = proxy::server_names(&settings, &app, &meta);
+    Report::new("domains", &app.name)
+        .field("domains-app-enabled", !meta.proxy_disabled && !names.is_empty())
+        .field("domains-app-vhosts", names.join(" "))
+        .field("domains-global-enabled", !settings.global_domains().is_empty())
+        .field("domains-global-vhosts", settings.global_domains().join(" "))
+        .print(&args)?;
     Ok(())
 }
 

@@ -9,7 +9,18 @@ use anyhow::bail;
 use super::{Args, wants_json};
 
 /// The reports that print through `Report`, whose flags name fields.
-pub const REPORTS: &[&str] = &["apps:report", "apps:info", "ps:report", "checks:report", "git:report", "nginx:report"];
+pub const REPORTS: &[&str] = &[
+    "apps:report",
+    "apps:info",
+    "certs:report",
+    "checks:report",
+    "cron:report",
+    "domains:report",
+    "git:report",
+    "nginx:report",
+    "ps:report",
+    "registry:report",
+];
 
 pub struct Report {
     kind: &'static str,

@@ -55,6 +55,14 @@ pub const COMMANDS: &[Command] = &[
         run: report,
     },
     Command {
+        name: "ps:inspect",
+        usage: "APP",
+        about: "Each of the app's containers as berth runs it (config and state) as JSON, as docker inspect shows Dokku's",
+        switches: &[],
+        options: &[],
+        run: inspect,
+    },
+    Command {
         name: "ps:set",
         usage: "APP|--global restart-policy|stop-timeout-seconds [VALUE]",
         about: "restart-policy no|on-failure[:N]|always|unless-stopped; stop-timeout-seconds N (next start; no VALUE: unset)",
@@ -321,4 +329,15 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let shown = value.unwrap_or_else(|| "unset".into());
     say(&format!("{whose} {key} is {shown}; it applies from the next start (ps:restart)"));
     Ok(())
+}
+
+fn inspect(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let mut all = Vec::new();
+    for p in processes::of_app(&ctx.root, &app) {
+        let dir = ContainerDir::new(&ctx.root, &p.id);
+        all.push(serde_json::json!({ "id": p.id.to_string(), "config": dir.config()?, "state": dir.state()? }));
+    }
+    super::print_json(&all)
 }

@@ -7,7 +7,8 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 
-use super::{Args, Command, Ctx, print_json, wants_json};
+use super::fields::Report;
+use super::{Args, Command, Ctx};
 use crate::image::{Digest, ImageRef, Store};
 use crate::registry::logins::{self, Login};
 use crate::registry::{Client, RemoteRef, pull, push};
@@ -35,7 +36,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "registry:report",
-        usage: "APP [--format json]",
+        usage: "APP [--format json] [--FIELD]",
         about: "The app's registry settings",
         switches: &[],
         options: &["--format"],
@@ -206,14 +207,13 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let app = apps::open(&ctx.root, &args.app(0)?)?;
     let r = apps::meta(&app)?.registry;
-    if wants_json(&args)? {
-        return print_json(&r);
-    }
-    println!("=====> {} registry", app.name);
-    println!("       server:              {}", r.server.as_deref().unwrap_or("(none)"));
-    println!("       image repo:          {}", r.image_repo.as_deref().unwrap_or(app.name.as_str()));
-    println!("       push on release:     {}", r.push_on_release);
-    println!("       insecure:            {}", r.insecure);
+    let global = Settings::load(&ctx.root)?.registry.server;
+    Report::new("registry", &app.name)
+        .setting("server", r.server.clone(), global, "")
+        .field("registry-image-repo", r.image_repo.as_deref().unwrap_or(app.name.as_str()))
+        .field("registry-push-on-release", r.push_on_release)
+        .field("registry-insecure", r.insecure)
+        .print(&args)?;
     Ok(())
 }
 

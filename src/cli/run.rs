@@ -5,6 +5,7 @@ use anyhow::bail;
 
 use super::{Args, Command, Ctx};
 use crate::deploy::{self, processes};
+use crate::runtime::store::ContainerDir;
 use crate::runtime::{attached, control};
 use crate::state::apps;
 
@@ -24,6 +25,14 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &[],
         run: run_detached,
+    },
+    Command {
+        name: "run:list",
+        usage: "APP [--format json]",
+        about: "The app's one-off containers (run:detached, cron:run): id, state, command",
+        switches: &[],
+        options: &["--format"],
+        run: list,
     },
     Command {
         name: "enter",
@@ -86,4 +95,34 @@ fn enter(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let code = attached::exec(&ctx.root, &process.id, command, attached::at_terminal())?;
     std::process::exit(code);
+}
+
+fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let rows: Vec<serde_json::Value> = processes::one_offs(&ctx.root, &app)
+        .iter()
+        .filter_map(|id| {
+            let dir = ContainerDir::new(&ctx.root, id);
+            let (config, state) = (dir.config().ok()?, dir.state().ok()?);
+            let status = serde_json::to_value(state.status).ok()?;
+            // The command after the launcher's own words.
+            let command = config.args.iter().skip_while(|a| *a != "run").skip(1).cloned().collect::<Vec<_>>().join(" ");
+            Some(serde_json::json!({ "id": id.to_string(), "name": config.name, "status": status, "command": command, "created_at": config.created_at }))
+        })
+        .collect();
+    if super::wants_json(&args)? {
+        return super::print_json(&rows);
+    }
+    println!("=====> {} run containers", app.name);
+    println!("{:<44} {:<10} COMMAND", "ID", "STATUS");
+    for row in &rows {
+        println!(
+            "{:<44} {:<10} {}",
+            row["id"].as_str().unwrap_or(""),
+            row["status"].as_str().unwrap_or(""),
+            row["command"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }

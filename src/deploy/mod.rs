@@ -47,6 +47,8 @@ pub const ONE_OFF_LABEL: &str = "io.berth.run-of";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    #[error("app {0} is locked for deploys; run apps:unlock {0} first")]
+    Locked(crate::app::AppName),
     #[error("{name} exited with code {code} within its first {secs} s, so the previous release keeps serving. Its last output:\n{logs}")]
     Died { name: String, code: i32, secs: u64, logs: String },
     #[error(

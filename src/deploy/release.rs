@@ -28,6 +28,14 @@ pub struct ReleaseOf {
     pub description: String,
 }
 
+/// `apps:lock` holds new code back (Dokku's deploy lock).
+fn refuse_if_locked(app: &App) -> Result<(), DeployError> {
+    if apps::meta(app)?.deploy_locked {
+        return Err(DeployError::Locked(app.name.clone()));
+    }
+    Ok(())
+}
+
 /// Builds a source tree (a pushed commit, an archive) and releases it.
 pub fn deploy_source(
     root: &Path,
@@ -37,6 +45,7 @@ pub fn deploy_source(
     description: &str,
     say: &mut dyn FnMut(&str),
 ) -> Result<(), DeployError> {
+    refuse_if_locked(app)?;
     // app.json env first, so the build sees it and a missing required var
     // stops the push before a build; again after, for what a build wrote.
     super::appenv::settle(app, &build::declared_env(source)?, say)?;
@@ -80,6 +89,7 @@ fn next_release(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf) -> Re
 /// the app's registry when set. A failure before the roll leaves the
 /// previous release serving.
 pub fn release_image(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
+    refuse_if_locked(app)?;
     let release = next_release(root, app, image, what)?;
     say(&format!("-----> Releasing {} v{}", app.name, release.version));
     let mut step = |line: &str| say(&format!("-----> {line}"));

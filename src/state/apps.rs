@@ -66,6 +66,9 @@ pub struct AppMeta {
     /// Stopped on purpose (`ps:stop`): `ps:restore` leaves it stopped.
     #[serde(default)]
     pub stopped: bool,
+    /// `apps:lock`: pushes and image deploys are refused until `apps:unlock`.
+    #[serde(default)]
+    pub deploy_locked: bool,
     /// `ps:set APP restart-policy`; Dokku's on-failure:10 when unset.
     #[serde(default)]
     pub restart_policy: Option<RestartPolicy>,
@@ -200,6 +203,7 @@ impl AppMeta {
             formation: BTreeMap::new(),
             cron_suspended: Default::default(),
             stopped: false,
+            deploy_locked: false,
             restart_policy: None,
             stop_timeout_secs: None,
             limits: BTreeMap::new(),
