@@ -207,6 +207,10 @@ fn namespaces_typos_and_the_app_flag_as_dokku_users_type_them() {
     host.ok(["apps:create", "--app", "cat"]);
     host.ok(["config:set", "--no-restart", "GREETING=meow", "--app", "cat"]);
     assert_eq!(host.ok(["config:get", "--app", "cat", "GREETING"]).out(), "meow\n");
+    // `berth config APP` is config:show; `berth --force COMMAND` is the command's --force.
+    assert!(host.ok(["config", "cat"]).out().contains("GREETING: meow"));
+    host.ok(["--force", "apps:destroy", "cat"]);
+    assert_eq!(host.run(["apps:exists", "cat"]).code, 1);
 }
 
 #[test]

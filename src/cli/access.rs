@@ -200,7 +200,9 @@ fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
         "certs:add" if args.get(1).is_some() => Some("CERT KEY (host files; send them on stdin)".into()),
         "builds:set" if arg(1) == "network" && arg(2) == "host" => Some("network host".into()),
         "nginx:set" if arg(1).ends_with("-log-path") => Some(arg(1)),
-        "git:from-archive" if arg(1) != "-" && !arg(1).starts_with("https://") => Some("URL (only - or https:// URLs)".into()),
+        "git:from-archive" if !arg(1).is_empty() && arg(1) != "-" && !arg(1).starts_with("https://") => {
+            Some("URL (only - or https:// URLs)".into())
+        }
         "git:from-image" | "registry:set" if args.switch("--insecure") || arg(1) == "insecure" => Some("insecure".into()),
         "proxy:ports-add" | "proxy:ports-set" | "ports:add" | "ports:set" => foreign_port(root, &args.positional()[1..]),
         _ => None,

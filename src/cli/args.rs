@@ -32,6 +32,31 @@ fn takes_app_first(command: &Command) -> bool {
     })
 }
 
+/// `-tn 5` as `-t -n 5`, as getopt reads it, when every letter is one of
+/// the command's short flags (only the last may take a value).
+fn expand_short_flags(command: &Command, argv: Vec<OsString>) -> Vec<OsString> {
+    let known = |flag: &str| command.switches.contains(&flag) || command.options.contains(&flag);
+    let mut out = Vec::with_capacity(argv.len());
+    let mut words = argv.into_iter();
+    while let Some(word) = words.next() {
+        if word == "--" {
+            out.push(word);
+            out.extend(words.by_ref());
+            break;
+        }
+        let text = word.to_string_lossy();
+        let letters = text.strip_prefix('-').filter(|l| l.len() > 1 && l.chars().all(|c| c.is_ascii_alphabetic()));
+        let flags: Vec<String> = letters.map(|l| l.chars().map(|c| format!("-{c}")).collect()).unwrap_or_default();
+        let takes_value_early = flags.iter().rev().skip(1).any(|f| command.options.contains(&f.as_str()));
+        if !flags.is_empty() && flags.iter().all(|f| known(f)) && !takes_value_early {
+            out.extend(flags.into_iter().map(OsString::from));
+        } else {
+            out.push(word);
+        }
+    }
+    out
+}
+
 impl Args {
     /// Splits argv into flags the command declares and positionals. An
     /// unknown `-x` is a usage error (so `apps:create -x` never makes an
@@ -46,7 +71,7 @@ impl Args {
             app_flag: None,
             info_flag: None,
         };
-        let mut rest = argv.into_iter();
+        let mut rest = expand_short_flags(command, argv).into_iter();
         while let Some(arg) = rest.next() {
             let text = arg.to_string_lossy();
             if text == "--" {

@@ -132,15 +132,19 @@ pub fn did_you_mean<'a>(typed: &str, known: impl Iterator<Item = &'a str>) -> Op
 pub fn main() -> i32 {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     // `berth --trace COMMAND ...`: Dokku's global flag, before the command.
-    // `--trace` and `--quiet` (Dokku's global flags) come before the command.
-    let (mut trace, mut quiet) = (false, false);
-    while let Some(flag) = argv.first().and_then(|a| a.to_str()).filter(|a| ["--trace", "--quiet"].contains(a)) {
-        if flag == "--trace" {
-            trace = true
-        } else {
-            quiet = true
+    // `--trace`, `--quiet` and `--force` (Dokku's global flags) come before the command.
+    let (mut trace, mut quiet, mut force) = (false, false, false);
+    while let Some(flag) = argv.first().and_then(|a| a.to_str()).filter(|a| ["--trace", "--quiet", "--force"].contains(a)) {
+        match flag {
+            "--trace" => trace = true,
+            "--quiet" => quiet = true,
+            _ => force = true,
         }
         argv.remove(0);
+    }
+    if force && !argv.is_empty() {
+        // The command's own --force, as if typed after it.
+        argv.insert(1, OsString::from("--force"));
     }
     crate::logging::init(trace);
     let filter = if quiet { quiet::start().ok() } else { None };
@@ -207,6 +211,8 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        // `berth config APP`: Dokku's older spelling of config:show.
+        "config" if !argv.is_empty() => run(ctx, [OsString::from("config:show")].into_iter().chain(argv).collect()),
         _ => {
             let Some(command) = find(name) else {
                 // `berth apps` and `berth apps:help`: the namespace's commands.
@@ -232,15 +238,27 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
 /// The command's arguments, or None when they ask for its help.
 pub fn parse_args(command: &'static Command, mut argv: Vec<OsString>) -> Result<Option<Args>, UsageError> {
     let raw_tail = run::RAW_TAIL.contains(&command.name);
-    let flags = if raw_tail { &argv[..argv.len().min(1)] } else { &argv[..] };
+    // `run --env A=1 APP cmd`: the flags before the app are berth's.
+    let app_at = if raw_tail { leading_flags(command, &argv) } else { 0 };
+    let flags = if raw_tail { &argv[..argv.len().min(app_at + 1)] } else { &argv[..] };
     if flags.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(None);
     }
-    if raw_tail && argv.len() > 1 && argv[1] != "--" {
+    if raw_tail && argv.len() > app_at + 1 && argv[app_at + 1] != "--" {
         // `run APP python -c ...`: what follows the app is the command's own.
-        argv.insert(1, OsString::from("--"));
+        argv.insert(app_at + 1, OsString::from("--"));
     }
     Args::parse(command, argv).map(Some)
+}
+
+/// How many words of `argv` are the command's flags before its first
+/// positional (an option's value counts with it).
+fn leading_flags(command: &Command, argv: &[OsString]) -> usize {
+    let mut at = 0;
+    while let Some(word) = argv.get(at).and_then(|w| w.to_str()).filter(|w| w.starts_with('-') && *w != "--") {
+        at += if command.options.contains(&word) { 2 } else { 1 };
+    }
+    at
 }
 
 fn help(topic: Option<&str>) -> anyhow::Result<()> {
@@ -342,6 +360,22 @@ mod suggestion_tests {
         assert_eq!(did_you_mean("ps:scael", names()), Some("ps:scale"));
         assert_eq!(did_you_mean("frobnicate", names()), None);
         assert_eq!(did_you_mean("--forse", ["--force", "--format"].into_iter()), Some("--force"));
+    }
+
+    #[test]
+    fn dokku_habits_of_the_parser() {
+        let words = |w: &[&str]| w.iter().map(OsString::from).collect::<Vec<_>>();
+        // `run --env A=1 APP cmd --flag`: berth's flags before the app, the command's after it.
+        let args = parse_args(find("run").unwrap(), words(&["--env", "A=1", "cat", "printenv", "--null"])).unwrap().unwrap();
+        assert_eq!(args.option_all("--env"), vec!["A=1"]);
+        assert_eq!(args.positional(), words(&["cat", "printenv", "--null"]).as_slice());
+        // `logs APP -tn 5` as getopt reads it; unknown letters stay one (refused) word.
+        let args = parse_args(find("logs").unwrap(), words(&["cat", "-tn", "5"])).unwrap().unwrap();
+        assert!(args.switch("-t") && args.option("-n").unwrap() == "5");
+        assert!(parse_args(find("logs").unwrap(), words(&["cat", "-xn", "5"])).is_err());
+        // `git:from-archive APP --`: the app alone, read from stdin.
+        let args = parse_args(find("git:from-archive").unwrap(), words(&["cat", "--"])).unwrap().unwrap();
+        assert_eq!(args.positional(), words(&["cat"]).as_slice());
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "git:from-archive",
-        usage: "APP URL|-",
-        about: "Build and deploy a tar (or tar.gz) of source from an http(s) URL or stdin; the app is made if missing",
+        usage: "APP [URL|-|--]",
+        about: "Build and deploy a tar (or tar.gz) of source from an http(s) URL or stdin (-, --, or nothing); the app is made if missing",
         switches: &[],
         options: &[],
         run: from_archive,
@@ -316,9 +316,10 @@ fn from_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 const ARCHIVE_LIMIT: u64 = 1 << 30;
 
 fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(2, 2)?;
+    args.expect(1, 2)?;
     let name = args.app(0)?;
-    let from = args.get(1).expect("checked").to_string_lossy().into_owned();
+    // Dokku's `git:from-archive APP --` (the parser takes `--` away) reads stdin too.
+    let from = args.text(1).unwrap_or_else(|| "-".into());
     let mut bytes = Vec::new();
     if from == "-" {
         std::io::stdin().take(ARCHIVE_LIMIT + 1).read_to_end(&mut bytes).context("cannot read the archive from stdin")?;

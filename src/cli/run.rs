@@ -12,18 +12,18 @@ use crate::state::apps;
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "run",
-        usage: "APP CMD...",
+        usage: "[--env K=V]... APP CMD...",
         about: "Run a command in a throw-away container of the current release, attached; exits with its code",
         switches: &[],
-        options: &[],
+        options: &["--env", "-e"],
         run: run_attached,
     },
     Command {
         name: "run:detached",
-        usage: "APP CMD...",
+        usage: "[--env K=V]... APP CMD...",
         about: "Run a command in a throw-away container in the background; prints its id (containers:logs ID)",
         switches: &[],
-        options: &[],
+        options: &["--env", "-e"],
         run: run_detached,
     },
     Command {
@@ -60,7 +60,13 @@ fn one_off_for(ctx: &Ctx, args: &Args, terminal: bool) -> anyhow::Result<crate::
     }
     let app = apps::open(&ctx.root, &name)?;
     let release = deploy::current_release(&app)?;
-    let env = deploy::release_env(&ctx.root, &app, &release)?;
+    let mut env = deploy::release_env(&ctx.root, &app, &release)?;
+    // `run --env K=V` (Dokku's): for this one container, over the config.
+    for pair in args.option_all("--env").into_iter().chain(args.option_all("-e")) {
+        let (key, value) = crate::state::config::parse_pair(pair, false)?;
+        env.retain(|e| !e.starts_with(&format!("{key}=")));
+        env.push(format!("{key}={}", String::from_utf8_lossy(&value)));
+    }
     Ok(processes::one_off(&ctx.root, &app, &apps::meta(&app)?, &release, env, &command, terminal)?)
 }
 
