@@ -75,6 +75,7 @@ const APP_COMMANDS: &[&str] = &[
     "proxy:disable",
     "proxy:enable",
     "proxy:report",
+    "proxy:set",
     "proxy:ports",
     "ports:list",
     "ports:add",

@@ -47,6 +47,14 @@ pub const COMMANDS: &[Command] = &[
     },
     Command { name: "apps:rename", usage: "OLD NEW", about: "Rename an app", switches: &[], options: &[], run: rename },
     Command {
+        name: "apps:clone",
+        usage: "OLD NEW [--skip-deploy] [--ignore-existing]",
+        about: "A new app with OLD's config, settings and pushed commits, running OLD's current image (no rebuild) unless --skip-deploy",
+        switches: &["--skip-deploy", "--ignore-existing"],
+        options: &[],
+        run: clone,
+    },
+    Command {
         name: "apps:destroy",
         usage: "APP [--force]",
         about: "Destroy an app and all its state (asks for the name unless --force)",
@@ -180,5 +188,58 @@ fn destroy(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     drop(locked);
     apps::destroy(&ctx.root, &name)?;
     println!("-----> Destroying {name} (including all add-ons)... done");
+    Ok(())
+}
+
+fn clone(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let (from, to) = (args.app(0)?, args.app(1)?);
+    let source = apps::lock(&ctx.root, &from)?;
+    if apps::exists(&ctx.root, &to) {
+        if args.switch("--ignore-existing") {
+            println!("-----> App {to} already exists; left as it is");
+            return Ok(());
+        }
+        bail!("app {to} already exists");
+    }
+    let app = apps::create(&ctx.root, &to)?;
+    let copied = copy_app(ctx, &source.app, &app);
+    if let Err(e) = copied {
+        let _ = apps::destroy(&ctx.root, &to);
+        return Err(e);
+    }
+    println!("-----> Cloned {from} to {to}");
+    let current = crate::state::releases::latest(&source.app.dir);
+    drop(source);
+    match current {
+        Some(release) if !args.switch("--skip-deploy") => {
+            let image: crate::image::ImageRef = release.image.parse()?;
+            let description = format!("Clone of {from} v{}", release.version);
+            crate::deploy::release::deploy_image(&ctx.root, &to, &image, &description, &mut |line| println!("{line}"))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What a clone takes from its source: config vars, the settings that are
+/// not the source's own identity (names, ports and certificates stay), and
+/// the pushed commits.
+fn copy_app(ctx: &Ctx, from: &crate::app::App, to: &crate::app::App) -> anyhow::Result<()> {
+    let vars = crate::state::config::ConfigVars::load(&from.env_file())?;
+    crate::state::atomic::write_secret(&to.env_file(), &vars.encode())?;
+    let mut meta = apps::meta(from)?;
+    meta.created_at = apps::meta(to)?.created_at;
+    (meta.domains, meta.ports, meta.letsencrypt, meta.deploy_locked, meta.stopped) = (None, None, false, false, false);
+    meta.registry.image_repo = None;
+    apps::write_meta_of(to, &meta)?;
+    let repo = crate::git::repo::repo_dir(from);
+    if repo.join("HEAD").exists() {
+        let copied = std::process::Command::new("cp").arg("-a").arg(&repo).arg(crate::git::repo::repo_dir(to)).status()?;
+        if !copied.success() {
+            bail!("cannot copy the repository of {}", from.name);
+        }
+        crate::git::repo::ensure(&ctx.root, to)?;
+    }
     Ok(())
 }

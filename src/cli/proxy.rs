@@ -1,6 +1,8 @@
 //! `proxy:*`: whether nginx routes to an app, rebuilding server blocks,
 //! and what the proxy reports.
 
+use anyhow::bail;
+
 use super::domains::update;
 use super::{Args, Command, Ctx, print_json, wants_json};
 use crate::deploy::nginx::Listener;
@@ -10,6 +12,14 @@ use crate::state::apps::{self, LockedApp};
 use crate::state::settings::Settings;
 
 pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "proxy:set",
+        usage: "APP|--global type nginx",
+        about: "The proxy in front of the app: nginx is berth's only one (Dokku's caddy, haproxy, traefik are not here)",
+        switches: &["--global"],
+        options: &[],
+        run: proxy_set,
+    },
     Command {
         name: "proxy:disable",
         usage: "APP",
@@ -112,5 +122,22 @@ fn describe(listener: &Listener) -> String {
         Listener::Http { port, container } => format!("http {port} -> {container}"),
         Listener::Https { port, container, .. } => format!("https {port} -> {container}"),
         Listener::Redirect { port, https_port } => format!("http {port} redirects to https {https_port}"),
+    }
+}
+
+fn proxy_set(_ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
+    if key != "type" {
+        bail!("{key:?} is not a proxy setting: use type");
+    }
+    match args.text(at + 1).as_deref() {
+        None | Some("nginx") => {
+            let whose = app.map_or_else(|| "every app".to_owned(), |a| a.to_string());
+            println!("-----> {whose} is served by nginx, berth's proxy");
+            Ok(())
+        }
+        Some(other) => bail!("berth's proxy is nginx; it has no {other:?} proxy"),
     }
 }

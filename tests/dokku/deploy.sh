@@ -33,6 +33,11 @@ test "$(dokku --quiet run "$APP" printenv GLOBAL_GREETING)" = "hello"
 dokku --quiet apps:list | grep -qx "$APP"
 test "$(curl -fsS -H "Host: $APP.berth.test" "http://127.0.0.1:$HTTP_PORT/")" = "Cat dreams meow.."
 
+dokku apps:clone "$APP" "$APP-staging"
+test "$(dokku config:get "$APP-staging" SECRET_WORD)" = "meow"
+test "$(curl -fsS -H "Host: $APP-staging.berth.test" "http://127.0.0.1:$HTTP_PORT/")" = "Cat dreams meow.."
+dokku apps:destroy "$APP-staging" --force
+
 dokku apps:destroy "$APP" --force
 if dokku apps:exists "$APP"; then
   echo "$APP still exists" >&2
