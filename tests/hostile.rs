@@ -362,6 +362,22 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     let long_domain = format!("{}.test", "d".repeat(260));
     let storage = format!("{r}/storage/cat-data");
     let simple: Vec<Vec<String>> = [
+        // Global settings and the commands this surface added.
+        &["ps:set", "--global", "restart-policy", "sometimes"][..],
+        &["ps:set", "--global", "stop-timeout-seconds", "18446744073709551616"],
+        &["git:set", "--global", "deploy-branch", "../main"],
+        &["checks:set", "--global", "wait-to-retire", "99999"],
+        &["nginx:set", "--global", "client-max-body-size", "1m; evil"],
+        &["nginx:set", "--global", "error-log-path", "/etc/cron.d/x"],
+        &["registry:set", "--global", "server", "a b"],
+        &["config:set", "--global", "1A=x"],
+        &["config:set", "--global", "--encoded", "A=AA=="],
+        &["config:export", "cat", "--format", "docker-args"],
+        &["apps:clone", "cat", "dog"],
+        &["apps:clone", "cat", "../dog"],
+        &["apps:clone", "ghost", "newapp"],
+        &["proxy:set", "cat", "type", "caddy"],
+        &["ps:report", "cat", "--no-such-field"],
         // App names.
         &["apps:create", "Cat"][..],
         &["apps:create", "-cat"],

@@ -112,8 +112,7 @@ mod tests {
 
     #[test]
     fn pads_and_sorts_as_dokku() {
-        let report = Report::new("ps", "cat").field("ps-restart-policy", "on-failure:10").field("deployed", "true");
-        let mut report = report;
+        let mut report = Report::new("ps", "cat").field("ps-restart-policy", "on-failure:10").field("deployed", "true");
         report.fields.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             report.table(),

@@ -309,18 +309,22 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let restart = key == "restart-policy";
     let whose = match app {
         None => {
-            Settings::update(&ctx.root, |s| match restart {
-                true => s.ps.restart_policy = value.clone(),
-                false => s.ps.stop_timeout_seconds = timeout,
+            Settings::update(&ctx.root, |s| {
+                if restart {
+                    s.ps.restart_policy = value.clone();
+                } else {
+                    s.ps.stop_timeout_seconds = timeout;
+                }
             })?;
             "every app".to_owned()
         }
         Some(name) => {
             let locked = apps::lock(&ctx.root, &name)?;
             let mut meta = apps::meta(&locked.app)?;
-            match restart {
-                true => meta.restart_policy = policy,
-                false => meta.stop_timeout_secs = timeout,
+            if restart {
+                meta.restart_policy = policy;
+            } else {
+                meta.stop_timeout_secs = timeout;
             }
             apps::write_meta(&locked, &meta)?;
             name.to_string()

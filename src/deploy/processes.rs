@@ -135,8 +135,9 @@ pub fn create(
         gid: uid,
         network: NetworkMode::Bridge,
         limits,
-        restart: meta.restart_policy.or_else(|| settings.ps.restart_policy.as_deref().and_then(|p| p.parse().ok())).unwrap_or_default(),
-        stop_timeout_secs: meta.stop_timeout_secs.or(settings.ps.stop_timeout_seconds).unwrap_or(30),
+        // `meta` is the one in effect (the roll applied the host's globals).
+        restart: meta.restart_policy.unwrap_or_default(),
+        stop_timeout_secs: meta.stop_timeout_secs.unwrap_or(30),
         labels: BTreeMap::from([
             (APP_LABEL.to_owned(), app.name.to_string()),
             (RELEASE_LABEL.to_owned(), release.version.to_string()),
