@@ -55,21 +55,35 @@ print(f"median {statistics.median(v):.1f} ms, min {v[0]:.1f}, max {v[-1]:.1f} (n
 now() { date +%s%N; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", (b - a) / 1e6 }'; }
 
+# One start of `date` in the container: prints the ms to its first instruction.
+first_instruction_once() {
+  local runtime=$1 i=$2 t0 t1
+  case $runtime in
+    berth)
+      t0=$(now)
+      "$BERTH" containers:run berth/stack-run:bookworm --id "fi-$i" --network none --restart no -- date +%s%N >/dev/null
+      until grep -q 'stdout: [0-9]' "$BERTH_ROOT/containers/fi-$i/container.log" 2>/dev/null; do sleep 0.01; done
+      t1=$(grep -o 'stdout: [0-9]*' "$BERTH_ROOT/containers/fi-$i/container.log" | head -1 | cut -d' ' -f2)
+      "$BERTH" containers:rm "fi-$i" --force >/dev/null ;;
+    crun) t0=$(now); t1=$(crun_run run -b "$work/crun-date" "fi-crun-$i"); crun_run delete -f "fi-crun-$i" >/dev/null 2>&1 || true ;;
+    runc) t0=$(now); t1=$(runc run -b "$work/runc-date" "fi-runc-$i"); runc delete -f "fi-runc-$i" >/dev/null 2>&1 || true ;;
+  esac
+  ms "$t0" "$t1"
+}
+
+# The runtimes take turns (berth, crun, runc, berth, ...), so a slow
+# moment of the machine falls on all three alike.
 first_instruction() {
-  local runtime=$1 i t0 t1 out
+  local i runtime
   for i in $(seq "$RUNS"); do
-    case $runtime in
-      berth)
-        t0=$(now)
-        "$BERTH" containers:run berth/stack-run:bookworm --id "fi-$i" --network none --restart no -- date +%s%N >/dev/null
-        until grep -q 'stdout: [0-9]' "$BERTH_ROOT/containers/fi-$i/container.log" 2>/dev/null; do sleep 0.01; done
-        t1=$(grep -o 'stdout: [0-9]*' "$BERTH_ROOT/containers/fi-$i/container.log" | head -1 | cut -d' ' -f2)
-        "$BERTH" containers:rm "fi-$i" --force >/dev/null ;;
-      crun) t0=$(now); t1=$(crun_run run -b "$work/crun-date" "fi-crun-$i"); crun_run delete -f "fi-crun-$i" >/dev/null 2>&1 || true ;;
-      runc) t0=$(now); t1=$(runc run -b "$work/runc-date" "fi-runc-$i"); runc delete -f "fi-runc-$i" >/dev/null 2>&1 || true ;;
-    esac
-    ms "$t0" "$t1"
-  done | stats
+    for runtime in berth crun runc; do
+      first_instruction_once "$runtime" "$i" >> "$work/fi-$runtime"
+      sleep 0.05
+    done
+  done
+  for runtime in berth crun runc; do
+    echo "| start to first instruction, $runtime | $(stats < "$work/fi-$runtime") |"
+  done
 }
 
 first_200() {
@@ -98,9 +112,7 @@ make_bundle runc "$work/runc-date" '["date", "+%s%N"]'
 make_bundle crun "$work/crun-http" '["python3", "-m", "http.server", "18080", "--bind", "127.0.0.1"]'
 make_bundle runc "$work/runc-http" '["python3", "-m", "http.server", "18080", "--bind", "127.0.0.1"]'
 
-for runtime in berth crun runc; do
-  echo "| start to first instruction, $runtime | $(first_instruction $runtime) |"
-done
+first_instruction
 for runtime in berth crun runc; do
   echo "| start to first HTTP 200, $runtime | $(first_200 $runtime) |"
 done

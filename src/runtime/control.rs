@@ -79,6 +79,8 @@ pub fn create_and_start(root: &Path, config: &ContainerConfig) -> Result<i32, Co
 /// Starts the container's shim and waits for its first start. Returns the
 /// container init's pid. The shim detaches: this process may exit at once.
 pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
+    // Begun here, the wait for the cgroup lock overlaps the shim's own start.
+    let warm_up = super::cgroup::warm_up_joins();
     let paths = ContainerDir::open(root, id)?;
     if current_state(&paths)?.shim_pid.is_some() {
         return Err(ControlError::Running(id.clone()));
@@ -99,6 +101,7 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
     let mut line = String::new();
     let read = std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
     let _ = child.wait();
+    warm_up.wait();
     let line = line.trim_end();
     match (read, line.strip_prefix(shim::READY_PREFIX).and_then(|p| p.parse().ok())) {
         (Ok(_), Some(pid)) => Ok(pid),

@@ -49,7 +49,10 @@ fn run_created(
     on_line: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Finished, ControlError> {
     let failed = |source| ControlError::Shim { id: config.id.clone(), source: Box::new(source) };
-    shim::prepare(root, paths, config).map_err(failed)?;
+    let warm_up = super::cgroup::warm_up_joins();
+    let prepared = shim::prepare(root, paths, config);
+    warm_up.wait();
+    prepared.map_err(failed)?;
     let (pid, out, err) = shim::start_once(root, paths).map_err(failed)?;
     let (sender, lines) = mpsc::channel::<(Stream, Vec<u8>)>();
     for (pipe, stream) in [(out, Stream::Stdout), (err, Stream::Stderr)] {

@@ -180,6 +180,7 @@ impl Monitor {
 
     fn run(&mut self) -> i32 {
         // The state file keeps the reason as text for `containers:list`.
+        // (The CLI that started us began the cgroup lock's warm-up.)
         if let Err(why) = self.prepare().map_err(|e| e.to_string()) {
             self.release();
             self.state = ContainerState { status: Status::Exited, error: Some(why.clone()), ..self.state.clone() };
