@@ -128,6 +128,26 @@ fn node_and_static_examples_build_and_answer() {
     let out = site.build_ok("static-site", &static_site);
     assert!(out.contains("Static app detected"), "{out}");
     assert!(site.answer("berth/app-static-site:latest", "static-web-1").contains("A static site served by berth"));
+
+    // A monorepo: builder:set build-dir picks the subdirectory, app-json:set
+    // appjson-path the app.json (its formation lands in the image's label).
+    let mono = work.path().join("mono");
+    fs::create_dir_all(mono.join("sites")).unwrap();
+    copy_example("static-site", &mono.join("sites"));
+    fs::create_dir_all(mono.join("sites/static-site/.berth")).unwrap();
+    fs::write(mono.join("sites/static-site/.berth/app.json"), r#"{"formation": {"web": {"quantity": 3}}}"#).unwrap();
+    std::os::unix::fs::symlink("/etc", mono.join("sites/escape")).unwrap();
+    site.host.ok(["apps:create", "mono"]);
+    site.host.ok(["builder:set", "mono", "build-dir", "sites/escape"]);
+    let refused = site.build("mono", &mono);
+    assert!(refused.code != 0 && refused.stderr.contains("build dir sites/escape is not a directory"), "{}", refused.stderr);
+    site.host.ok(["builder:set", "mono", "build-dir", "sites/static-site"]);
+    site.host.ok(["app-json:set", "mono", "appjson-path", ".berth/app.json"]);
+    let out = site.build_ok("mono", &mono);
+    assert!(out.contains("Static app detected"), "{out}");
+    let inspect = site.host.ok(["images:inspect", "berth/app-mono:latest"]).out();
+    assert!(inspect.contains(r#"\"quantity\":3"#) || inspect.contains(r#"\"web\":3"#), "{inspect}");
+    assert!(site.answer("berth/app-mono:latest", "mono-web-1").contains("A static site served by berth"));
 }
 
 #[test]

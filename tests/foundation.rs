@@ -264,6 +264,22 @@ fn global_settings_and_single_report_fields_as_dokku_scripts_read_them() {
     assert_eq!(std::fs::metadata(host.path().join("env")).unwrap().permissions().mode() & 0o777, 0o600);
     host.ok(["config:unset", "--global", "GREETING"]);
     assert_eq!(host.run(["config:get", "--global", "GREETING"]).code, 1);
+
+    // logs: Dokku's max-size, app over global over 10m; unlimited; unset.
+    assert_eq!(field(&["logs:report", "cat", "--logs-computed-max-size"]), "10m");
+    host.ok(["logs:set", "--global", "max-size", "unlimited"]);
+    assert_eq!(field(&["logs:report", "cat", "--logs-computed-max-size"]), "unlimited");
+    host.ok(["logs:set", "cat", "max-size", "20m"]);
+    assert_eq!(field(&["logs:report", "cat", "--logs-max-size"]), "20m");
+    assert_eq!(field(&["logs:report", "--global", "--logs-global-max-size"]), "unlimited");
+    let config = std::fs::read(host.path().join("config.toml")).unwrap();
+    let bad = host.run(["logs:set", "--global", "max-size", "20x"]);
+    assert!(bad.code == 2 && bad.stderr.contains("max-size takes a number"), "{}", bad.stderr);
+    assert_eq!(std::fs::read(host.path().join("config.toml")).unwrap(), config, "a refused size changed config.toml");
+    host.ok(["logs:set", "cat", "max-size"]);
+    assert_eq!(field(&["logs:report", "cat", "--logs-computed-max-size"]), "unlimited");
+    assert!(host.ok(["logs:report"]).out().contains("=====> cat logs information"));
+    assert_eq!(host.ok(["logs:failed", "--all"]).out(), "");
 }
 
 /// The generated table of docs/COMMANDS.md, as the file holds it.

@@ -172,6 +172,8 @@ fn scale_stop_start_restore_restart_and_rollback() {
     assert!(after.iter().all(|id| !before.contains(id)), "{before:?} -> {after:?}");
     assert_eq!(site.page(), "Cat dreams meow..\n");
     // BERTH_LOG=debug: berth's events and libcontainer's (from the shim) on stderr.
+    // The restart also brings in `logs:set max-size`: 4k logs rotate.
+    host.ok(["logs:set", "catmeow", "max-size", "4k"]);
     let traced = host.command(["ps:restart", "catmeow"]).env("BERTH_LOG", "debug").output().unwrap();
     let events = String::from_utf8_lossy(&traced.stderr).into_owned();
     assert!(traced.status.success(), "{events}");
@@ -185,6 +187,18 @@ fn scale_stop_start_restore_restart_and_rollback() {
     }
     assert!(!String::from_utf8_lossy(&traced.stdout).contains("DEBUG"), "events went to stdout");
     assert_eq!(site.page(), "Cat dreams meow..\n");
+    let web = report(&site, "catmeow")["containers"].as_array().unwrap().iter().find(|c| c["process"] == "web").unwrap()["container"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..80 {
+        site.page();
+    }
+    let dir = root.join("containers").join(&web);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(dir.join("container.log.1").exists(), "the 4k log never rotated");
+    assert!(fs::metadata(dir.join("container.log")).unwrap().len() <= 4096);
+    host.ok(["logs:set", "catmeow", "max-size"]);
 
     // A new release, then back to v1: its image and config, no build.
     let code = fs::read_to_string(checkout.join("catmeow.py")).unwrap().replace("Cat dreams meow..", "Cat dreams purr..");

@@ -70,9 +70,9 @@ pub fn is_real_dir(base: &Path, rel: &Path) -> bool {
 
 /// The bytes of the regular file `base/rel`, at most `cap`; None when
 /// nothing is there at all.
-pub fn read(base: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, ConfinedError> {
-    let name = rel.to_owned();
-    let path = match walk(base, Path::new(rel)) {
+pub fn read(base: &Path, rel: impl AsRef<Path>, cap: u64) -> Result<Option<Vec<u8>>, ConfinedError> {
+    let name = rel.as_ref().display().to_string();
+    let path = match walk(base, rel.as_ref()) {
         Walk::Reached(path) => path,
         Walk::Missing => return Ok(None),
         Walk::Blocked => return Err(ConfinedError::NotPlain { name }),

@@ -7,6 +7,7 @@ pub mod buildpacks;
 pub mod confined;
 mod driver;
 pub mod handover;
+mod layout;
 pub mod procfile;
 pub mod records;
 pub mod release;
@@ -21,6 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use buildpacks::{BUILT_IN, Source};
+use layout::Layout;
 use records::{BuildRecord, BuildStatus};
 use settings::BuildSettings;
 
@@ -83,6 +85,10 @@ pub enum BuildError {
     Chown(PathBuf),
     #[error("cannot copy the source from {0}")]
     CopySource(PathBuf),
+    #[error("the build dir {0} is not a directory of the pushed tree (builder:set APP build-dir)")]
+    BuildDir(String),
+    #[error(transparent)]
+    Settings(#[from] crate::state::settings::SettingsError),
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + use<> {
@@ -274,9 +280,10 @@ fn run_build(
     let started = Instant::now();
     let stack = Stack::open(root)?;
     let vars = ConfigVars::load(&app.env_file())?;
-    let tree = prepare(root, app, source, work, &vars)?;
+    let layout = Layout::of(root, app)?;
+    let tree = prepare(root, app, &layout.source(source)?, work, &vars)?;
     let mut phases = sandbox(root, app, &stack, &tree, &vars, container, record, out)?;
-    let outputs = read_outputs(&tree, record)?;
+    let outputs = read_outputs(&tree, &layout, record)?;
     write_launcher(&tree.app, &outputs.process_types)?;
     out.line("-----> Writing image layers");
     let layers_started = Instant::now();
@@ -412,6 +419,7 @@ fn sandbox(
         mounts,
         readonly_root: true,
         terminal: false,
+        log_max_bytes: None,
     };
     out.line(&format!("-----> Building {} (build {}) with the {STACK} stack", app.name, record.id));
     let mut progress = driver::Progress::new();
@@ -432,14 +440,19 @@ fn sandbox(
 
 /// The config vars the source's app.json declares, read before a build so
 /// that build already sees their defaults.
-pub fn declared_env(source: &Path) -> Result<BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>, BuildError> {
-    Ok(appjson::AppJson::parse(confined::read(source, "app.json", OUTPUT_CAP)?.as_deref())?.env()?)
+pub fn declared_env(
+    root: &Path,
+    app: &App,
+    source: &Path,
+) -> Result<BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>, BuildError> {
+    let layout = Layout::of(root, app)?;
+    Ok(appjson::AppJson::parse(confined::read(&layout.source(source)?, layout.app_json(), OUTPUT_CAP)?.as_deref())?.env()?)
 }
 
 /// What the build wrote, read as plain capped files beneath their
 /// directories: buildpack names, release.yml, Procfile, app.json, CHECKS,
 /// and the dependency paths buildpacks named.
-fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, BuildError> {
+fn read_outputs(tree: &WorkTree, layout: &Layout, record: &mut BuildRecord) -> Result<Outputs, BuildError> {
     let text = |base: &Path, name: &str| -> Result<String, BuildError> {
         Ok(confined::read(base, name, OUTPUT_CAP)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
     };
@@ -454,7 +467,7 @@ fn read_outputs(tree: &WorkTree, record: &mut BuildRecord) -> Result<Outputs, Bu
     if process_types.is_empty() {
         return Err(BuildError::NoProcesses);
     }
-    let app_json = appjson::AppJson::parse(confined::read(&tree.app, "app.json", OUTPUT_CAP)?.as_deref())?;
+    let app_json = appjson::AppJson::parse(confined::read(&tree.app, layout.app_json(), OUTPUT_CAP)?.as_deref())?;
     let mut healthchecks = app_json.healthchecks()?;
     if !healthchecks.contains_key("web")
         && let Some(bytes) = confined::read(&tree.app, "CHECKS", OUTPUT_CAP)?

@@ -143,18 +143,7 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
     if command.is_empty() {
         return Err(usage("no command given and the image has none".into()));
     }
-    let limits = Limits {
-        memory_bytes: text_option(args, "--memory")
-            .map(|m| crate::runtime::store::parse_size(&m).ok_or_else(|| usage(format!("--memory {m:?} is not a size like 64m"))))
-            .transpose()?,
-        cpus: text_option(args, "--cpus")
-            .map(|c| c.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(|| usage(format!("--cpus {c:?} is not a positive number"))))
-            .transpose()?,
-        pids: text_option(args, "--pids")
-            .map(|p| p.parse::<i64>().ok().filter(|p| *p > 0).ok_or_else(|| usage(format!("--pids {p:?} is not a positive number"))))
-            .transpose()?,
-        ..Limits::default()
-    };
+    let limits = limits_from(args)?;
     Ok(ContainerConfig {
         name: text_option(args, "--name").unwrap_or_else(|| id.to_string()),
         id,
@@ -185,6 +174,24 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         mounts: Vec::new(),
         readonly_root: false,
         terminal: false,
+        log_max_bytes: None,
+    })
+}
+
+/// `--memory`, `--cpus` and `--pids`, checked.
+fn limits_from(args: &Args) -> anyhow::Result<Limits> {
+    let usage = |why: String| -> anyhow::Error { UsageError(why).into() };
+    Ok(Limits {
+        memory_bytes: text_option(args, "--memory")
+            .map(|m| crate::runtime::store::parse_size(&m).ok_or_else(|| usage(format!("--memory {m:?} is not a size like 64m"))))
+            .transpose()?,
+        cpus: text_option(args, "--cpus")
+            .map(|c| c.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(|| usage(format!("--cpus {c:?} is not a positive number"))))
+            .transpose()?,
+        pids: text_option(args, "--pids")
+            .map(|p| p.parse::<i64>().ok().filter(|p| *p > 0).ok_or_else(|| usage(format!("--pids {p:?} is not a positive number"))))
+            .transpose()?,
+        ..Limits::default()
     })
 }
 

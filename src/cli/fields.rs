@@ -2,21 +2,28 @@
 //! `=====> APP KIND information`, then one line per field, sorted by its
 //! flag and padded as Dokku pads; `--FLAG` prints that field's value
 //! alone; `--format json` prints every field as a flat object of strings
-//! (plus any structured members a berth report adds).
+//! (plus any structured members a berth report adds). Also the two halves
+//! of every `NAMESPACE:set APP|--global KEY VALUE`: where the value goes.
 
 use anyhow::bail;
 
-use super::{Args, wants_json};
+use super::{Args, Ctx, wants_json};
+use crate::app::AppName;
+use crate::state::apps::{self, AppMeta};
+use crate::state::settings::Settings;
 
 /// The reports that print through `Report`, whose flags name fields.
 pub const REPORTS: &[&str] = &[
     "apps:report",
     "apps:info",
+    "app-json:report",
+    "builder:report",
     "certs:report",
     "checks:report",
     "cron:report",
     "domains:report",
     "git:report",
+    "logs:report",
     "nginx:report",
     "ps:report",
     "registry:report",
@@ -99,6 +106,29 @@ impl Report {
         }
         out
     }
+}
+
+/// Writes a setting to the host's config.toml (`--global`) or to the app.
+pub fn store(ctx: &Ctx, app: Option<AppName>, global: impl FnOnce(&mut Settings), own: impl FnOnce(&mut AppMeta)) -> anyhow::Result<()> {
+    match app {
+        None => Settings::update(&ctx.root, global)?,
+        Some(name) => {
+            let locked = apps::lock(&ctx.root, &name)?;
+            let mut meta = apps::meta(&locked.app)?;
+            own(&mut meta);
+            apps::write_meta(&locked, &meta)?;
+        }
+    }
+    Ok(())
+}
+
+/// The apps a `*:report [APP]` covers: the one named, or all of them.
+pub fn report_apps(ctx: &Ctx, args: &Args) -> anyhow::Result<Vec<AppName>> {
+    args.expect(0, 1)?;
+    Ok(match args.get(0) {
+        Some(_) => vec![args.app(0)?],
+        None => apps::list(&ctx.root)?,
+    })
 }
 
 fn upper_first(text: &str) -> String {

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::fields::{Report, report_apps, store};
 use super::{Args, Command, Ctx, UsageError};
+use crate::app::App;
 use crate::deploy::{applogs, processes};
+use crate::model::container::{format_log_size, parse_log_size};
 use crate::runtime::store::ContainerDir;
 use crate::state::apps;
+use crate::state::settings::{DEFAULT_LOG_MAX_BYTES, Settings};
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -24,11 +28,27 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "logs:failed",
-        usage: "APP",
-        about: "Show the container output of the app's last failed deploy",
-        switches: &[],
+        usage: "APP|--all",
+        about: "Show the container output of the app's last failed deploy (--all: every app's)",
+        switches: &["--all"],
         options: &[],
         run: failed,
+    },
+    Command {
+        name: "logs:set",
+        usage: "APP|--global max-size [SIZE]",
+        about: "Rotate the app's container logs past SIZE (20m, 512k, 1g or unlimited; no SIZE: unset; default 10m), from the next start",
+        switches: &["--global"],
+        options: &[],
+        run: set,
+    },
+    Command {
+        name: "logs:report",
+        usage: "[APP|--global] [--format json] [--FIELD]",
+        about: "The app's log settings (Dokku's logs-max-size fields); no APP: every app",
+        switches: &["--global"],
+        options: &["--format"],
+        run: report,
     },
 ];
 
@@ -99,15 +119,69 @@ fn appended(file: &PathBuf, offset: &mut u64) -> Vec<String> {
 }
 
 fn failed(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    if args.switch("--all") {
+        args.expect(0, 0)?;
+        for name in apps::list(&ctx.root)? {
+            let app = apps::open(&ctx.root, &name)?;
+            if applogs::failed_log(&app).exists() {
+                println!("=====> {} failed deploy", app.name);
+                print_failed(&app)?;
+            }
+        }
+        return Ok(());
+    }
     args.expect(1, 1)?;
     let app = apps::open(&ctx.root, &args.app(0)?)?;
-    let path = applogs::failed_log(&app);
-    if !path.exists() {
+    if !applogs::failed_log(&app).exists() {
         anyhow::bail!("{} has no failed deploy on record", app.name);
     }
+    print_failed(&app)
+}
+
+fn print_failed(app: &App) -> anyhow::Result<()> {
+    let path = applogs::failed_log(app);
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     for line in String::from_utf8_lossy(&text).lines() {
         println!("{}", applogs::present(line, false).unwrap_or_else(|| line.to_owned()));
+    }
+    Ok(())
+}
+
+fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    if args.text(at).as_deref() != Some("max-size") {
+        return Err(UsageError("the only logs setting is max-size (berth ships no vector: its logs stay on this host)".into()).into());
+    }
+    let size = match args.text(at + 1).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            parse_log_size(&text)
+                .ok_or_else(|| UsageError(format!("max-size takes a number with k, m or g, or unlimited, not {text:?}")))?,
+        ),
+    };
+    let whose = app.as_ref().map_or("every app".to_owned(), ToString::to_string);
+    store(ctx, app, |s| s.logs.max_bytes = size, |m| m.log_max_bytes = size)?;
+    match size {
+        Some(0) => println!("-----> Logs of {whose} never rotate, from the next start"),
+        Some(bytes) => println!("-----> Logs of {whose} rotate at {} from the next start", format_log_size(bytes)),
+        None => println!("-----> Logs of {whose} rotate at the default size from the next start"),
+    }
+    Ok(())
+}
+
+fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let global = Settings::load(&ctx.root)?.logs.max_bytes.map(format_log_size);
+    let default = format_log_size(DEFAULT_LOG_MAX_BYTES);
+    if args.switch("--global") {
+        args.expect(0, 0)?;
+        Report::new("logs", "--global").global_setting("max-size", global, &default).print(&args)?;
+        return Ok(());
+    }
+    for name in report_apps(ctx, &args)? {
+        let app = apps::open(&ctx.root, &name)?;
+        let own = apps::meta(&app)?.log_max_bytes.map(format_log_size);
+        Report::new("logs", &app.name).setting("max-size", own, global.clone(), &default).print(&args)?;
     }
     Ok(())
 }

@@ -5,8 +5,10 @@
 //! (0 ok, 1 failure, 2 usage).
 
 mod access;
+mod app_json;
 mod apps;
 mod args;
+mod builder;
 mod builds;
 mod bundle;
 mod certs;
@@ -80,9 +82,11 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 25] {
+fn tables() -> [&'static [Command]; 27] {
     [
         apps::COMMANDS,
+        app_json::COMMANDS,
+        builder::COMMANDS,
         builds::COMMANDS,
         bundle::COMMANDS,
         certs::COMMANDS,

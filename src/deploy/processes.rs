@@ -148,6 +148,7 @@ pub fn create(
         mounts: meta.storage.clone(),
         readonly_root: false,
         terminal: false,
+        log_max_bytes: meta.log_max_bytes,
     };
     control::create(root, &config)?;
     Ok(id)
@@ -250,5 +251,6 @@ pub fn one_off(
         mounts: meta.storage.clone(),
         readonly_root: false,
         terminal,
+        log_max_bytes: meta.log_max_bytes,
     })
 }

@@ -48,7 +48,7 @@ pub fn deploy_source(
     refuse_if_locked(app)?;
     // app.json env first, so the build sees it and a missing required var
     // stops the push before a build; again after, for what a build wrote.
-    super::appenv::settle(app, &build::declared_env(source)?, say)?;
+    super::appenv::settle(app, &build::declared_env(root, app, source)?, say)?;
     let built = build::build(root, app, source, revision, say)?;
     super::appenv::settle(app, &built.env, say)?;
     let what = ReleaseOf {

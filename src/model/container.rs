@@ -96,6 +96,26 @@ pub fn parse_size(text: &str) -> Option<i64> {
     n.checked_mul(scale)
 }
 
+/// A log rotation size as Dokku's `logs:set max-size` takes it: `20m`,
+/// `512k`, `1g`, plain bytes, or `unlimited` (0 here).
+pub fn parse_log_size(text: &str) -> Option<u64> {
+    if text == "unlimited" {
+        return Some(0);
+    }
+    parse_size(text).and_then(|n| u64::try_from(n).ok())
+}
+
+/// The Dokku spelling of a log rotation size: `10m`, `512k`, `unlimited`.
+pub fn format_log_size(bytes: u64) -> String {
+    match bytes {
+        0 => "unlimited".into(),
+        b if b % (1 << 30) == 0 => format!("{}g", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}m", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}k", b >> 10),
+        b => b.to_string(),
+    }
+}
+
 /// A host directory bound into the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {

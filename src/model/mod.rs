@@ -10,5 +10,6 @@ pub mod cron;
 pub mod domain;
 pub mod ports;
 pub mod process;
+pub mod repo_path;
 pub mod scripts;
 pub mod site;

@@ -105,7 +105,7 @@ impl Monitor {
         let config = paths.config()?;
         // PR_SET_CHILD_SUBREAPER: orphans of the container come to us, not to pid 1.
         set_subreaper().map_err(ShimError::sys("become a subreaper"))?;
-        let max_bytes = Settings::load(root).map(|s| s.logs.max_bytes.max(4096)).unwrap_or(logs::MAX_LOG_BYTES);
+        let max_bytes = Settings::load(root).map(|s| s.logs.rotation_bytes(config.log_max_bytes)).unwrap_or(logs::MAX_LOG_BYTES);
         let log_file = paths.log_file();
         let log = LogWriter::open(&log_file, max_bytes)
             .map_err(|source| ShimError::File(crate::state::PathIo { action: "open", path: log_file, source }))?;

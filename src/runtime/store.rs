@@ -58,6 +58,10 @@ pub struct ContainerConfig {
     /// The init gets a terminal of its own (one-off `run` from a terminal).
     #[serde(default)]
     pub terminal: bool,
+    /// Where the log rotates (`logs:set APP max-size`; 0: never); unset:
+    /// the host's `[logs] max_bytes`.
+    #[serde(default)]
+    pub log_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

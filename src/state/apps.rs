@@ -17,6 +17,7 @@ use super::lock::{FileLock, LockError};
 use crate::app::{App, AppName, apps_dir};
 use crate::model::container::BindMount;
 use crate::model::container::{Limits, RestartPolicy};
+use crate::model::repo_path::RepoPath;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppsError {
@@ -105,6 +106,18 @@ pub struct AppMeta {
     /// `registry:set`: where `registry:push` (and push-on-release) sends images.
     #[serde(default)]
     pub registry: AppRegistry,
+    /// `logs:set APP max-size`: where its containers' logs rotate (0: never).
+    #[serde(default)]
+    pub log_max_bytes: Option<u64>,
+    /// `builder:set APP build-dir`: the subdirectory of the push it builds from.
+    #[serde(default)]
+    pub build_dir: Option<RepoPath>,
+    /// `builder:set APP selected`: only herokuish (buildpacks) is berth's.
+    #[serde(default)]
+    pub builder_selected: Option<String>,
+    /// `app-json:set APP appjson-path`: where app.json is, inside the build dir.
+    #[serde(default)]
+    pub appjson_path: Option<RepoPath>,
 }
 
 impl AppMeta {
@@ -116,6 +129,10 @@ impl AppMeta {
         self.stop_timeout_secs = self.stop_timeout_secs.or(globals.ps.stop_timeout_seconds);
         self.checks.wait_to_retire_secs = self.checks.wait_to_retire_secs.or(globals.checks.wait_to_retire);
         self.registry.server = self.registry.server.or_else(|| globals.registry.server.clone());
+        self.log_max_bytes = self.log_max_bytes.or(globals.logs.max_bytes);
+        self.build_dir = self.build_dir.or_else(|| globals.builder.build_dir.clone());
+        self.builder_selected = self.builder_selected.or_else(|| globals.builder.selected.clone());
+        self.appjson_path = self.appjson_path.or_else(|| globals.app_json.appjson_path.clone());
         let (own, host) = (&mut self.nginx, &globals.nginx);
         for (mine, default) in [
             (&mut own.client_max_body_size, &host.client_max_body_size),
@@ -216,6 +233,10 @@ impl AppMeta {
             ports: None,
             letsencrypt: false,
             registry: AppRegistry::default(),
+            log_max_bytes: None,
+            build_dir: None,
+            builder_selected: None,
+            appjson_path: None,
         }
     }
 }

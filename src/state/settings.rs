@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use crate::model::repo_path::RepoPath;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +48,28 @@ pub struct Settings {
     /// `nginx:set --global`: every app's server block options, unless it sets its own.
     pub nginx: crate::model::site::SiteOptions,
     pub registry: RegistryGlobals,
+    pub builder: BuilderGlobals,
+    pub app_json: AppJsonGlobals,
 }
 
 // Dokku's global properties (`NAMESPACE:set --global KEY VALUE`): what an
 // app uses when it sets nothing itself.
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuilderGlobals {
+    /// `builder:set --global build-dir`: the subdirectory every app builds from.
+    pub build_dir: Option<RepoPath>,
+    /// `builder:set --global selected` (berth has one builder: herokuish).
+    pub selected: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppJsonGlobals {
+    /// `app-json:set --global appjson-path`.
+    pub appjson_path: Option<RepoPath>,
+}
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -129,16 +148,22 @@ impl Default for LetsencryptSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
-    /// A container log is rotated (one old file kept) past this size.
-    pub max_bytes: u64,
+    /// A container log is rotated (one old file kept) past this size
+    /// (`logs:set --global max-size`); 0: never; unset: 10 MiB.
+    pub max_bytes: Option<u64>,
 }
 
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings { max_bytes: DEFAULT_LOG_MAX_BYTES }
+impl LogSettings {
+    /// The size at which a container's log rotates: the app's own setting,
+    /// else this host's, else 10 MiB. Unlimited is `u64::MAX`.
+    pub fn rotation_bytes(&self, own: Option<u64>) -> u64 {
+        match own.or(self.max_bytes).unwrap_or(DEFAULT_LOG_MAX_BYTES) {
+            0 => u64::MAX,
+            bytes => bytes.max(4096),
+        }
     }
 }
 
