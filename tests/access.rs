@@ -40,6 +40,8 @@ const APP_COMMANDS: &[&str] = &[
     "apps:destroy",
     "builds:create",
     "builds:list",
+    "builds:info",
+    "builds:prune",
     "builds:output",
     "builds:cancel",
     "builds:set",
@@ -126,6 +128,7 @@ const APP_COMMANDS: &[&str] = &[
     "run:detached",
     "enter",
     "storage:list",
+    "storage:report",
 ];
 
 /// The host's state, without what running containers and nginx write by themselves.

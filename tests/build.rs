@@ -96,6 +96,14 @@ fn catmeow_builds_answers_and_rebuilds_with_the_cached_dependencies() {
     let list: serde_json::Value = serde_json::from_str(&site.host.ok(["builds:list", "catmeow", "--format", "json"]).out()).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(site.host.ok(["builds:output", "catmeow", "1"]).out().contains("Installing requirements with pip"));
+
+    // Dokku's retention and reports over the real records.
+    assert_eq!(site.host.ok(["builds:report", "catmeow", "--build-status"]).out().trim(), "succeeded");
+    site.host.ok(["builds:set", "catmeow", "retention", "1"]);
+    assert!(site.host.ok(["builds:prune", "catmeow"]).out().contains("catmeow: 1 build records pruned"));
+    let info: serde_json::Value = serde_json::from_str(&site.host.ok(["builds:info", "catmeow", "2", "--format", "json"]).out()).unwrap();
+    assert_eq!((info["status"].as_str(), info["kind"].as_str()), (Some("succeeded"), Some("build")));
+    assert_eq!(site.host.run(["builds:info", "catmeow", "1"]).code, 1, "a pruned build is gone");
 }
 
 #[test]

@@ -280,6 +280,46 @@ fn global_settings_and_single_report_fields_as_dokku_scripts_read_them() {
     assert_eq!(field(&["logs:report", "cat", "--logs-computed-max-size"]), "unlimited");
     assert!(host.ok(["logs:report"]).out().contains("=====> cat logs information"));
     assert_eq!(host.ok(["logs:failed", "--all"]).out(), "");
+
+    // builds: retention app over global over 20; the latest build's fields are empty before any.
+    assert_eq!(field(&["builds:report", "cat", "--builds-computed-retention"]), "20");
+    host.ok(["builds:set", "--global", "retention", "5"]);
+    assert_eq!(field(&["builds:report", "cat", "--builds-computed-retention"]), "5");
+    host.ok(["builds:set", "cat", "retention", "3"]);
+    assert_eq!(field(&["builds:report", "cat", "--builds-retention"]), "3");
+    assert_eq!(field(&["builds:report", "--global", "--builds-global-retention"]), "5");
+    assert_eq!(field(&["builds:report", "cat", "--build-status"]), "");
+    let bad = host.run(["builds:set", "cat", "retention", "0"]);
+    assert!(bad.code == 2 && bad.stderr.contains("retention \"0\" is not 1 to 10000"), "{}", bad.stderr);
+    assert_eq!(field(&["builds:report", "cat", "--builds-retention"]), "3");
+    host.ok(["builds:set", "cat", "retention"]);
+    assert_eq!(field(&["builds:report", "cat", "--builds-computed-retention"]), "5");
+    assert_eq!(host.ok(["builds:list", "cat", "--kind", "deploy", "--format", "json"]).out().trim(), "[]");
+    assert!(host.ok(["builds:prune", "--all-apps"]).out().contains("cat: 0 build records pruned"));
+    assert_eq!(host.run(["builds:info", "cat", "1"]).code, 1);
+}
+
+#[test]
+fn storage_entries_as_dokku_registers_them() {
+    let host = Host::new();
+    let field = |args: &[&str]| host.ok(args).out().trim_end_matches('\n').to_owned();
+    host.ok(["storage:create", "data", "--mode", "0750", "--chown", "false"]);
+    let dir = host.path().join("storage/data");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777, 0o750);
+    host.ok(["storage:set", "data", "mode", "0700"]);
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777, 0o700);
+    let info: serde_json::Value = serde_json::from_str(&host.ok(["storage:info", "data", "--format", "json"]).out()).unwrap();
+    assert_eq!((info["mode"].as_str(), info["chown"].as_str()), (Some("0700"), Some("false")));
+    assert!(field(&["storage:list-entries"]).contains("data"));
+    let bad = host.run(["storage:set", "data", "size", "1Gi"]);
+    assert!(bad.code == 2 && bad.stderr.contains("k3s property"), "{}", bad.stderr);
+    host.ok(["storage:set", "data", "reclaim-policy", "Delete"]);
+    let typed = host.run_with_stdin(["storage:destroy", "data"], b"nope\n");
+    assert!(typed.code == 1 && dir.exists(), "{}", typed.stderr);
+    host.ok(["storage:destroy", "data", "--force"]);
+    assert!(!dir.exists(), "reclaim-policy Delete removes the directory");
+    assert_eq!(field(&["storage:list-entries", "--format", "json"]), "[]");
 }
 
 /// The generated table of docs/COMMANDS.md, as the file holds it.

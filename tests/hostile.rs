@@ -278,6 +278,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     host.ok(["apps:create", "dog"]);
     host.ok(["domains:add", "dog", "owned.test"]);
     host.ok(["storage:ensure-directory", "cat-data"]);
+    host.ok(["storage:create", "cat-files"]);
+    std::os::unix::fs::symlink("/etc", root.join("storage/evil-link")).unwrap();
     // What any host that ran for a while has: the app's lock, a scratch
     // dir, the layer cache. Their first use is no change a refusal made.
     host.ok(["config:set", "cat", "--no-restart", "SETUP=1"]);
@@ -496,6 +498,26 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["storage:ensure-directory", "A"],
         &["storage:ensure-directory", "x/y"],
         &["storage:ensure-directory", ".."],
+        &["storage:create", "../x"],
+        &["storage:create", "Bad"],
+        &["storage:create", "a_b"],
+        &["storage:create", "x", "/etc"],
+        &["storage:create", "x", "/nonexistent"],
+        &["storage:create", "evil-link"],
+        &["storage:create", "x", "--mode", "9999"],
+        &["storage:create", "x", "--chown", "-1"],
+        &["storage:create", "x", "--reclaim-policy", "Recycle"],
+        &["storage:create", "cat-files", &storage],
+        &["storage:set", "cat-files", "mode", "77777"],
+        &["storage:set", "cat-files", "bogus", "1"],
+        &["storage:set", "cat-files", "access-mode", "ReadWriteMany"],
+        &["storage:destroy", "nope", "--force"],
+        &["storage:mount", "cat", "cat-files"],
+        &["storage:mount", "cat", "cat-files", "--container-dir", "/proc/x"],
+        &["storage:mount", "cat", "cat-files", "--container-dir", "relative"],
+        &["storage:mount", "cat", "nope", "--container-dir", "/x"],
+        &["storage:unmount", "cat", "cat-files"],
+        &["storage:info", "nope"],
         // Buildpack URLs.
         &["buildpacks:add", "cat", "file:///etc"],
         &["buildpacks:add", "cat", "http://127.0.0.1/x.git"],
@@ -553,6 +575,12 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["builds:set", "cat", "network", "bridge"],
         &["builds:set", "cat", "timeout", "0"],
         &["builds:set", "cat", "timeout", "99999999999999999999"],
+        &["builds:set", "cat", "retention", "0"],
+        &["builds:set", "cat", "retention", "-1"],
+        &["builds:set", "--global", "network", "host"],
+        &["builds:list", "cat", "--kind", "x"],
+        &["builds:info", "cat", "abc"],
+        &["builds:info", "cat", "999"],
         // Certificates, images, keys.
         &["certs:add", "cat", "/nonexistent/cert.pem", "/nonexistent/key.pem"],
         &["certs:add", "cat", &format!("{o}/none.pem"), "/etc/passwd"],
@@ -603,6 +631,10 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "nginx:set cat error-log-path /etc/x",
         "proxy:ports-add cat http:25:5000",
         "builds:set cat network host",
+        "builds:set --global retention 1",
+        "storage:create evil",
+        "storage:report dog",
+        "builds:prune --all-apps",
         "apps:create 'unterminated",
         "run dog id",
         // Quotes are split as a shell would; what a shell expands is still refused.

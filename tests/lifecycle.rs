@@ -237,6 +237,21 @@ fn scale_stop_start_restore_restart_and_rollback() {
     assert_eq!(host.ok(["enter", "catmeow", "web.1", "cat", "/data/note"]).out(), "kept\n");
     host.ok(["storage:unmount", "catmeow", &mount]);
 
+    // A named entry, as Dokku's storage:create makes: mounted by name,
+    // handed to the app's uid, refused destruction while mounted.
+    host.ok(["storage:create", "catmeow-files", "--mode", "0770"]);
+    host.ok(["storage:mount", "catmeow", "catmeow-files", "--container-dir", "/files"]);
+    assert_eq!(host.ok(["storage:report", "catmeow", "--storage-attachment.1.entry-name"]).out(), "catmeow-files\n");
+    host.ok(["ps:restart", "catmeow"]);
+    host.ok(["run", "catmeow", "echo shared > /files/note"]);
+    assert_eq!(fs::read_to_string(root.join("storage/catmeow-files/note")).unwrap(), "shared\n");
+    let refused = host.run(["storage:destroy", "catmeow-files", "--force"]);
+    assert!(refused.code == 1 && refused.stderr.contains("is mounted by catmeow"), "{}", refused.stderr);
+    host.ok(["storage:unmount", "catmeow", "catmeow-files"]);
+    host.ok(["storage:destroy", "catmeow-files", "--force", "--destroy-host-dir"]);
+    assert!(!root.join("storage/catmeow-files").exists());
+    host.ok(["ps:restart", "catmeow"]);
+
     // Limits: a process type capped at 64m that takes 200 MB is OOM-killed,
     // restarted per the policy, and ps:report says so.
     fs::write(

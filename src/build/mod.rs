@@ -156,6 +156,7 @@ pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say:
         error: None,
         phases: Vec::new(),
         container: container.clone(),
+        pid: Some(std::process::id()),
     };
     records::save(&app.dir, &record).map_err(io_err("record", &app.dir))?;
     let log_path = records::log_path(&app.dir, id);
@@ -179,7 +180,7 @@ pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say:
         }
     }
     let _ = records::save(&app.dir, &record);
-    records::prune(&app.dir);
+    records::prune(&app.dir, settings::retention(root, &app.dir));
     result
 }
 

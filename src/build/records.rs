@@ -1,5 +1,6 @@
 //! Build records: `apps/<app>/builds/<n>.json` and the full output in
-//! `<n>.log`, kept for the last 20 builds, failed ones included.
+//! `<n>.log`, kept for the last 20 builds (`builds:set retention`), failed
+//! ones included.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::atomic;
 
+/// Records kept per app unless `builds:set retention` says otherwise.
 pub const KEEP: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,23 @@ pub struct BuildRecord {
     pub phases: Vec<(String, f64)>,
     /// The sandbox container, so `builds:cancel` can find it.
     pub container: String,
+    /// The berth process running the build: a running record whose
+    /// process is gone was abandoned (a crash, a reboot).
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+impl BuildRecord {
+    /// Dokku's display status: `abandoned` for a running record whose
+    /// process has gone.
+    pub fn shown_status(&self) -> &'static str {
+        match self.status {
+            BuildStatus::Running if self.pid.is_some_and(|p| !crate::runtime::control::alive(p as i32)) => "abandoned",
+            BuildStatus::Running => "running",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+        }
+    }
 }
 
 pub fn builds_dir(app_dir: &Path) -> PathBuf {
@@ -72,11 +91,14 @@ pub fn save(app_dir: &Path, record: &BuildRecord) -> std::io::Result<()> {
         .map_err(|e| e.source)
 }
 
-/// Drops the oldest records and logs beyond `KEEP`.
-pub fn prune(app_dir: &Path) {
-    let records = list(app_dir);
-    for old in records.iter().take(records.len().saturating_sub(KEEP)) {
+/// Drops the oldest finished records and logs beyond `keep`; a running
+/// build keeps its record whatever the count. Returns how many went.
+pub fn prune(app_dir: &Path, keep: usize) -> usize {
+    let records: Vec<BuildRecord> = list(app_dir).into_iter().filter(|r| r.shown_status() != "running").collect();
+    let excess = records.len().saturating_sub(keep);
+    for old in records.iter().take(excess) {
         let _ = fs::remove_file(record_path(app_dir, old.id));
         let _ = fs::remove_file(log_path(app_dir, old.id));
     }
+    excess
 }

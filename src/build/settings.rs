@@ -22,11 +22,19 @@ pub struct BuildSettings {
     pub timeout_secs: u64,
     pub memory_bytes: i64,
     pub pids: i64,
+    /// `builds:set APP retention N`: build records kept.
+    pub retention: Option<usize>,
 }
 
 impl Default for BuildSettings {
     fn default() -> Self {
-        BuildSettings { network: NetworkMode::Sandbox, timeout_secs: DEFAULT_TIMEOUT_SECS, memory_bytes: 4 << 30, pids: 4096 }
+        BuildSettings {
+            network: NetworkMode::Sandbox,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+            memory_bytes: 4 << 30,
+            pids: 4096,
+            retention: None,
+        }
     }
 }
 
@@ -42,4 +50,11 @@ impl BuildSettings {
 
 pub fn buildpacks_file(app_dir: &Path) -> std::path::PathBuf {
     app_dir.join("buildpacks")
+}
+
+/// How many build records the app keeps: its own setting, the host's
+/// (`builds:set --global retention`), else 20.
+pub fn retention(root: &Path, app_dir: &Path) -> usize {
+    let global = crate::state::settings::Settings::load(root).ok().and_then(|s| s.builds.retention);
+    BuildSettings::load(app_dir).retention.or(global).unwrap_or(super::records::KEEP)
 }

@@ -50,6 +50,8 @@ const APP_COMMANDS: &[&str] = &[
     "apps:destroy",
     "builds:create",
     "builds:list",
+    "builds:info",
+    "builds:prune",
     "builds:output",
     "builds:cancel",
     "builds:set",
@@ -145,6 +147,7 @@ const APP_COMMANDS: &[&str] = &[
     "run:detached",
     "enter",
     "storage:list",
+    "storage:report",
 ];
 
 const ANYONE: &[&str] = &["apps:list", "help", "version"];

@@ -1,7 +1,5 @@
 //! `apps:*`: create, list, inspect, rename and destroy apps.
 
-use std::io::BufRead;
-
 use anyhow::{Context, bail};
 
 use super::fields::Report;
@@ -172,17 +170,7 @@ fn destroy(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let name = args.app(0)?;
     apps::open(&ctx.root, &name)?;
-    if !args.switch("--force") {
-        eprintln!(" !     WARNING: Potentially Destructive Action");
-        eprintln!(" !     This command will destroy app {name}.");
-        eprintln!(" !     To proceed, type \"{name}\"");
-        eprint!("> ");
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).context("cannot read the confirmation")?;
-        if answer.trim_end_matches(['\n', '\r']) != name.as_str() {
-            bail!("confirmation did not match {name}; nothing was destroyed");
-        }
-    }
+    super::confirm_destroy(&args, "app", name.as_str())?;
     let locked = apps::lock(&ctx.root, &name)?;
     crate::deploy::teardown(&ctx.root, &locked.app)?;
     drop(locked);

@@ -133,6 +133,11 @@ impl Args {
         self.options.get(name).and_then(|v| v.last()).map(|v| v.as_os_str())
     }
 
+    /// An option's value as text (lossy), if given.
+    pub fn option_text(&self, name: &str) -> Option<String> {
+        self.option(name).map(|v| v.to_string_lossy().into_owned())
+    }
+
     /// Every value of a repeatable option (`--env A=1 --env B=2`), in order.
     pub fn option_all(&self, name: &str) -> Vec<&OsStr> {
         self.options.get(name).map(|v| v.iter().map(|s| s.as_os_str()).collect()).unwrap_or_default()

@@ -103,16 +103,12 @@ fn container_id(args: &Args, i: usize) -> anyhow::Result<ContainerId> {
     Ok(ContainerId::parse(&raw.to_string_lossy())?)
 }
 
-fn text_option(args: &Args, name: &str) -> Option<String> {
-    args.option(name).map(|v| v.to_string_lossy().into_owned())
-}
-
 fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
     let image_name = image_ref(args, 0)?;
     let store = Store::open(&ctx.root)?;
     let image = store.image(&image_name)?;
     let defaults = image.config.config().clone().unwrap_or_default();
-    let id = match text_option(args, "--id") {
+    let id = match args.option_text("--id") {
         Some(id) => ContainerId::parse(&id)?,
         None => ContainerId::random(),
     };
@@ -132,7 +128,7 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
         labels.insert(k.to_owned(), v.to_owned());
     }
     // Never root by default: the image's user, else the stack's unprivileged app user.
-    let user = text_option(args, "--user").or_else(|| defaults.user().clone()).unwrap_or_else(|| "1000:1000".into());
+    let user = args.option_text("--user").or_else(|| defaults.user().clone()).unwrap_or_else(|| "1000:1000".into());
     let (uid, gid) = match user.split_once(':') {
         Some((u, g)) => (u.parse().ok(), g.parse().ok()),
         None => (user.parse().ok(), user.parse().ok()),
@@ -145,25 +141,28 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
     }
     let limits = limits_from(args)?;
     Ok(ContainerConfig {
-        name: text_option(args, "--name").unwrap_or_else(|| id.to_string()),
+        name: args.option_text("--name").unwrap_or_else(|| id.to_string()),
         id,
         image: image_name.to_string(),
         image_digest: image.manifest_digest.to_string(),
         args: command,
         env,
-        cwd: text_option(args, "--workdir").or_else(|| defaults.working_dir().clone()).unwrap_or_else(|| "/".into()),
+        cwd: args.option_text("--workdir").or_else(|| defaults.working_dir().clone()).unwrap_or_else(|| "/".into()),
         uid,
         gid,
-        network: text_option(args, "--network")
+        network: args
+            .option_text("--network")
             .map(|n| n.parse::<NetworkMode>().map_err(|e| usage(e.to_string())))
             .transpose()?
             .unwrap_or(NetworkMode::Bridge),
         limits,
-        restart: text_option(args, "--restart")
+        restart: args
+            .option_text("--restart")
             .map(|r| r.parse::<RestartPolicy>().map_err(|e| usage(e.to_string())))
             .transpose()?
             .unwrap_or_default(),
-        stop_timeout_secs: text_option(args, "--stop-timeout")
+        stop_timeout_secs: args
+            .option_text("--stop-timeout")
             .map(|s| {
                 s.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(|| usage(format!("--stop-timeout {s:?} is not 0 to 3600 seconds")))
             })
@@ -182,13 +181,16 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
 fn limits_from(args: &Args) -> anyhow::Result<Limits> {
     let usage = |why: String| -> anyhow::Error { UsageError(why).into() };
     Ok(Limits {
-        memory_bytes: text_option(args, "--memory")
+        memory_bytes: args
+            .option_text("--memory")
             .map(|m| crate::runtime::store::parse_size(&m).ok_or_else(|| usage(format!("--memory {m:?} is not a size like 64m"))))
             .transpose()?,
-        cpus: text_option(args, "--cpus")
+        cpus: args
+            .option_text("--cpus")
             .map(|c| c.parse::<f64>().ok().filter(|c| *c > 0.0).ok_or_else(|| usage(format!("--cpus {c:?} is not a positive number"))))
             .transpose()?,
-        pids: text_option(args, "--pids")
+        pids: args
+            .option_text("--pids")
             .map(|p| p.parse::<i64>().ok().filter(|p| *p > 0).ok_or_else(|| usage(format!("--pids {p:?} is not a positive number"))))
             .transpose()?,
         ..Limits::default()

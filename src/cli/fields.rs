@@ -18,6 +18,7 @@ pub const REPORTS: &[&str] = &[
     "apps:info",
     "app-json:report",
     "builder:report",
+    "builds:report",
     "certs:report",
     "checks:report",
     "cron:report",
@@ -27,6 +28,7 @@ pub const REPORTS: &[&str] = &[
     "nginx:report",
     "ps:report",
     "registry:report",
+    "storage:report",
 ];
 
 pub struct Report {

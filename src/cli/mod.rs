@@ -408,3 +408,23 @@ mod tests {
         }
     }
 }
+
+/// Dokku's guard on destructive commands: the user types the name back,
+/// unless `--force` is on the line.
+pub fn confirm_destroy(args: &Args, what: &str, name: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::{BufRead, Read};
+    if args.switch("--force") {
+        return Ok(());
+    }
+    eprintln!(" !     WARNING: Potentially Destructive Action");
+    eprintln!(" !     This command will destroy {what} {name}.");
+    eprintln!(" !     To proceed, type \"{name}\"");
+    eprint!("> ");
+    let mut answer = String::new();
+    std::io::stdin().lock().take(4096).read_line(&mut answer).context("cannot read the confirmation")?;
+    if answer.trim_end_matches(['\n', '\r']) != name {
+        anyhow::bail!("confirmation did not match {name}; nothing was destroyed");
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod releases;
 pub mod settings;
 pub mod storage;
+pub mod storage_entries;
 
 use std::path::PathBuf;
 
@@ -26,4 +27,20 @@ pub struct PathIo {
     pub path: PathBuf,
     #[source]
     pub source: std::io::Error,
+}
+
+/// Reads a state file of at most `cap` bytes, never through a symlink
+/// (state lives under root-owned directories, but a file app code could
+/// have planted is still not followed).
+pub fn read_capped(path: &std::path::Path, cap: u64) -> Result<Vec<u8>, PathIo> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| PathIo { action: "read", path: path.to_owned(), source };
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > cap {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {cap} bytes"))));
+    }
+    Ok(bytes)
 }

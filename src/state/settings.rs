@@ -50,6 +50,7 @@ pub struct Settings {
     pub registry: RegistryGlobals,
     pub builder: BuilderGlobals,
     pub app_json: AppJsonGlobals,
+    pub builds: BuildsGlobals,
 }
 
 // Dokku's global properties (`NAMESPACE:set --global KEY VALUE`): what an
@@ -62,6 +63,13 @@ pub struct BuilderGlobals {
     pub build_dir: Option<RepoPath>,
     /// `builder:set --global selected` (berth has one builder: herokuish).
     pub selected: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildsGlobals {
+    /// `builds:set --global retention`: build records each app keeps.
+    pub retention: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -53,19 +53,24 @@ pub fn parse(spec: &str) -> Result<BindMount, StorageError> {
         _ => return Err(StorageError::BadSpec(spec.to_owned())),
     };
     clean_absolute(host)?;
+    attach(PathBuf::from(host), container, readonly)
+}
+
+/// A mount of `host` at `container`, once the container path is checked.
+pub fn attach(host: PathBuf, container: &str, readonly: bool) -> Result<BindMount, StorageError> {
     clean_absolute(container)?;
     // What berth itself puts there must stay berth's.
     let reserved = ["/app", "/proc", "/dev", "/sys", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/tmp"];
     if reserved.iter().any(|r| container == *r || (*r != "/app" && container.starts_with(&format!("{r}/")))) {
         return Err(StorageError::Reserved(container.to_owned()));
     }
-    Ok(BindMount { source: PathBuf::from(host), destination: container.to_owned(), readonly })
+    Ok(BindMount { source: host, destination: container.to_owned(), readonly })
 }
 
 /// Refuses host paths that do not exist or lie outside the allowed roots
 /// (symlinks resolved, so a link cannot lead out).
-pub fn check_host(root: &Path, mount: &BindMount, allowed_roots: &[String], force: bool) -> Result<(), StorageError> {
-    let real = mount.source.canonicalize().map_err(|_| StorageError::Missing(mount.source.clone()))?;
+pub fn check_host(root: &Path, source: &Path, allowed_roots: &[String], force: bool) -> Result<(), StorageError> {
+    let real = source.canonicalize().map_err(|_| StorageError::Missing(source.to_owned()))?;
     if force {
         return Ok(());
     }
@@ -130,13 +135,13 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let inside = ensure_directory(root.path(), "db").unwrap();
         let ok = parse(&format!("{}:/data", inside.display())).unwrap();
-        assert!(check_host(root.path(), &ok, &[], false).is_ok());
+        assert!(check_host(root.path(), &ok.source, &[], false).is_ok());
         let outside = parse("/etc:/data").unwrap();
-        assert!(check_host(root.path(), &outside, &[], false).is_err());
-        assert!(check_host(root.path(), &outside, &[], true).is_ok());
+        assert!(check_host(root.path(), &outside.source, &[], false).is_err());
+        assert!(check_host(root.path(), &outside.source, &[], true).is_ok());
         std::os::unix::fs::symlink("/etc", inside.join("link")).unwrap();
         let sneaky = parse(&format!("{}/link:/data", inside.display())).unwrap();
-        assert!(check_host(root.path(), &sneaky, &[], false).is_err(), "a symlink out is outside");
+        assert!(check_host(root.path(), &sneaky.source, &[], false).is_err(), "a symlink out is outside");
         assert!(ensure_directory(root.path(), "../x").is_err());
     }
 }
