@@ -58,6 +58,12 @@ if ! cmp -s "$here/target/release/berth" "$BIN"; then
   say "Installed $BIN"
 fi
 
+# Completions and the man page, written from the command tables.
+put() { local tmp; tmp=$(mktemp); cat > "$tmp"; cmp -s "$tmp" "$1" || install -D -m 0644 "$tmp" "$1"; rm -f "$tmp"; }
+"$BIN" help --completions bash | put /usr/share/bash-completion/completions/berth
+"$BIN" help --completions zsh | put /usr/share/zsh/vendor-completions/_berth
+"$BIN" help --man | put /usr/local/share/man/man1/berth.1
+
 # Root's own: config vars, keys, logins and unpacked images live here.
 install -d -m 0700 "$BERTH_ROOT"
 chmod 0700 "$BERTH_ROOT"

@@ -102,6 +102,8 @@ const APP_COMMANDS: &[&str] = &[
     "letsencrypt:enable",
     "letsencrypt:disable",
     "letsencrypt:auto-renew",
+    "letsencrypt:set",
+    "letsencrypt:report",
     "logs",
     "logs:failed",
     "logs:set",

@@ -281,6 +281,15 @@ fn global_settings_and_single_report_fields_as_dokku_scripts_read_them() {
     assert!(host.ok(["logs:report"]).out().contains("=====> cat logs information"));
     assert_eq!(host.ok(["logs:failed", "--all"]).out(), "");
 
+    // letsencrypt: Dokku's email at --global, the app's own grace period.
+    host.ok(["letsencrypt:set", "--global", "email", "ops@example.test"]);
+    host.ok(["letsencrypt:set", "cat", "graceperiod", "86400"]);
+    assert_eq!(field(&["letsencrypt:report", "cat", "--letsencrypt-computed-email"]), "ops@example.test");
+    assert_eq!(field(&["letsencrypt:report", "cat", "--letsencrypt-computed-graceperiod"]), "86400");
+    assert_eq!(field(&["letsencrypt:report", "--global", "--letsencrypt-computed-graceperiod"]), "2592000");
+    assert_eq!(field(&["letsencrypt:report", "cat", "--letsencrypt-active"]), "false");
+    assert_eq!(host.run(["letsencrypt:set", "cat", "email", "not-an-address"]).code, 2);
+
     // builds: retention app over global over 20; the latest build's fields are empty before any.
     assert_eq!(field(&["builds:report", "cat", "--builds-computed-retention"]), "20");
     host.ok(["builds:set", "--global", "retention", "5"]);
@@ -391,4 +400,31 @@ fn deploy_lock_config_export_and_inspection_commands() {
     // Nothing runs yet: empty lists, not errors.
     assert_eq!(host.ok(["ps:inspect", "cat"]).out().trim(), "[]");
     assert_eq!(host.ok(["run:list", "cat", "--format", "json"]).out().trim(), "[]");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_command_tables() {
+    let host = Host::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bash = dir.path().join("berth.bash");
+    std::fs::write(&bash, host.ok(["help", "--completions", "bash"]).out()).unwrap();
+    // Real bash completes as a user's TAB would.
+    let complete = |words: &str, cword: &str| {
+        let line = format!("source \"$1\"; COMP_WORDS=({words}); COMP_CWORD={cword}; _berth; printf '%s\\n' \"${{COMPREPLY[@]}}\"");
+        let out = std::process::Command::new("bash").args(["-c", &line, "bash"]).arg(&bash).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(complete("berth storage:cr", "1"), "storage:create\n");
+    assert_eq!(complete("berth storage:create data --mo", "3"), "--mode\n");
+    let zsh = dir.path().join("_berth");
+    std::fs::write(&zsh, host.ok(["help", "--completions", "zsh"]).out()).unwrap();
+    let parsed = std::process::Command::new("zsh").arg("-n").arg(&zsh).output().unwrap();
+    assert!(parsed.status.success(), "zsh refuses the script: {}", String::from_utf8_lossy(&parsed.stderr));
+    let page = dir.path().join("berth.1");
+    std::fs::write(&page, host.ok(["help", "--man"]).out()).unwrap();
+    let man = std::process::Command::new("man").arg("-l").arg(&page).env("MANPAGER", "cat").env("MANWIDTH", "100").output().unwrap();
+    let text = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success() && text.contains("storage:create NAME") && text.contains("BERTH_ROOT"), "{text}");
+    assert_eq!(host.run(["help", "--completions", "fish"]).code, 2);
 }

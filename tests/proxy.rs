@@ -101,8 +101,12 @@ fn letsencrypt_ports_and_global_domains() {
     assert!(wild.stderr.contains("wildcard"), "{}", wild.stderr);
     host.ok(["domains:reset", "catmeow"]);
 
+    host.ok(["letsencrypt:set", "--global", "email", "admin@berth.test"]);
     let enabled = host.ok(["letsencrypt:enable", "catmeow"]).out();
     assert!(enabled.contains("valid until"), "{enabled}");
+    let field = |flag: &str| host.ok(["letsencrypt:report", "catmeow", flag]).out().trim_end().to_owned();
+    assert_eq!((field("--letsencrypt-active"), field("--letsencrypt-computed-email")), ("true".into(), "admin@berth.test".into()));
+    assert!(!field("--letsencrypt-expiration").is_empty());
     let account = fs::read(root.join("letsencrypt/account.json")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(fs::metadata(root.join("letsencrypt")).unwrap().permissions().mode() & 0o777, 0o700);
@@ -137,8 +141,7 @@ fn letsencrypt_ports_and_global_domains() {
     assert_eq!(fs::read(root.join("letsencrypt/account.json")).unwrap(), account, "the account is kept");
     assert_eq!(https(site.tls_port, "catmeow.berth.test", &pebble_root), serving);
     // With a one-day window it is not due: nothing changes.
-    let settings = fs::read_to_string(root.join("config.toml")).unwrap();
-    fs::write(root.join("config.toml"), settings.replace("renew_days_before = 30", "renew_days_before = 1")).unwrap();
+    host.ok(["letsencrypt:set", "catmeow", "graceperiod", "86400"]);
     let serial = cert_field(&cert, "-serial");
     let kept = host.ok(["letsencrypt:auto-renew", "catmeow"]).out();
     assert!(kept.contains("not due"), "{kept}");

@@ -112,6 +112,8 @@ const APP_COMMANDS: &[&str] = &[
     "letsencrypt:enable",
     "letsencrypt:disable",
     "letsencrypt:auto-renew",
+    "letsencrypt:set",
+    "letsencrypt:report",
     "logs",
     "logs:failed",
     "logs:set",
@@ -210,6 +212,8 @@ fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
         "certs:add" if args.get(1).is_some() => Some("CERT KEY (host files; send them on stdin)".into()),
         "builds:set" if arg(1) == "network" && arg(2) == "host" => Some("network host".into()),
         "nginx:set" if arg(1).ends_with("-log-path") => Some(arg(1)),
+        // The host would talk to whatever ACME server the key names.
+        "letsencrypt:set" if arg(1) == "server" => Some("server".into()),
         "git:from-archive" if !arg(1).is_empty() && arg(1) != "-" && !arg(1).starts_with("https://") => {
             Some("URL (only - or https:// URLs)".into())
         }

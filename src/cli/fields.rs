@@ -24,6 +24,7 @@ pub const REPORTS: &[&str] = &[
     "cron:report",
     "domains:report",
     "git:report",
+    "letsencrypt:report",
     "logs:report",
     "nginx:report",
     "ps:report",

@@ -13,6 +13,7 @@ mod builds;
 mod bundle;
 mod certs;
 mod checks;
+mod completions;
 mod config;
 mod containers;
 mod cron;
@@ -114,6 +115,11 @@ fn tables() -> [&'static [Command]; 27] {
     ]
 }
 
+/// Every command of every namespace, in table order.
+pub fn all_commands() -> impl Iterator<Item = &'static Command> {
+    tables().into_iter().flatten()
+}
+
 pub fn find(name: &str) -> Option<&'static Command> {
     tables().into_iter().flatten().find(|c| c.name == name)
 }
@@ -198,6 +204,15 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
         "help" if argv.first().is_some_and(|a| a == "--markdown") => {
             // docs/COMMANDS.md's table: every command, what it does, Dokku's.
             print!("{}", dokku::markdown(&tables().into_iter().flatten().collect::<Vec<_>>()));
+            Ok(())
+        }
+        "help" if argv.first().is_some_and(|a| a == "--completions") => {
+            let shell = argv.get(1).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            print!("{}", completions::script(&shell, &all_commands().collect::<Vec<_>>())?);
+            Ok(())
+        }
+        "help" if argv.first().is_some_and(|a| a == "--man") => {
+            print!("{}", completions::man(&all_commands().collect::<Vec<_>>()));
             Ok(())
         }
         "help" | "--help" | "-h" => help(argv.first().and_then(|a| a.to_str())),

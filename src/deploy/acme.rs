@@ -61,6 +61,9 @@ fn set_pending(root: &Path, app: &App, challenges: &[Challenge]) -> Result<(), A
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedAccount {
     server: String,
+    /// The contact it was made with: another address makes another account.
+    #[serde(default)]
+    email: String,
     credentials: AccountCredentials,
 }
 
@@ -78,6 +81,7 @@ async fn account(root: &Path, settings: &Settings) -> Result<Account, AcmeError>
     let path = account_file(root);
     if let Some(saved) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<SavedAccount>(&b).ok())
         && saved.server == le.server
+        && saved.email == le.email
     {
         return builder()?.from_credentials(saved.credentials).await.map_err(server_err("load the account"));
     }
@@ -85,7 +89,8 @@ async fn account(root: &Path, settings: &Settings) -> Result<Account, AcmeError>
     let contact: Vec<&str> = if le.email.is_empty() { Vec::new() } else { vec![mailto.as_str()] };
     let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
     let (account, credentials) = builder()?.create(&new, le.server.clone(), None).await.map_err(server_err("create an account"))?;
-    let text = serde_json::to_vec(&SavedAccount { server: le.server.clone(), credentials }).expect("account serialises");
+    let text =
+        serde_json::to_vec(&SavedAccount { server: le.server.clone(), email: le.email.clone(), credentials }).expect("account serialises");
     atomic::write_secret(&path, &text)
         .map_err(|e| AcmeError::Io(crate::state::PathIo { action: "write", path: e.path, source: e.source }))?;
     Ok(account)
@@ -200,5 +205,5 @@ pub fn due(settings: &Settings, app: &App) -> Result<bool, tls::TlsError> {
     if !tls::has_cert(app) {
         return Ok(true);
     }
-    tls::expires_within(app, u64::from(settings.letsencrypt.renew_days_before) * 86_400)
+    tls::expires_within(app, settings.letsencrypt.grace_secs())
 }

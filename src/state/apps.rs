@@ -103,6 +103,9 @@ pub struct AppMeta {
     /// `letsencrypt:enable`: the certificate comes from ACME and is renewed.
     #[serde(default)]
     pub letsencrypt: bool,
+    /// `letsencrypt:set APP email|server|graceperiod`.
+    #[serde(default)]
+    pub letsencrypt_props: crate::model::acme::LetsencryptProps,
     /// `registry:set`: where `registry:push` (and push-on-release) sends images.
     #[serde(default)]
     pub registry: AppRegistry,
@@ -232,6 +235,7 @@ impl AppMeta {
             nginx: Default::default(),
             ports: None,
             letsencrypt: false,
+            letsencrypt_props: Default::default(),
             registry: AppRegistry::default(),
             log_max_bytes: None,
             build_dir: None,

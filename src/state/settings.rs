@@ -143,15 +143,38 @@ pub struct LetsencryptSettings {
     pub email: String,
     /// Certificates are renewed this many days before they expire.
     pub renew_days_before: u32,
+    /// `letsencrypt:set --global graceperiod`: seconds, over renew_days_before.
+    pub graceperiod: Option<u64>,
+}
+
+impl LetsencryptSettings {
+    /// How long before expiry a certificate is renewed, in seconds.
+    pub fn grace_secs(&self) -> u64 {
+        self.graceperiod.unwrap_or(u64::from(self.renew_days_before) * 86_400)
+    }
+
+    /// The settings for one app: its own properties over the host's.
+    pub fn for_app(&self, own: &crate::model::acme::LetsencryptProps) -> LetsencryptSettings {
+        let mut merged = self.clone();
+        if let Some(email) = &own.email {
+            merged.email = email.clone();
+        }
+        if let Some(server) = &own.server {
+            merged.server = crate::model::acme::server_url(server);
+        }
+        merged.graceperiod = own.graceperiod.or(self.graceperiod);
+        merged
+    }
 }
 
 impl Default for LetsencryptSettings {
     fn default() -> Self {
         LetsencryptSettings {
-            server: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            server: crate::model::acme::DEFAULT_SERVER.into(),
             ca_file: String::new(),
             email: String::new(),
             renew_days_before: 30,
+            graceperiod: None,
         }
     }
 }

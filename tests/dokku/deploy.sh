@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A deploy script as Dokku users write them, run unchanged with `dokku`
-# meaning berth: create, global and app settings, push, scale, read single
-# report fields, destroy. DOKKU_HOST (user@host) and HTTP_PORT come from
-# the caller, as they would from a CI job's settings.
+# meaning berth: create, global and app settings, named storage, push,
+# scale, read single report fields, destroy. DOKKU_HOST (user@host) and
+# HTTP_PORT come from the caller, as they would from a CI job's settings.
 set -euo pipefail
 APP=catmeow
 
@@ -14,6 +14,10 @@ dokku ps:set "$APP" stop-timeout-seconds 5
 dokku checks:set --global wait-to-retire 5
 dokku nginx:set "$APP" client-max-body-size 20m
 dokku git:set "$APP" deploy-branch main
+dokku builds:set --global retention 10
+dokku letsencrypt:set --global email ops@example.com
+dokku storage:create "$APP-data"
+dokku storage:mount "$APP" "$APP-data" --container-dir /app/storage
 
 git remote add dokku "$DOKKU_HOST:$APP"
 git push dokku main
@@ -31,6 +35,12 @@ test "$(dokku config:get "$APP" SECRET_WORD)" = "meow"
 test "$(dokku config:get --global GLOBAL_GREETING)" = "hello"
 test "$(dokku --quiet run "$APP" printenv GLOBAL_GREETING)" = "hello"
 dokku --quiet apps:list | grep -qx "$APP"
+test "$(dokku builds:report "$APP" --build-status)" = "succeeded"
+test "$(dokku builds:report "$APP" --builds-computed-retention)" = "10"
+test "$(dokku letsencrypt:report "$APP" --letsencrypt-computed-email)" = "ops@example.com"
+test "$(dokku storage:report "$APP" --storage-attachment.1.entry-name)" = "$APP-data"
+dokku --quiet run "$APP" sh -c 'echo kept > /app/storage/note'
+test "$(dokku --quiet run "$APP" cat /app/storage/note)" = "kept"
 test "$(curl -fsS -H "Host: $APP.berth.test" "http://127.0.0.1:$HTTP_PORT/")" = "Cat dreams meow.."
 
 dokku apps:clone "$APP" "$APP-staging"
@@ -43,4 +53,5 @@ if dokku apps:exists "$APP"; then
   echo "$APP still exists" >&2
   exit 1
 fi
+dokku storage:destroy "$APP-data" --force
 echo "deploy script: ok"
