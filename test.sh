@@ -16,6 +16,8 @@ command -v wrk >/dev/null || peers+=(wrk)
 # berth's own run-time packages come from ./install.sh; one added since a
 # machine last ran it is installed here too.
 command -v nft >/dev/null || peers+=(nftables)
+command -v zsh >/dev/null || peers+=(zsh)
+command -v man >/dev/null || peers+=(man-db)
 if [ "$(id -u)" = 0 ] && [ ${#peers[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${peers[@]}"
 fi

@@ -21,6 +21,8 @@ fn refused(out: &Output, what: &str) -> String {
 /// The commands an app-scoped key may run for its own apps (docs/SECURITY.md).
 const APP_COMMANDS: &[&str] = &[
     "proxy:rebuild",
+    "proxy:build-config",
+    "proxy:clear-config",
     "cron:list",
     "cron:run",
     "cron:suspend",
@@ -56,6 +58,8 @@ const APP_COMMANDS: &[&str] = &[
     "certs:generate",
     "certs:remove",
     "certs:report",
+    "certs:update",
+    "certs:show",
     "checks:disable",
     "checks:enable",
     "checks:skip",
@@ -80,6 +84,7 @@ const APP_COMMANDS: &[&str] = &[
     "proxy:set",
     "proxy:ports",
     "ports:list",
+    "ports:report",
     "ports:add",
     "ports:set",
     "ports:remove",
@@ -95,6 +100,7 @@ const APP_COMMANDS: &[&str] = &[
     "git:from-image",
     "git:from-archive",
     "ps:rebuild",
+    "git:sync",
     "releases",
     "releases:info",
     "releases:set",

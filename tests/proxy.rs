@@ -146,6 +146,8 @@ fn letsencrypt_ports_and_global_domains() {
     let kept = host.ok(["letsencrypt:auto-renew", "catmeow"]).out();
     assert!(kept.contains("not due"), "{kept}");
     assert_eq!(cert_field(&cert, "-serial"), serial);
+    let exported = host.ok(["certs:show", "catmeow", "crt"]).out();
+    assert_eq!(exported.as_bytes(), fs::read(&cert).unwrap(), "certs:show crt is the certificate served");
     host.ok(["letsencrypt:disable", "catmeow"]);
     assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()), "plain HTTP again");
 
@@ -169,6 +171,8 @@ fn letsencrypt_ports_and_global_domains() {
     assert!(!host.ok(["proxy:ports", "catmeow"]).out().contains(&busy_port.to_string()));
     drop(busy);
     host.ok(["proxy:ports-add", "catmeow", &format!("http:{extra}:5000")]);
+    let own = host.ok(["ports:report", "catmeow", "--ports-map"]).out();
+    assert!(own.trim_end().ends_with(&format!("http:{extra}:5000")), "{own}");
     assert_eq!(curl(extra, "catmeow.berth.test", &[]), (200, serving.clone()), "the added port");
     assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()), "the first port stays");
     let report = host.ok(["proxy:report", "catmeow"]).out();
@@ -196,4 +200,20 @@ fn letsencrypt_ports_and_global_domains() {
     assert_clear_failure(&host.run(["domains:remove-global", "other.test"]), "a global domain that is not set");
     let report = host.ok(["domains:report", "catmeow"]).out();
     assert!(report.contains("catmeow.berth.test catmeow.third.test"), "{report}");
+
+    // Dokku's proxy and nginx controls, on the real nginx.
+    host.ok(["proxy:clear-config", "catmeow"]);
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]).0, 404, "no server block, no route");
+    host.ok(["proxy:build-config", "catmeow"]);
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()));
+    host.ok(["nginx:validate-config", "catmeow"]);
+    host.ok(["nginx:reload"]);
+    host.ok(["nginx:stop"]);
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]).0, 0, "nothing listens once nginx stops");
+    host.ok(["nginx:start"]);
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()), "nginx:start serves again");
+    host.ok(["ps:stop", "--all"]);
+    assert_ne!(curl(site.http_port, "catmeow.berth.test", &[]).0, 200, "ps:stop --all stops every app");
+    host.ok(["ps:start", "--all"]);
+    assert_eq!(curl(site.http_port, "catmeow.berth.test", &[]), (200, serving.clone()));
 }

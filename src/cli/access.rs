@@ -66,6 +66,8 @@ const APP_COMMANDS: &[&str] = &[
     "certs:generate",
     "certs:remove",
     "certs:report",
+    "certs:update",
+    "certs:show",
     "checks:disable",
     "checks:enable",
     "checks:skip",
@@ -90,6 +92,7 @@ const APP_COMMANDS: &[&str] = &[
     "proxy:set",
     "proxy:ports",
     "ports:list",
+    "ports:report",
     "ports:add",
     "ports:set",
     "ports:remove",
@@ -105,6 +108,7 @@ const APP_COMMANDS: &[&str] = &[
     "git:from-image",
     "git:from-archive",
     "ps:rebuild",
+    "git:sync",
     "releases",
     "releases:info",
     "releases:set",
@@ -131,6 +135,8 @@ const APP_COMMANDS: &[&str] = &[
     "ps:inspect",
     "run:list",
     "proxy:rebuild",
+    "proxy:build-config",
+    "proxy:clear-config",
     "cron:list",
     "cron:run",
     "cron:suspend",
@@ -209,7 +215,7 @@ fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
     match command {
         // A directory or files on the host, read as root.
         "builds:create" => Some("DIR".into()),
-        "certs:add" if args.get(1).is_some() => Some("CERT KEY (host files; send them on stdin)".into()),
+        "certs:add" | "certs:update" if args.get(1).is_some() => Some("CERT KEY (host files; send them on stdin)".into()),
         "builds:set" if arg(1) == "network" && arg(2) == "host" => Some("network host".into()),
         "nginx:set" if arg(1).ends_with("-log-path") => Some(arg(1)),
         // The host would talk to whatever ACME server the key names.
@@ -217,6 +223,8 @@ fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
         "git:from-archive" if !arg(1).is_empty() && arg(1) != "-" && !arg(1).starts_with("https://") => {
             Some("URL (only - or https:// URLs)".into())
         }
+        // Other transports read host paths or use root's ssh keys.
+        "git:sync" if !arg(1).starts_with("https://") => Some("URL (only https:// URLs)".into()),
         "git:from-image" | "registry:set" if args.switch("--insecure") || arg(1) == "insecure" => Some("insecure".into()),
         "proxy:ports-add" | "proxy:ports-set" | "ports:add" | "ports:set" => foreign_port(root, &args.positional()[1..]),
         _ => None,

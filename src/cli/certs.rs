@@ -21,6 +21,22 @@ pub const COMMANDS: &[Command] = &[
         run: add,
     },
     Command {
+        name: "certs:update",
+        usage: "APP [CERT KEY]",
+        about: "Replace the app's certificate and key (as certs:add: files, or a tar on stdin)",
+        switches: &[],
+        options: &[],
+        run: add,
+    },
+    Command {
+        name: "certs:show",
+        usage: "APP crt|key",
+        about: "Print the app's certificate (crt) or private key (key), to export them",
+        switches: &[],
+        options: &[],
+        run: show,
+    },
+    Command {
         name: "certs:generate",
         usage: "APP [DOMAIN...] [--days N]",
         about: "Install a self-signed certificate for the app's names (default 365 days)",
@@ -153,5 +169,22 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .field("ssl-subject", get("subject"))
         .field("ssl-verified", verified)
         .print(&args)?;
+    Ok(())
+}
+
+fn show(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let path = match args.text(1).as_deref() {
+        Some("crt") => tls::cert_file(&app),
+        Some("key") => tls::key_file(&app),
+        _ => return Err(args.usage_error("say crt or key").into()),
+    };
+    if !tls::has_cert(&app) {
+        bail!("{} has no certificate", app.name);
+    }
+    // berth wrote these files; a certificate chain is a few kilobytes.
+    let pem = crate::state::read_capped(&path, 1 << 20).with_context(|| format!("cannot read {}", path.display()))?;
+    std::io::Write::write_all(&mut std::io::stdout(), &pem)?;
     Ok(())
 }

@@ -27,6 +27,7 @@ pub const REPORTS: &[&str] = &[
     "letsencrypt:report",
     "logs:report",
     "nginx:report",
+    "ports:report",
     "ps:report",
     "registry:report",
     "storage:report",

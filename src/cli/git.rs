@@ -34,6 +34,14 @@ pub const COMMANDS: &[Command] = &[
         run: git_report,
     },
     Command {
+        name: "git:sync",
+        usage: "[--build|--build-if-changes] [--skip-deploy-branch] APP URL [REF]",
+        about: "Fetch a branch, tag or commit (default: the remote's HEAD) onto the app's deploy branch; --build deploys it",
+        switches: &["--build", "--build-if-changes", "--skip-deploy-branch"],
+        options: &[],
+        run: sync,
+    },
+    Command {
         name: "ps:rebuild",
         usage: "APP",
         about: "Build and deploy the last pushed commit again",
@@ -142,6 +150,42 @@ fn rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let revision = revision.with_context(|| format!("{} has no pushed commit on its deploy branch yet", locked.app.name))?;
     Ok(hook::deploy_revision(&ctx.root, &locked.app, &revision, &mut |line| println!("{line}"))?)
+}
+
+fn sync(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 3)?;
+    let url = args.text(1).unwrap_or_default();
+    let reference = args.text(2);
+    crate::git::sync::check_url(&url)?;
+    reference.as_deref().map(crate::git::sync::check_ref).transpose()?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    let fresh = !repo::repo_dir(&locked.app).exists();
+    let dir = if fresh { repo::ensure(&ctx.root, &locked.app)? } else { repo::repo_dir(&locked.app) };
+    println!("-----> Fetching {url}{}", reference.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+    let synced = match crate::git::sync::fetch(&dir, &url, reference.as_deref()) {
+        Ok(synced) => synced,
+        Err(e) => {
+            // A failed sync leaves no repository behind that it made.
+            if fresh {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e.into());
+        }
+    };
+    let mut meta = apps::meta(&locked.app)?;
+    // Dokku: syncing a branch makes it the deploy branch.
+    if let Some(branch) = synced.branch.as_ref().filter(|_| !args.switch("--skip-deploy-branch")) {
+        meta.deploy_branch = Some(branch.clone());
+        apps::write_meta(&locked, &meta)?;
+    }
+    let in_effect = apps::meta_in_effect(&locked.app, &Settings::load(&ctx.root)?)?;
+    let branch = in_effect.deploy_branch.unwrap_or_else(|| "main".into());
+    let moved = crate::git::sync::set_branch(&dir, &branch, &synced.commit)?;
+    println!("-----> {branch} is at {}{}", &synced.commit[..12], if moved { "" } else { " (unchanged)" });
+    if args.switch("--build") || (args.switch("--build-if-changes") && moved) {
+        hook::deploy_revision(&ctx.root, &locked.app, &synced.commit, &mut |line| println!("{line}"))?;
+    }
+    Ok(())
 }
 
 fn list_releases(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use super::domains::update;
 use super::fields::Report;
 use super::proxy::rebuild_blocks;
 use super::{Args, Command, Ctx, UsageError};
-use crate::deploy::nginx::SiteOptions;
+use crate::deploy::nginx::{self, SiteOptions};
 use crate::state::apps;
 use crate::state::settings::Settings;
 
@@ -51,6 +51,38 @@ pub const COMMANDS: &[Command] = &[
         switches: &["--global"],
         options: &["--format"],
         run: nginx_report,
+    },
+    Command {
+        name: "nginx:validate-config",
+        usage: "[APP] [--clean]",
+        about: "Test nginx's configuration (nginx -t); --clean sets aside the server blocks that fail on their own",
+        switches: &["--clean"],
+        options: &[],
+        run: nginx_validate,
+    },
+    Command {
+        name: "nginx:reload",
+        usage: "",
+        about: "Test the configuration, then reload nginx",
+        switches: &[],
+        options: &[],
+        run: nginx_reload,
+    },
+    Command {
+        name: "nginx:start",
+        usage: "",
+        about: "Start nginx with berth's configuration",
+        switches: &[],
+        options: &[],
+        run: nginx_start,
+    },
+    Command {
+        name: "nginx:stop",
+        usage: "",
+        about: "Stop nginx gracefully: requests in flight finish, then no app is reachable",
+        switches: &[],
+        options: &[],
+        run: nginx_stop,
     },
 ];
 
@@ -198,5 +230,45 @@ fn nginx_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         };
     }
     report.print(&args)?;
+    Ok(())
+}
+
+fn nginx_validate(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 1)?;
+    if args.get(0).is_some() {
+        let app = apps::open(&ctx.root, &args.app(0)?)?;
+        let block = nginx::conf_file(&ctx.root, &app.name);
+        if !block.exists() {
+            bail!("{} has no server block; proxy:build-config {} writes it", app.name, app.name);
+        }
+    }
+    let settings = Settings::load(&ctx.root)?;
+    for aside in nginx::validate(&ctx.root, &settings, args.switch("--clean"))? {
+        println!("-----> Set aside {}", aside.display());
+    }
+    println!("-----> nginx's configuration is valid");
+    Ok(())
+}
+
+fn nginx_reload(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let settings = Settings::load(&ctx.root)?;
+    nginx::validate(&ctx.root, &settings, false)?;
+    nginx::reload(&settings)?;
+    println!("-----> Reloaded nginx");
+    Ok(())
+}
+
+fn nginx_start(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let pid = nginx::start(&Settings::load(&ctx.root)?)?;
+    println!("-----> nginx runs (pid {pid})");
+    Ok(())
+}
+
+fn nginx_stop(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    nginx::stop(&Settings::load(&ctx.root)?)?;
+    println!("-----> nginx stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 use anyhow::bail;
 
 use super::domains::update;
+use super::fields::{Report, report_apps};
 use super::{Args, Command, Ctx, print_json, wants_json};
 use crate::deploy::proxy;
 use crate::model::ports::PortMap;
@@ -18,6 +19,14 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &["--format"],
         run: ports,
+    },
+    Command {
+        name: "ports:report",
+        usage: "[APP] [--format json] [--FIELD]",
+        about: "The app's port map and the one berth detects (Dokku's ports-map, ports-map-detected and their -json forms)",
+        switches: &[],
+        options: &["--format"],
+        run: ports_report,
     },
     Command {
         name: "ports:add",
@@ -181,4 +190,33 @@ fn ports_clear(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     update(ctx, &locked, |_, meta| meta.ports = None)?;
     show_ports(ctx, &locked)
+}
+
+/// Dokku's JSON form of a port map: scheme, host_port, container_port.
+fn maps_json(maps: &[PortMap]) -> String {
+    let rows: Vec<serde_json::Value> = maps
+        .iter()
+        .map(|m| {
+            let scheme = m.to_string().split(':').next().unwrap_or_default().to_owned();
+            serde_json::json!({"scheme": scheme, "host_port": m.host, "container_port": m.container})
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn ports_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let settings = Settings::load(&ctx.root)?;
+    for name in report_apps(ctx, &args)? {
+        let mut meta = apps::meta(&apps::open(&ctx.root, &name)?)?;
+        let own = meta.ports.take().unwrap_or_default();
+        let detected = proxy::port_maps(&settings, &meta);
+        let text = |maps: &[PortMap]| maps.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
+        Report::new("ports", &name)
+            .field("ports-map", text(&own))
+            .field("ports-map-detected", text(&detected))
+            .field("ports-map-json", maps_json(&own))
+            .field("ports-map-detected-json", maps_json(&detected))
+            .print(&args)?;
+    }
+    Ok(())
 }

@@ -38,6 +38,22 @@ pub const COMMANDS: &[Command] = &[
         run: proxy_rebuild,
     },
     Command {
+        name: "proxy:build-config",
+        usage: "APP | --all",
+        about: "Write the app's server block from state (Dokku's name for proxy:rebuild)",
+        switches: &["--all"],
+        options: &[],
+        run: proxy_rebuild,
+    },
+    Command {
+        name: "proxy:clear-config",
+        usage: "APP | --all",
+        about: "Remove the app's server block: nginx stops routing to it until proxy:build-config or the next deploy",
+        switches: &["--all"],
+        options: &[],
+        run: proxy_clear,
+    },
+    Command {
         name: "proxy:report",
         usage: "APP [--format json]",
         about: "Whether nginx routes to the app, where it listens, and its upstreams",
@@ -68,6 +84,19 @@ fn proxy_rebuild(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(usize::from(!all), usize::from(!all))?;
     let names = if all { apps::list(&ctx.root)? } else { vec![args.app(0)?] };
     rebuild_blocks(ctx, names, all)
+}
+
+fn proxy_clear(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let all = args.switch("--all");
+    args.expect(usize::from(!all), usize::from(!all))?;
+    let names = if all { apps::list(&ctx.root)? } else { vec![args.app(0)?] };
+    let settings = Settings::load(&ctx.root)?;
+    for name in names {
+        let locked = apps::lock(&ctx.root, &name)?;
+        crate::deploy::nginx::remove(&ctx.root, &settings, &locked.app.name)?;
+        println!("-----> Cleared the server block of {name}");
+    }
+    Ok(())
 }
 
 pub(super) fn rebuild_blocks(ctx: &Ctx, names: Vec<crate::app::AppName>, all: bool) -> anyhow::Result<()> {

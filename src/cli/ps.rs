@@ -23,18 +23,25 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "ps:stop",
-        usage: "APP",
-        about: "Stop every container of the app; it stays stopped",
-        switches: &[],
+        usage: "APP|--all",
+        about: "Stop every container of the app (--all: of every deployed app); it stays stopped",
+        switches: &["--all"],
         options: &[],
         run: stop,
     },
-    Command { name: "ps:start", usage: "APP", about: "Start a stopped app's formation again", switches: &[], options: &[], run: start },
+    Command {
+        name: "ps:start",
+        usage: "APP|--all",
+        about: "Start a stopped app's formation again (--all: every deployed app)",
+        switches: &["--all"],
+        options: &[],
+        run: start,
+    },
     Command {
         name: "ps:restart",
-        usage: "APP [TYPE]",
-        about: "Replace the app's containers (or one type's) with new ones, web without downtime",
-        switches: &[],
+        usage: "APP [TYPE] | --all",
+        about: "Replace the app's containers (or one type's) with new ones, web without downtime (--all: every running app)",
+        switches: &["--all"],
         options: &[],
         run: restart,
     },
@@ -102,41 +109,69 @@ fn scale(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The apps `ps:stop|start|restart APP|--all` act on: the one named, or
+/// (`--all`) every app with a release.
+fn targets(ctx: &Ctx, args: &Args, most: usize) -> anyhow::Result<Vec<crate::app::AppName>> {
+    if !args.switch("--all") {
+        args.expect(1, most)?;
+        return Ok(vec![args.app(0)?]);
+    }
+    args.expect(0, 0)?;
+    let mut deployed = Vec::new();
+    for name in apps::list(&ctx.root)? {
+        if deploy::current_release(&apps::open(&ctx.root, &name)?).is_ok() {
+            deployed.push(name);
+        }
+    }
+    Ok(deployed)
+}
+
 fn stop(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    deploy::stop(&ctx.root, &locked.app, &mut say)?;
-    say(&format!("{} is stopped", locked.app.name));
+    for name in targets(ctx, &args, 1)? {
+        let locked = apps::lock(&ctx.root, &name)?;
+        deploy::stop(&ctx.root, &locked.app, &mut say)?;
+        say(&format!("{} is stopped", locked.app.name));
+    }
     Ok(())
 }
 
 fn start(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let url = deploy::start(&ctx.root, &locked.app, &mut say)?;
-    say(&format!("{} is running: {url}", locked.app.name));
+    for name in targets(ctx, &args, 1)? {
+        let locked = apps::lock(&ctx.root, &name)?;
+        let url = deploy::start(&ctx.root, &locked.app, &mut say)?;
+        say(&format!("{} is running: {url}", locked.app.name));
+    }
     Ok(())
 }
 
 fn restart(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 2)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let release = deploy::current_release(&locked.app)?;
-    let replace = match args.get(1) {
+    let all = args.switch("--all");
+    for name in targets(ctx, &args, 2)? {
+        let locked = apps::lock(&ctx.root, &name)?;
+        if all && apps::meta(&locked.app)?.stopped {
+            continue;
+        }
+        restart_one(ctx, &locked.app, args.text(1))?;
+    }
+    Ok(())
+}
+
+fn restart_one(ctx: &Ctx, app: &crate::app::App, only: Option<String>) -> anyhow::Result<()> {
+    let release = deploy::current_release(app)?;
+    let replace = match only {
         None => Replace::All,
         Some(t) => {
-            let t = t.to_string_lossy().into_owned();
             if !release.process_types.contains_key(&t) {
-                bail!("{} has no process type {t:?}", locked.app.name);
+                bail!("{} has no process type {t:?}", app.name);
             }
             Replace::Only(t)
         }
     };
-    if apps::meta(&locked.app)?.stopped {
-        bail!("{} is stopped; start it with ps:start", locked.app.name);
+    if apps::meta(app)?.stopped {
+        bail!("{} is stopped; start it with ps:start", app.name);
     }
-    deploy::roll(&ctx.root, &locked.app, &release, &replace, &mut say)?;
-    say(&format!("Restarted {}", locked.app.name));
+    deploy::roll(&ctx.root, app, &release, &replace, &mut say)?;
+    say(&format!("Restarted {}", app.name));
     Ok(())
 }
 

@@ -19,6 +19,8 @@ pub enum NginxError {
     Invalid(String),
     #[error("nginx did not reload: {0}")]
     Reload(String),
+    #[error("nginx did not {action}: {why}")]
+    Control { action: &'static str, why: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -405,6 +407,49 @@ fn workers(settings: &Settings) -> Vec<u32> {
     fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
         .map(|text| text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// `nginx -t` on the whole configuration, or (`clean`) with the server
+/// blocks that fail on their own set aside first. Returns what was set aside.
+pub fn validate(root: &Path, settings: &Settings, clean: bool) -> Result<Vec<PathBuf>, NginxError> {
+    if !clean {
+        return nginx(settings, &["-t", "-q"]).map(|()| Vec::new()).map_err(|why| NginxError::Invalid(why.0));
+    }
+    let before = blocks(root);
+    check_all(root, settings, None)?;
+    let after = blocks(root);
+    Ok(before.into_iter().filter(|b| !after.contains(b)).collect())
+}
+
+/// Starts nginx with berth's configuration unless it runs; returns its pid.
+pub fn start(settings: &Settings) -> Result<u32, NginxError> {
+    if let Some(pid) = master(settings) {
+        return Ok(pid);
+    }
+    nginx(settings, &["-t", "-q"]).map_err(|why| NginxError::Invalid(why.0))?;
+    nginx(settings, &[]).map_err(|why| NginxError::Control { action: "start", why: why.0 })?;
+    wait_for_master(settings, true, "start")?;
+    master(settings).ok_or(NginxError::Control { action: "start", why: "no master process".into() })
+}
+
+/// Stops nginx gracefully (`-s quit`: requests in flight finish).
+pub fn stop(settings: &Settings) -> Result<(), NginxError> {
+    if master(settings).is_none() {
+        return Ok(());
+    }
+    nginx(settings, &["-s", "quit"]).map_err(|why| NginxError::Control { action: "stop", why: why.0 })?;
+    wait_for_master(settings, false, "stop")
+}
+
+fn wait_for_master(settings: &Settings, running: bool, action: &'static str) -> Result<(), NginxError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while master(settings).is_some() != running {
+        if std::time::Instant::now() > deadline {
+            return Err(NginxError::Control { action, why: "it did not within 30 s".into() });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,3 +5,4 @@ pub mod command;
 pub mod hook;
 pub mod keys;
 pub mod repo;
+pub mod sync;

@@ -48,6 +48,14 @@ test "$(dokku config:get "$APP-staging" SECRET_WORD)" = "meow"
 test "$(curl -fsS -H "Host: $APP-staging.berth.test" "http://127.0.0.1:$HTTP_PORT/")" = "Cat dreams meow.."
 dokku apps:destroy "$APP-staging" --force
 
+# An app fetched from a repository rather than pushed: git:sync --build.
+dokku apps:create "$APP-synced"
+dokku git:sync --build "$APP-synced" "file://$PWD" main
+test "$(dokku git:report "$APP-synced" --git-deploy-branch)" = "main"
+test "$(curl -fsS -H "Host: $APP-synced.berth.test" "http://127.0.0.1:$HTTP_PORT/")" = "Cat dreams meow.."
+dokku git:sync --build-if-changes "$APP-synced" "file://$PWD" main | grep -q "(unchanged)"
+dokku apps:destroy "$APP-synced" --force
+
 dokku apps:destroy "$APP" --force
 if dokku apps:exists "$APP"; then
   echo "$APP still exists" >&2
