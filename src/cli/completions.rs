@@ -60,7 +60,8 @@ fn zsh(commands: &[&Command]) -> String {
 /// A man page (roff) with every command's synopsis and description.
 pub fn man(commands: &[&Command]) -> String {
     let roff = |text: &str| text.replace('\\', "\\e").replace('-', "\\-").replace("\n.", "\n\\&.");
-    let mut out = String::from(".TH BERTH 1 \"\" \"berth\" \"User Commands\"\n.ad l\n.SH NAME\nberth \\- a Docker\\-free, Dokku\\-style PaaS\n");
+    let mut out =
+        String::from(".TH BERTH 1 \"\" \"berth\" \"User Commands\"\n.ad l\n.SH NAME\nberth \\- a Docker\\-free, Dokku\\-style PaaS\n");
     out.push_str(".SH SYNOPSIS\n.B berth\n[\\-\\-quiet] [\\-\\-trace] [\\-\\-app APP]\n.I NAMESPACE:VERB\n[ARGS]\n");
     out.push_str(".SH DESCRIPTION\n`git push` over ssh deploys an app: berth builds it with buildpacks in a sandbox, stores it as an OCI image, runs its processes as containers and routes to them with nginx. Every command also runs over ssh as \\fBssh berth@HOST COMMAND\\fR, for the keys allowed to run it.\n");
     out.push_str(".SH COMMANDS\n");
