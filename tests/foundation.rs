@@ -428,3 +428,21 @@ fn completions_and_man_page_come_from_the_command_tables() {
     assert!(man.status.success() && text.contains("storage:create NAME") && text.contains("BERTH_ROOT"), "{text}");
     assert_eq!(host.run(["help", "--completions", "fish"]).code, 2);
 }
+
+#[test]
+fn the_event_log_records_an_apps_life_when_on() {
+    let host = Host::new();
+    host.ok(["apps:create", "quiet"]);
+    assert!(host.run(["events"]).stderr.contains("events:on"), "nothing is logged while off");
+    host.ok(["events:on"]);
+    assert!(host.ok(["events:list"]).out().contains("post-deploy"));
+    host.ok(["apps:create", "cat"]);
+    host.ok(["config:set", "cat", "--no-restart", "A=1"]);
+    host.ok(["apps:rename", "cat", "dog"]);
+    host.ok(["apps:destroy", "dog", "--force"]);
+    host.ok(["events:off"]);
+    host.ok(["apps:destroy", "quiet", "--force"]);
+    let log = host.ok(["events"]).out();
+    let events: Vec<&str> = log.lines().map(|l| l.split("INVOKED: ").nth(1).unwrap_or(l)).collect();
+    assert_eq!(events, ["post-create( cat )", "post-config-update( cat )", "post-app-rename( cat dog )", "post-delete( dog )"], "{log}");
+}

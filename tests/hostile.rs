@@ -539,6 +539,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["git:sync", "cat", "/nonexistent/repo"],
         &["git:sync", "cat", &format!("file://{o}"), "-x"],
         &["git:sync", "cat", &format!("file://{o}"), "a..b"],
+        &["events:on", "cat"],
+        &["events", "--follow"],
         // Buildpack URLs.
         &["buildpacks:add", "cat", "file:///etc"],
         &["buildpacks:add", "cat", "http://127.0.0.1/x.git"],
@@ -663,6 +665,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "nginx:stop",
         "git:sync cat /etc",
         "git:sync cat file:///root/secret.git",
+        "events:on",
+        "events",
         "builds:prune --all-apps",
         "apps:create 'unterminated",
         "run dog id",

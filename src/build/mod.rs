@@ -162,6 +162,7 @@ pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say:
     let log_path = records::log_path(&app.dir, id);
     let log = fs::File::create(&log_path).map_err(io_err("create", &log_path))?;
     let mut out = Output { log, say };
+    crate::state::events::emit(root, "pre-build", &[app.name.as_str()]);
     let work = root.join("tmp").join(format!("build-{}-{id}", app.name));
     let result = run_build(root, app, source, &work, &container, &mut record, &mut out);
     handover::take_back(&app.dir.join("cache"), &work.join("app"));
@@ -172,6 +173,7 @@ pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say:
         Ok(built) => {
             record.status = BuildStatus::Succeeded;
             record.image = Some(built.image.to_string());
+            crate::state::events::emit(root, "post-build", &[app.name.as_str(), &built.image.to_string()]);
         }
         Err(e) => {
             record.status = BuildStatus::Failed;

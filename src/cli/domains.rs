@@ -109,6 +109,9 @@ pub(super) fn update(ctx: &Ctx, locked: &LockedApp, change: impl FnOnce(&Setting
         apps::write_meta(locked, &before)?;
         return Err(e.into());
     }
+    if meta.domains != before.domains {
+        crate::state::events::emit(&ctx.root, "post-domains-update", &[locked.app.name.as_str()]);
+    }
     Ok(())
 }
 

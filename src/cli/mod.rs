@@ -19,6 +19,7 @@ mod containers;
 mod cron;
 mod dokku;
 mod domains;
+mod events;
 mod fields;
 mod git;
 mod images;
@@ -83,7 +84,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 27] {
+fn tables() -> [&'static [Command]; 28] {
     [
         apps::COMMANDS,
         app_json::COMMANDS,
@@ -96,6 +97,7 @@ fn tables() -> [&'static [Command]; 27] {
         config::COMMANDS,
         containers::COMMANDS,
         domains::COMMANDS,
+        events::COMMANDS,
         proxy::COMMANDS,
         ports::COMMANDS,
         nginx::COMMANDS,

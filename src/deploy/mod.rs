@@ -345,13 +345,16 @@ pub fn stop(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<(), Dep
         applogs::keep_retired(root, app, &process.id);
         control::remove(root, &process.id, true)?;
     }
+    crate::state::events::emit(root, "post-stop", &[app.name.as_str()]);
     Ok(())
 }
 
 /// `ps:start`: the current release's formation runs again.
 pub fn start(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<String, DeployError> {
     let release = current_release(app)?;
-    roll(root, app, &release, &Replace::Nothing, say)
+    let url = roll(root, app, &release, &Replace::Nothing, say)?;
+    crate::state::events::emit(root, "post-start", &[app.name.as_str()]);
+    Ok(url)
 }
 
 /// `ps:restore` for one app: whatever should run and does not (after a

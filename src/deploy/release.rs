@@ -13,8 +13,8 @@ use crate::build;
 use crate::image::{Digest, ImageRef, Store};
 use crate::model::checks::Check;
 use crate::model::scripts::Scripts;
-use crate::state::apps;
 use crate::state::releases::Release;
+use crate::state::{apps, events};
 
 /// What a release records besides its image: what the build (or the
 /// image's labels) says, and why it was made.
@@ -92,11 +92,17 @@ pub fn release_image(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf, 
     refuse_if_locked(app)?;
     let release = next_release(root, app, image, what)?;
     say(&format!("-----> Releasing {} v{}", app.name, release.version));
+    let version = format!("v{}", release.version);
+    let event = |name: &str| events::emit(root, name, &[app.name.as_str(), &version]);
     let mut step = |line: &str| say(&format!("-----> {line}"));
+    event("pre-release");
     before_start(root, app, &release, &mut step)?;
+    event("pre-deploy");
     let url = super::deploy(root, app, &release, &mut step)?;
     super::record_release(root, app, &release)?;
+    event("post-deploy");
     after_serving(root, app, &release, say)?;
+    event("post-release");
     say(&format!("=====> Application deployed: {url}"));
     Ok(())
 }

@@ -76,6 +76,7 @@ pub fn install(app: &App, cert: &[u8], key: &[u8]) -> Result<(), TlsError> {
         .map_err(|e| TlsError::Io(crate::state::PathIo { action: "write", path: e.path, source: e.source }))?;
     atomic::write_atomic(&cert_file(app), cert)
         .map_err(|e| TlsError::Io(crate::state::PathIo { action: "write", path: cert_file(app), source: e.source }))?;
+    crate::state::events::emit(&app.root(), "post-certs-update", &[app.name.as_str()]);
     Ok(())
 }
 
@@ -96,7 +97,9 @@ pub fn remove(app: &App) -> Result<(), TlsError> {
         return Err(TlsError::NoCert(app.name.clone()));
     }
     let dir = tls_dir(app);
-    std::fs::remove_dir_all(&dir).map_err(|source| TlsError::Io(crate::state::PathIo { action: "remove", path: dir, source }))
+    std::fs::remove_dir_all(&dir).map_err(|source| TlsError::Io(crate::state::PathIo { action: "remove", path: dir, source }))?;
+    crate::state::events::emit(&app.root(), "post-certs-update", &[app.name.as_str()]);
+    Ok(())
 }
 
 /// The app's certificate (the leaf), as DER.

@@ -65,6 +65,7 @@ pub fn run(root: &Path, name: &AppName, stdin: impl BufRead, say: &mut dyn FnMut
 pub fn deploy_revision(root: &Path, app: &App, revision: &str, say: &mut dyn FnMut(&str)) -> Result<(), HookError> {
     let cap = crate::state::settings::Settings::load(root)?.limits.archive_bytes;
     let short = &revision[..revision.len().min(7)];
+    crate::state::events::emit(root, "receive-app", &[app.name.as_str(), revision]);
     let source = root.join("tmp").join(format!("src-{}-{short}", app.name));
     let _ = std::fs::remove_dir_all(&source);
     std::fs::create_dir_all(&source).map_err(|e| crate::state::PathIo { action: "make", path: source.clone(), source: e })?;

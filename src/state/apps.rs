@@ -303,7 +303,9 @@ impl LockedApp {
     }
 
     pub fn write_config(&self, vars: &ConfigVars) -> Result<(), AppsError> {
-        Ok(atomic::write_secret(&self.app.env_file(), &vars.encode())?)
+        atomic::write_secret(&self.app.env_file(), &vars.encode())?;
+        super::events::emit(&self.app.root(), "post-config-update", &[self.app.name.as_str()]);
+        Ok(())
     }
 }
 
@@ -353,7 +355,9 @@ pub fn create(root: &Path, name: &AppName) -> Result<App, AppsError> {
     if filled.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
-    filled.map(|()| app)
+    filled?;
+    super::events::emit(root, "post-create", &[name.as_str()]);
+    Ok(app)
 }
 
 /// Every app, sorted by name. Temp and trash entries are not apps.
@@ -403,6 +407,7 @@ pub fn rename(root: &Path, from: &AppName, to: &AppName) -> Result<App, AppsErro
     fs::rename(&locked.app.dir, &target.dir).map_err(io_err("rename", &locked.app.dir))?;
     sync_dir(&apps_dir(root)).map_err(io_err("sync", &target.dir))?;
     super::grants::follow_app(root, from, Some(to))?;
+    super::events::emit(root, "post-app-rename", &[from.as_str(), to.as_str()]);
     Ok(target)
 }
 
@@ -415,5 +420,7 @@ pub fn destroy(root: &Path, name: &AppName) -> Result<(), AppsError> {
     fs::rename(&locked.app.dir, &trash).map_err(io_err("remove", &locked.app.dir))?;
     sync_dir(&apps_dir(root)).map_err(io_err("sync", &trash))?;
     super::grants::follow_app(root, name, None)?;
-    fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))
+    fs::remove_dir_all(&trash).map_err(io_err("remove", &trash))?;
+    super::events::emit(root, "post-delete", &[name.as_str()]);
+    Ok(())
 }

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod atomic;
 pub mod challenges;
 pub mod config;
+pub mod events;
 pub mod grants;
 pub mod lock;
 pub mod releases;

@@ -51,6 +51,14 @@ pub struct Settings {
     pub builder: BuilderGlobals,
     pub app_json: AppJsonGlobals,
     pub builds: BuildsGlobals,
+    pub events: EventsSettings,
+}
+
+/// `events:on`/`events:off`: whether the event log is written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsSettings {
+    pub enabled: bool,
 }
 
 // Dokku's global properties (`NAMESPACE:set --global KEY VALUE`): what an

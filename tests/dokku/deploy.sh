@@ -6,6 +6,7 @@
 set -euo pipefail
 APP=catmeow
 
+dokku events:on
 dokku apps:create "$APP"
 dokku config:set --global GLOBAL_GREETING=hello
 dokku config:set --no-restart "$APP" SECRET_WORD=meow
@@ -35,6 +36,7 @@ test "$(dokku config:get "$APP" SECRET_WORD)" = "meow"
 test "$(dokku config:get --global GLOBAL_GREETING)" = "hello"
 test "$(dokku --quiet run "$APP" printenv GLOBAL_GREETING)" = "hello"
 dokku --quiet apps:list | grep -qx "$APP"
+dokku events | grep -q "INVOKED: post-deploy( $APP v"
 test "$(dokku builds:report "$APP" --build-status)" = "succeeded"
 test "$(dokku builds:report "$APP" --builds-computed-retention)" = "10"
 test "$(dokku letsencrypt:report "$APP" --letsencrypt-computed-email)" = "ops@example.com"
