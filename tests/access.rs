@@ -126,6 +126,8 @@ const APP_COMMANDS: &[&str] = &[
     "ps:report",
     "ps:inspect",
     "run:list",
+    "run:logs",
+    "run:stop",
     "ps:set",
     "registry:set",
     "registry:report",

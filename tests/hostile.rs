@@ -540,6 +540,9 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["git:sync", "cat", &format!("file://{o}"), "-x"],
         &["git:sync", "cat", &format!("file://{o}"), "a..b"],
         &["events:on", "cat"],
+        &["run:logs", "cat", "-n", "x"],
+        &["run:logs", "--container", "nope"],
+        &["run:stop", "--container", "../x"],
         &["events", "--follow"],
         // Buildpack URLs.
         &["buildpacks:add", "cat", "file:///etc"],
@@ -666,6 +669,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "git:sync cat /etc",
         "git:sync cat file:///root/secret.git",
         "events:on",
+        "run:stop --container x",
         "events",
         "builds:prune --all-apps",
         "apps:create 'unterminated",

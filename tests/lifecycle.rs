@@ -105,6 +105,12 @@ fn scale_stop_start_restore_restart_and_rollback() {
         }
     });
     assert!(said, "run:detached output in containers:logs {id}");
+    // Dokku's run:logs and run:stop over the app's run containers.
+    assert!(host.ok(["run:logs", "catmeow", "-q"]).out().contains("detached hello"));
+    assert!(host.ok(["run:logs", "--container", &id, "-n", "5"]).out().contains("detached hello"));
+    let sleeper = host.ok(["run:detached", "catmeow", "sleep", "300"]).out().trim().to_owned();
+    assert!(!host.ok(["run:stop", "catmeow"]).out().is_empty());
+    assert!(!host.ok(["run:list", "catmeow"]).out().contains(&sleeper), "run:stop removes the app's run containers");
     assert_eq!(processes(&site, "catmeow").len(), 1, "one-off containers are not part of the formation");
 
     // Scale up: three web containers behind nginx and one worker, which nginx never sees.

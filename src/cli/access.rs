@@ -134,6 +134,8 @@ const APP_COMMANDS: &[&str] = &[
     "ps:report",
     "ps:inspect",
     "run:list",
+    "run:logs",
+    "run:stop",
     "proxy:rebuild",
     "proxy:build-config",
     "proxy:clear-config",

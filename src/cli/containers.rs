@@ -313,12 +313,29 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn logs(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let id = container_id(&args, 0)?;
-    let paths = ContainerDir::open(&ctx.root, &id)?;
+    print_log(ctx, &id, None, args.switch("-f") || args.switch("--follow"))
+}
+
+/// Prints a container's log (the last `lines` lines, or all of it) and,
+/// with `follow`, what is appended until the container ends for good.
+pub(super) fn print_log(ctx: &Ctx, id: &ContainerId, lines: Option<usize>, follow: bool) -> anyhow::Result<()> {
+    let paths = ContainerDir::open(&ctx.root, id)?;
     let path = paths.log_file();
     let mut file = std::fs::File::open(&path).with_context(|| format!("container {id} has no log yet"))?;
     let mut out = std::io::stdout();
-    std::io::copy(&mut file, &mut out)?;
-    if !(args.switch("-f") || args.switch("--follow")) {
+    match lines {
+        None => {
+            std::io::copy(&mut file, &mut out)?;
+        }
+        Some(n) => {
+            let mut all = Vec::new();
+            file.read_to_end(&mut all)?;
+            let body = all.strip_suffix(b"\n").unwrap_or(&all);
+            let start = body.iter().enumerate().rev().filter(|(_, b)| **b == b'\n').nth(n.saturating_sub(1)).map_or(0, |(i, _)| i + 1);
+            out.write_all(&all[if n == 0 { all.len() } else { start }..])?;
+        }
+    }
+    if !follow {
         return Ok(());
     }
     // Follow: print what is appended until the container ends for good.

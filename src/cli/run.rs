@@ -5,6 +5,7 @@ use anyhow::bail;
 
 use super::{Args, Command, Ctx};
 use crate::deploy::{self, processes};
+use crate::runtime::ContainerId;
 use crate::runtime::store::ContainerDir;
 use crate::runtime::{attached, control};
 use crate::state::apps;
@@ -33,6 +34,22 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &["--format"],
         run: list,
+    },
+    Command {
+        name: "run:logs",
+        usage: "APP|--container ID [-n NUM] [-q] [-t]",
+        about: "Recent output of the app's run containers (-n lines each, default 100; -q without name headers; -t follows one --container)",
+        switches: &["-q", "--quiet", "-t", "--tail"],
+        options: &["--container", "-n", "--num"],
+        run: logs,
+    },
+    Command {
+        name: "run:stop",
+        usage: "APP|--container ID",
+        about: "Stop and remove the app's run containers (or one of them)",
+        switches: &[],
+        options: &["--container"],
+        run: stop,
     },
     Command {
         name: "enter",
@@ -129,6 +146,61 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             row["status"].as_str().unwrap_or(""),
             row["command"].as_str().unwrap_or("")
         );
+    }
+    Ok(())
+}
+
+/// The run containers `run:logs`/`run:stop` act on: the app's, or the one
+/// `--container` names (by id or name) among every app's.
+fn run_containers(ctx: &Ctx, args: &Args) -> anyhow::Result<Vec<(ContainerId, String)>> {
+    let named = |id: &ContainerId| ContainerDir::new(&ctx.root, id).config().map(|c| c.name).unwrap_or_default();
+    let Some(wanted) = args.option_text("--container") else {
+        args.expect(1, 1)?;
+        let app = apps::open(&ctx.root, &args.app(0)?)?;
+        return Ok(processes::one_offs(&ctx.root, &app)
+            .into_iter()
+            .map(|id| {
+                let name = named(&id);
+                (id, name)
+            })
+            .collect());
+    };
+    args.expect(0, 0)?;
+    for name in apps::list(&ctx.root)? {
+        let app = apps::open(&ctx.root, &name)?;
+        if let Some(id) = processes::one_offs(&ctx.root, &app).into_iter().find(|id| id.as_str() == wanted || named(id) == wanted) {
+            let name = named(&id);
+            return Ok(vec![(id, name)]);
+        }
+    }
+    bail!("no run container {wanted:?}; run:list APP lists them")
+}
+
+fn logs(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let lines = match args.option_text("-n").or_else(|| args.option_text("--num")) {
+        None => 100,
+        Some(n) => n.parse::<usize>().map_err(|_| args.usage_error(&format!("-n takes a number of lines, not {n:?}")))?,
+    };
+    let follow = args.switch("-t") || args.switch("--tail");
+    let quiet = args.switch("-q") || args.switch("--quiet");
+    let containers = run_containers(ctx, &args)?;
+    if follow && containers.len() != 1 {
+        bail!("-t follows one run container: name it with --container");
+    }
+    for (id, name) in containers {
+        if !quiet {
+            println!("=====> {name}");
+        }
+        super::containers::print_log(ctx, &id, Some(lines), follow)?;
+    }
+    Ok(())
+}
+
+fn stop(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    for (id, name) in run_containers(ctx, &args)? {
+        control::stop(&ctx.root, &id)?;
+        control::remove(&ctx.root, &id, true)?;
+        println!("{name}");
     }
     Ok(())
 }
