@@ -328,8 +328,12 @@ pub(super) fn print_log(ctx: &Ctx, id: &ContainerId, lines: Option<usize>, follo
             std::io::copy(&mut file, &mut out)?;
         }
         Some(n) => {
+            // The last lines lie in the last few MiB however large the log grew.
+            const TAIL_BYTES: u64 = 8 << 20;
+            let len = file.metadata()?.len();
+            file.seek(std::io::SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
             let mut all = Vec::new();
-            file.read_to_end(&mut all)?;
+            (&mut file).take(TAIL_BYTES).read_to_end(&mut all)?;
             let body = all.strip_suffix(b"\n").unwrap_or(&all);
             let start = body.iter().enumerate().rev().filter(|(_, b)| **b == b'\n').nth(n.saturating_sub(1)).map_or(0, |(i, _)| i + 1);
             out.write_all(&all[if n == 0 { all.len() } else { start }..])?;

@@ -2,8 +2,6 @@
 //! per app event (post-create, pre-build, post-deploy, ...) to
 //! `$BERTH_ROOT/logs/events.log`; `events` shows its last lines.
 
-use anyhow::Context;
-
 use super::{Args, Command, Ctx};
 use crate::state::events::{EVENTS, log_file};
 use crate::state::settings::Settings;
@@ -36,14 +34,7 @@ fn show(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let on = Settings::load(&ctx.root)?.events.enabled;
         anyhow::bail!("no events logged yet{}", if on { "" } else { "; turn the log on with events:on" });
     }
-    let mut tail = std::process::Command::new("tail");
-    tail.args(["-n", "100"]);
-    if args.switch("-t") || args.switch("--tail") {
-        tail.arg("-F");
-    }
-    let status = tail.arg("--").arg(&file).status().context("cannot run tail")?;
-    anyhow::ensure!(status.success(), "tail could not read {}", file.display());
-    Ok(())
+    super::tail_file(&file, args.switch("-t") || args.switch("--tail"))
 }
 
 fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -426,6 +426,20 @@ mod tests {
     }
 }
 
+/// The last 100 lines of a log file through `tail` (argv only); `follow`
+/// keeps printing what is appended, across rotations.
+pub fn tail_file(file: &std::path::Path, follow: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut tail = std::process::Command::new("tail");
+    tail.args(["-n", "100"]);
+    if follow {
+        tail.arg("-F");
+    }
+    let status = tail.arg("--").arg(file).status().context("cannot run tail")?;
+    anyhow::ensure!(status.success(), "tail could not read {}", file.display());
+    Ok(())
+}
+
 /// Dokku's guard on destructive commands: the user types the name back,
 /// unless `--force` is on the line.
 pub fn confirm_destroy(args: &Args, what: &str, name: &str) -> anyhow::Result<()> {

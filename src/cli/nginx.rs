@@ -199,17 +199,7 @@ fn nginx_logs(ctx: &Ctx, args: Args, access: bool) -> anyhow::Result<()> {
     if !std::path::Path::new(&file).is_file() {
         bail!("{file} does not exist yet: nginx writes it once the app has answered a request");
     }
-    let follow = args.switch("-t") || args.switch("--tail");
-    let mut tail = std::process::Command::new("tail");
-    tail.args(["-n", "100"]);
-    if follow {
-        tail.arg("-F");
-    }
-    let status = tail.arg("--").arg(&file).status().context("cannot run tail")?;
-    if !status.success() {
-        bail!("tail could not read {file}");
-    }
-    Ok(())
+    super::tail_file(std::path::Path::new(&file), args.switch("-t") || args.switch("--tail"))
 }
 
 fn nginx_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -154,21 +154,24 @@ fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The apps whose mounts use `entry`'s directory.
-fn mounted_by(ctx: &Ctx, entry: &Entry) -> anyhow::Result<Vec<AppName>> {
-    let mut users = Vec::new();
+/// Every app's mounts, read once for all the entries a command looks at.
+fn all_mounts(ctx: &Ctx) -> anyhow::Result<Vec<(AppName, Vec<BindMount>)>> {
+    let mut mounts = Vec::new();
     for name in apps::list(&ctx.root)? {
-        let meta = apps::meta(&apps::open(&ctx.root, &name)?)?;
-        if meta.storage.iter().any(|m| m.source == entry.host_path) {
-            users.push(name);
-        }
+        let storage = apps::meta(&apps::open(&ctx.root, &name)?)?.storage;
+        mounts.push((name, storage));
     }
-    Ok(users)
+    Ok(mounts)
 }
 
-fn entry_json(ctx: &Ctx, entry: &Entry) -> anyhow::Result<serde_json::Value> {
-    let apps: Vec<String> = mounted_by(ctx, entry)?.iter().map(ToString::to_string).collect();
-    Ok(serde_json::json!({
+/// The apps whose mounts use `entry`'s directory.
+fn mounted_by(mounts: &[(AppName, Vec<BindMount>)], entry: &Entry) -> Vec<AppName> {
+    mounts.iter().filter(|(_, m)| m.iter().any(|m| m.source == entry.host_path)).map(|(name, _)| name.clone()).collect()
+}
+
+fn entry_json(mounts: &[(AppName, Vec<BindMount>)], entry: &Entry) -> serde_json::Value {
+    let apps: Vec<String> = mounted_by(mounts, entry).iter().map(ToString::to_string).collect();
+    serde_json::json!({
         "name": entry.name.as_str(),
         "scheduler": "berth",
         "host_path": entry.host_path,
@@ -177,13 +180,13 @@ fn entry_json(ctx: &Ctx, entry: &Entry) -> anyhow::Result<serde_json::Value> {
         "reclaim_policy": format!("{:?}", entry.reclaim_policy),
         "created_at": entry.created_at,
         "apps": apps,
-    }))
+    })
 }
 
 fn info(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let entry = entries::load(&ctx.root, &entry_arg(&args, 0)?)?;
-    let json = entry_json(ctx, &entry)?;
+    let json = entry_json(&all_mounts(ctx)?, &entry);
     if wants_json(&args)? {
         return print_json(&json);
     }
@@ -204,7 +207,8 @@ fn list_entries(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(0, 0)?;
     let all = entries::list(&ctx.root)?;
     if wants_json(&args)? {
-        let rows = all.iter().map(|e| entry_json(ctx, e)).collect::<anyhow::Result<Vec<_>>>()?;
+        let mounts = all_mounts(ctx)?;
+        let rows: Vec<serde_json::Value> = all.iter().map(|e| entry_json(&mounts, e)).collect();
         return print_json(&rows);
     }
     println!("=====> Storage entries");
@@ -229,7 +233,7 @@ fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn destroy(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let entry = entries::load(&ctx.root, &entry_arg(&args, 0)?)?;
-    let users = mounted_by(ctx, &entry)?;
+    let users = mounted_by(&all_mounts(ctx)?, &entry);
     if !users.is_empty() {
         let names: Vec<String> = users.iter().map(ToString::to_string).collect();
         bail!("storage entry {} is mounted by {}; storage:unmount it first", entry.name, names.join(", "));
