@@ -73,6 +73,11 @@ impl App {
         self.dir.ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()
     }
 
+    /// The app's bare git repository.
+    pub fn repo_dir(&self) -> PathBuf {
+        self.dir.join("repo.git")
+    }
+
     pub fn env_file(&self) -> PathBuf {
         self.dir.join("env")
     }

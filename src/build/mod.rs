@@ -6,6 +6,7 @@ pub mod appjson;
 pub mod buildpacks;
 pub mod confined;
 mod driver;
+mod gitdir;
 pub mod handover;
 mod layout;
 pub mod procfile;
@@ -35,7 +36,8 @@ use crate::runtime::{ContainerConfig, ContainerId, Limits, RestartPolicy};
 use crate::state::config::ConfigVars;
 
 const LAUNCHER: &str = include_str!("launcher.sh");
-const STACK: &str = "bookworm";
+/// The stack an app builds on when neither it nor the host names one.
+pub const DEFAULT_STACK: &str = "bookworm";
 const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Paths inside /app that always go to the dependency layer when present.
@@ -81,6 +83,8 @@ pub enum BuildError {
     LocalBuildpack(String),
     #[error(transparent)]
     Io(#[from] crate::state::PathIo),
+    #[error("cannot give the build a .git at {revision}: {why}")]
+    GitDir { revision: String, why: String },
     #[error("cannot hand {0} to the app's user (chown failed)")]
     Chown(PathBuf),
     #[error("cannot copy the source from {0}")]
@@ -231,6 +235,7 @@ const OUTPUT_CAP: u64 = 1 << 20;
 
 /// The stack's two images, as a build uses them.
 struct Stack {
+    name: String,
     store: Store,
     build_ref: ImageRef,
     build: crate::image::store::Image,
@@ -238,13 +243,14 @@ struct Stack {
 }
 
 impl Stack {
-    fn open(root: &Path) -> Result<Stack, BuildError> {
+    /// The stack `name` (buildpacks:set-property stack), else the default.
+    fn open(root: &Path, name: Option<&str>) -> Result<Stack, BuildError> {
         let store = Store::open(root)?;
-        let build_ref = ImageRef::new("berth/stack-build", STACK).expect("valid");
-        let run_ref = ImageRef::new("berth/stack-run", STACK).expect("valid");
+        let name = crate::stack::StackName::parse(name.unwrap_or(DEFAULT_STACK)).map_err(|e| BuildError::NoStack(e.to_string()))?;
+        let (build_ref, run_ref) = (name.build_image(), name.run_image());
         let build = store.image(&build_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
         let run = store.image(&run_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
-        Ok(Stack { store, build_ref, build, run })
+        Ok(Stack { name: name.to_string(), store, build_ref, build, run })
     }
 }
 
@@ -281,11 +287,18 @@ fn run_build(
     out: &mut Output,
 ) -> Result<Built, BuildError> {
     let started = Instant::now();
-    let stack = Stack::open(root)?;
+    let meta = crate::state::apps::meta_in_effect(app, &crate::state::settings::Settings::load(root)?)?;
+    let stack = Stack::open(root, meta.stack.as_deref())?;
+    cache_for_stack(app, &stack.name, out)?;
     let vars = ConfigVars::load(&app.env_file())?;
     let layout = Layout::of(root, app)?;
+    let git = meta.git;
     let tree = prepare(root, app, &layout.source(source)?, work, &vars)?;
-    let mut phases = sandbox(root, app, &stack, &tree, &vars, container, record, out)?;
+    if let Some(revision) = record.revision.as_deref().filter(|_| git.keep_git_dir == Some(true)) {
+        gitdir::attach(&app.repo_dir(), revision, &tree.app)?;
+        chown_app_user(&tree.app, tree.uid)?;
+    }
+    let mut phases = sandbox(root, app, &stack, &tree, &vars, git.rev_var(), container, record, out)?;
     let outputs = read_outputs(&tree, &layout, record)?;
     write_launcher(&tree.app, &outputs.process_types)?;
     out.line("-----> Writing image layers");
@@ -305,6 +318,28 @@ fn run_build(
     record.phases = phases;
     let Outputs { process_types, formation, healthchecks, scripts, cron, env, .. } = outputs;
     Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts, cron, env })
+}
+
+/// A build cache made on another stack holds binaries for other
+/// libraries: a stack change starts the cache afresh. Caches from before
+/// stacks could be chosen were made on the default one.
+fn cache_for_stack(app: &App, stack: &str, out: &mut Output) -> Result<(), BuildError> {
+    let marker = app.dir.join("cache-stack");
+    let before = fs::read_to_string(&marker).unwrap_or_else(|_| DEFAULT_STACK.to_owned());
+    if before.trim() == stack {
+        return Ok(());
+    }
+    let cache = app.dir.join("cache");
+    if cache.exists() {
+        out.line(&format!("-----> The stack changed from {} to {stack}: starting with an empty build cache", before.trim()));
+        fs::remove_dir_all(&cache).map_err(io_err("empty", &cache))?;
+    }
+    crate::state::atomic::write_atomic(&marker, stack.as_bytes()).map_err(|e| crate::state::PathIo {
+        action: "write",
+        path: e.path,
+        source: e.source,
+    })?;
+    Ok(())
 }
 
 /// The work tree: a copy of the source and the cached trees handed over,
@@ -385,6 +420,7 @@ fn sandbox(
     stack: &Stack,
     tree: &WorkTree,
     vars: &ConfigVars,
+    rev_var: Option<&str>,
     container: &str,
     record: &BuildRecord,
     out: &mut Output,
@@ -394,10 +430,12 @@ fn sandbox(
     let defaults = stack.build.config.config().clone().unwrap_or_default();
     let mut env = defaults.env().clone().unwrap_or_default();
     env.retain(|e| !e.starts_with("HOME="));
-    env.extend(["HOME=/app".to_owned(), format!("STACK={STACK}"), "CI=true".to_owned()]);
-    // The pushed commit, as Heroku (SOURCE_VERSION) and Dokku (GIT_REV) name it.
+    env.extend(["HOME=/app".to_owned(), format!("STACK={}", stack.name), "CI=true".to_owned()]);
+    // The pushed commit, as Heroku (SOURCE_VERSION) and Dokku (GIT_REV, or
+    // the app's rev-env-var) name it.
     if let Some(rev) = record.revision.as_deref().filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_hexdigit())) {
-        env.extend([format!("SOURCE_VERSION={rev}"), format!("GIT_REV={rev}")]);
+        env.push(format!("SOURCE_VERSION={rev}"));
+        env.extend(rev_var.map(|name| format!("{name}={rev}")));
     }
     env.extend(driver::driver_env());
     for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
@@ -424,7 +462,7 @@ fn sandbox(
         terminal: false,
         log_max_bytes: None,
     };
-    out.line(&format!("-----> Building {} (build {}) with the {STACK} stack", app.name, record.id));
+    out.line(&format!("-----> Building {} (build {}) with the {} stack", app.name, record.id, stack.name));
     let mut progress = driver::Progress::new();
     let finished = oneshot::run(root, &config, Some(Duration::from_secs(settings.timeout_secs)), &mut |_stream, line| {
         let text = String::from_utf8_lossy(line);

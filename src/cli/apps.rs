@@ -29,11 +29,19 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "apps:report",
-        usage: "APP [--format json] [--FIELD]",
+        usage: "APP|--global [--format json] [--FIELD]",
         about: "Show an app's state",
-        switches: &[],
+        switches: &["--global"],
         options: &["--format"],
         run: report,
+    },
+    Command {
+        name: "apps:set",
+        usage: "--global disable-autocreation [true|false]",
+        about: "Refuse pushes to apps that do not exist yet (apps:create first); no value: the default, false",
+        switches: &["--global"],
+        options: &[],
+        run: set,
     },
     Command {
         name: "apps:info",
@@ -126,9 +134,36 @@ fn deploying(app: &crate::app::App) -> bool {
     app.lock_file().exists() && matches!(FileLock::try_acquire(&app.lock_file()), Err(LockError::Busy))
 }
 
+fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
+    if key != "disable-autocreation" {
+        bail!("{key:?} is not an apps property (disable-autocreation)");
+    }
+    if app.is_some() {
+        bail!("disable-autocreation is a global property: apps:set --global disable-autocreation true");
+    }
+    let value = match args.text(at + 1).as_deref() {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => bail!("disable-autocreation must be true or false, not {other:?}"),
+    };
+    crate::state::settings::Settings::update(&ctx.root, |s| s.apps.disable_autocreation = value)?;
+    let now = if value == Some(true) { "are refused until apps:create" } else { "create the app" };
+    println!("-----> Pushes to apps that do not exist {now}");
+    Ok(())
+}
+
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let autocreation = crate::state::settings::Settings::load(&ctx.root)?.apps.disable_autocreation.map(|b| b.to_string());
+    let Some(name) = args.target()?.0 else {
+        args.expect(0, 0)?;
+        Report::new("app", "--global").global_setting("disable-autocreation", autocreation, "false").print(&args)?;
+        return Ok(());
+    };
     args.expect(1, 1)?;
-    let name = args.app(0)?;
     let app = apps::open(&ctx.root, &name)?;
     let meta = apps::meta(&app)?;
     let vars = crate::state::config::ConfigVars::load(&app.env_file())?;
@@ -140,6 +175,7 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .field("app-locked", meta.deploy_locked)
         .field("app-deploying", deploying(&app))
         .field("app-config-vars", vars.0.len())
+        .field("app-global-disable-autocreation", autocreation.unwrap_or_default())
         .extra("name", name.to_string().into())
         .extra("config_vars", vars.0.len().into())
         .extra("created_at", meta.created_at.clone().into())

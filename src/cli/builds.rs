@@ -1,5 +1,5 @@
-//! `builds:*`, `buildpacks:*` and `repo:purge-cache`: building apps with
-//! buildpacks and the records of those builds.
+//! `builds:*` and `repo:purge-cache`: building apps and the records of
+//! those builds.
 
 use std::path::PathBuf;
 
@@ -8,12 +8,12 @@ use anyhow::{Context, bail};
 use super::fields::{Report, report_apps};
 use super::{Args, Command, Ctx, UsageError, print_json, wants_json};
 use crate::app::AppName;
-use crate::build::buildpacks::{self, Source};
+use crate::build::buildpacks::Source;
 use crate::build::records::{self, BuildRecord, BuildStatus};
 use crate::build::settings::{self, BuildSettings};
 use crate::runtime::{ContainerId, NetworkMode, launch};
+use crate::state::apps;
 use crate::state::settings::Settings;
-use crate::state::{apps, atomic};
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -74,39 +74,6 @@ pub const COMMANDS: &[Command] = &[
         run: report,
     },
     Command { name: "repo:purge-cache", usage: "APP", about: "Empty the app's build cache", switches: &[], options: &[], run: purge_cache },
-    Command {
-        name: "buildpacks:list",
-        usage: "APP",
-        about: "List the app's buildpacks (empty: detected)",
-        switches: &[],
-        options: &[],
-        run: bp_list,
-    },
-    Command {
-        name: "buildpacks:add",
-        usage: "APP REF [--index N]",
-        about: "Add a buildpack: built-in name, absolute path or git URL[#ref]",
-        switches: &[],
-        options: &["--index"],
-        run: bp_add,
-    },
-    Command {
-        name: "buildpacks:set",
-        usage: "APP REF...",
-        about: "Use exactly these buildpacks, in order",
-        switches: &[],
-        options: &[],
-        run: bp_set,
-    },
-    Command { name: "buildpacks:remove", usage: "APP REF", about: "Remove one buildpack", switches: &[], options: &[], run: bp_remove },
-    Command {
-        name: "buildpacks:clear",
-        usage: "APP",
-        about: "Go back to detection among the built-ins",
-        switches: &[],
-        options: &[],
-        run: bp_clear,
-    },
 ];
 
 fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -304,7 +271,7 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let settings = BuildSettings::load(&app.dir);
         let latest = records::list(&app.dir).pop();
         let of_latest = |f: fn(&BuildRecord) -> String| latest.as_ref().map(f).unwrap_or_default();
-        let buildpacks = read_list(&app.dir)?.iter().map(Source::label).collect::<Vec<_>>().join(", ");
+        let buildpacks = super::buildpacks::read_list(&app.dir)?.iter().map(Source::label).collect::<Vec<_>>().join(", ");
         Report::new("builds", &name)
             .field("build-id", of_latest(|b| b.id.to_string()))
             .field("build-kind", of_latest(|_| "build".into()))
@@ -330,80 +297,4 @@ fn purge_cache(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     println!("-----> Build cache of {} purged", locked.app.name);
     Ok(())
-}
-
-fn read_list(app_dir: &std::path::Path) -> anyhow::Result<Vec<Source>> {
-    Ok(buildpacks::parse_list(&std::fs::read_to_string(settings::buildpacks_file(app_dir)).unwrap_or_default())?)
-}
-
-fn write_list(app_dir: &std::path::Path, list: &[Source]) -> anyhow::Result<()> {
-    let text: String = list.iter().map(|s| format!("{}\n", s.label())).collect();
-    atomic::write_atomic(&settings::buildpacks_file(app_dir), text.as_bytes())?;
-    Ok(())
-}
-
-fn bp_list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
-    println!("=====> {} buildpack urls", app.name);
-    for source in read_list(&app.dir)? {
-        println!("{}", source.label());
-    }
-    Ok(())
-}
-
-fn source_arg(args: &Args, i: usize) -> anyhow::Result<Source> {
-    let raw = args.get(i).ok_or_else(|| args.usage_error("missing REF"))?;
-    Ok(Source::parse(&raw.to_string_lossy())?)
-}
-
-fn bp_add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(2, 2)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let source = source_arg(&args, 1)?;
-    let mut list = read_list(&locked.app.dir)?;
-    if list.contains(&source) {
-        bail!("buildpack {} is already set for {}", source.label(), locked.app.name);
-    }
-    let index = match args.option("--index") {
-        Some(i) => {
-            i.to_string_lossy()
-                .parse::<usize>()
-                .ok()
-                .filter(|i| *i >= 1)
-                .ok_or_else(|| UsageError("--index is a position from 1".into()))?
-                - 1
-        }
-        None => list.len(),
-    };
-    list.insert(index.min(list.len()), source);
-    write_list(&locked.app.dir, &list)
-}
-
-fn bp_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    if args.positional().len() < 2 {
-        return Err(args.usage_error("missing REF").into());
-    }
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let list = (1..args.positional().len()).map(|i| source_arg(&args, i)).collect::<anyhow::Result<Vec<_>>>()?;
-    write_list(&locked.app.dir, &list)
-}
-
-fn bp_remove(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(2, 2)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let source = source_arg(&args, 1)?;
-    let mut list = read_list(&locked.app.dir)?;
-    let before = list.len();
-    list.retain(|s| *s != source);
-    if list.len() == before {
-        bail!("buildpack {} is not set for {}", source.label(), locked.app.name);
-    }
-    write_list(&locked.app.dir, &list)
-}
-
-fn bp_clear(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    write_list(&locked.app.dir, &[])
 }

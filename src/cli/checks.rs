@@ -43,6 +43,14 @@ pub const COMMANDS: &[Command] = &[
         run: set,
     },
     Command {
+        name: "checks:run",
+        usage: "APP [TYPE,...]",
+        about: "Run the current release's health checks against the running containers now (default: all types)",
+        switches: &[],
+        options: &[],
+        run: run_now,
+    },
+    Command {
         name: "checks:report",
         usage: "APP|--global [--format json] [--FIELD]",
         about: "Check settings and the current release's health checks",
@@ -51,6 +59,47 @@ pub const COMMANDS: &[Command] = &[
         run: report,
     },
 ];
+
+/// Checks each running container of the chosen types as a deploy would:
+/// its release's health checks, else for web one GET, else that it is up.
+fn run_now(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    use crate::deploy::{WEB_PORT, checks, processes};
+    let wanted = types(&args)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let Some(release) = crate::state::releases::latest(&app.dir) else { bail!("{} has no release to check", app.name) };
+    let chosen = |p: &processes::Process| wanted.iter().any(|w| w == ALL_PROCESSES || *w == p.process);
+    let running: Vec<processes::Process> = processes::of_app(&ctx.root, &app).into_iter().filter(|p| chosen(p)).collect();
+    if running.is_empty() {
+        bail!("{} runs no container of {}", app.name, wanted.join(","));
+    }
+    let mut failed = 0;
+    for process in &running {
+        let name = format!("{}.{}", process.process, process.index);
+        let checks = release.healthchecks.get(&process.process).cloned().unwrap_or_default();
+        let address = process.state.address.as_deref().and_then(|a| a.parse().ok()).filter(|_| process.is_up());
+        let outcome = match address {
+            None => Err("it is not running".to_owned()),
+            Some(address) if checks.is_empty() && process.process == "web" => {
+                checks::first_answer(address, WEB_PORT, std::time::Duration::from_secs(10)).map_err(|e| e.to_string())
+            }
+            Some(address) => checks
+                .iter()
+                .try_for_each(|check| checks::run(check, address, WEB_PORT, &mut |line| println!("       {line}")))
+                .map_err(|e| e.to_string()),
+        };
+        match outcome {
+            Ok(()) => println!("-----> {name}: checks passed"),
+            Err(why) => {
+                failed += 1;
+                println!("-----> {name}: {why}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} containers of {} failed their checks", running.len(), app.name);
+    }
+    Ok(())
+}
 
 /// `web,worker` (or nothing: every type), checked.
 fn types(args: &Args) -> anyhow::Result<Vec<String>> {

@@ -42,10 +42,18 @@ pub const COMMANDS: &[Command] = &[
         run: resume,
     },
     Command {
+        name: "cron:set",
+        usage: "APP|--global maintenance [true|false]",
+        about: "Hold every job of the app (--global: of every app) off its schedule; no value: the default, false",
+        switches: &["--global"],
+        options: &[],
+        run: set,
+    },
+    Command {
         name: "cron:report",
-        usage: "APP [--format json] [--FIELD]",
-        about: "How many jobs the app has and which are suspended",
-        switches: &[],
+        usage: "APP|--global [--format json] [--FIELD]",
+        about: "How many jobs the app has, which are suspended, and maintenance",
+        switches: &["--global"],
         options: &["--format"],
         run: report,
     },
@@ -138,12 +146,41 @@ fn switch(ctx: &Ctx, args: Args, suspend: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (app, at) = args.target()?;
+    args.expect(at + 1, at + 2)?;
+    let key = args.text(at).unwrap_or_default();
+    match key.as_str() {
+        "maintenance" => {}
+        "mailto" | "mailfrom" => bail!("berth sends no mail: a job's output goes to its log (logs APP -p cron.ID)"),
+        other => bail!("{other:?} is not a cron property (maintenance)"),
+    }
+    let value = match args.text(at + 1).as_deref() {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => bail!("maintenance must be true or false, not {other:?}"),
+    };
+    let whose = app.as_ref().map_or("every app".to_owned(), ToString::to_string);
+    super::fields::store(ctx, app, |s| s.cron.maintenance = value, |m| m.cron_maintenance = value)?;
+    let state = if value == Some(true) { "held off their schedules" } else { "on their schedules" };
+    println!("-----> The cron jobs of {whose} are {state}");
+    Ok(())
+}
+
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let global = crate::state::settings::Settings::load(&ctx.root)?.cron.maintenance.map(|b| b.to_string());
+    let Some(name) = args.target()?.0 else {
+        args.expect(0, 0)?;
+        Report::new("cron", "--global").global_setting("maintenance", global, "false").print(&args)?;
+        return Ok(());
+    };
     args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let app = apps::open(&ctx.root, &name)?;
     let jobs = cron::jobs(&app)?;
     let suspended: Vec<String> = jobs.iter().filter(|(_, s)| *s).map(|(j, _)| j.id()).collect();
     Report::new("cron", &app.name)
+        .setting("maintenance", apps::meta(&app)?.cron_maintenance.map(|b| b.to_string()), global, "false")
         .field("cron-task-count", jobs.len())
         .field("cron-suspended", if suspended.is_empty() { "none".to_owned() } else { suspended.join(" ") })
         .print(&args)?;

@@ -2,7 +2,7 @@
 //! apps live under. Every change rewrites the app's server block at once;
 //! a name nginx could trip on is refused before anything is written.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::fields::Report;
 use super::{Args, Command, Ctx, print_json, wants_json};
@@ -44,6 +44,22 @@ pub const COMMANDS: &[Command] = &[
         switches: &[],
         options: &[],
         run: reset,
+    },
+    Command {
+        name: "domains:disable",
+        usage: "APP|--all",
+        about: "Serve the app by port instead of by name (a port of its own unless ports:set gives one)",
+        switches: &["--all"],
+        options: &[],
+        run: disable,
+    },
+    Command {
+        name: "domains:enable",
+        usage: "APP|--all",
+        about: "Serve the app by its names again",
+        switches: &["--all"],
+        options: &[],
+        run: enable,
     },
     Command {
         name: "domains:report",
@@ -193,6 +209,50 @@ fn reset(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     show_names(ctx, &locked)
 }
 
+/// The apps a `domains:enable|disable APP|--all` covers.
+fn apps_or_all(ctx: &Ctx, args: &Args) -> anyhow::Result<Vec<crate::app::AppName>> {
+    if args.switch("--all") {
+        args.expect(0, 0)?;
+        return Ok(apps::list(&ctx.root)?);
+    }
+    args.expect(1, 1)?;
+    Ok(vec![args.app(0)?])
+}
+
+fn disable(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    for name in apps_or_all(ctx, &args)? {
+        let locked = apps::lock(&ctx.root, &name)?;
+        let port = match apps::meta(&locked.app)?.vhost_port {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        update(ctx, &locked, |_, meta| {
+            meta.vhost_disabled = true;
+            meta.vhost_port = Some(port);
+        })?;
+        let settings = Settings::load(&ctx.root)?;
+        let ports: Vec<String> = proxy::port_maps(&settings, &apps::meta(&locked.app)?).iter().map(|m| m.host.to_string()).collect();
+        println!("-----> {name} is served by port ({}), whatever the host name", ports.join(", "));
+    }
+    Ok(())
+}
+
+fn enable(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    for name in apps_or_all(ctx, &args)? {
+        let locked = apps::lock(&ctx.root, &name)?;
+        update(ctx, &locked, |_, meta| meta.vhost_disabled = false)?;
+        show_names(ctx, &locked)?;
+    }
+    Ok(())
+}
+
+/// A TCP port nothing listens on now, as Dokku picks one for a
+/// vhost-disabled app; the app keeps it from then on.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind(("0.0.0.0", 0)).context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let app = apps::open(&ctx.root, &args.app(0)?)?;
@@ -200,8 +260,8 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let meta = apps::meta(&app)?;
     let names = proxy::server_names(&settings, &app, &meta);
     Report::new("domains", &app.name)
-        .field("domains-app-enabled", !meta.proxy_disabled && !names.is_empty())
-        .field("domains-app-vhosts", names.join(" "))
+        .field("domains-app-enabled", !meta.proxy_disabled && !meta.vhost_disabled && !names.is_empty())
+        .field("domains-app-vhosts", if meta.vhost_disabled { String::new() } else { names.join(" ") })
         .field("domains-global-enabled", !settings.global_domains().is_empty())
         .field("domains-global-vhosts", settings.global_domains().join(" "))
         .print(&args)?;

@@ -18,6 +18,7 @@ pub const REPORTS: &[&str] = &[
     "apps:info",
     "app-json:report",
     "builder:report",
+    "buildpacks:report",
     "builds:report",
     "certs:report",
     "checks:report",

@@ -2,6 +2,7 @@
 //! `ssh-command` (every key's forced command) and `git-hook` (pre-receive).
 
 use std::ffi::OsString;
+use std::io::Read;
 
 use anyhow::{Context, bail};
 
@@ -11,16 +12,18 @@ use super::{Args, Caller, Command, Ctx, UsageError, print_json, wants_json};
 use crate::app::AppName;
 use crate::git::command::{self, split};
 use crate::git::keys;
+use crate::git::remote_auth::{self, GitHome, GitHost};
 use crate::git::{hook, repo};
+use crate::state::apps::AppMeta;
 use crate::state::grants::{self, Grant, Grants};
-use crate::state::settings::Settings;
+use crate::state::settings::{GitGlobals, Settings};
 use crate::state::{apps, releases};
 
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "git:set",
-        usage: "APP|--global deploy-branch [BRANCH]",
-        about: "Deploy pushes to BRANCH (default: main or master; no BRANCH: unset)",
+        usage: "APP|--global KEY [VALUE]",
+        about: "Set or clear deploy-branch, rev-env-var, keep-git-dir, archive-max-files, archive-max-size or source-image",
         switches: &["--global"],
         options: &[],
         run: git_set,
@@ -40,6 +43,62 @@ pub const COMMANDS: &[Command] = &[
         switches: &["--build", "--build-if-changes", "--skip-deploy-branch"],
         options: &[],
         run: sync,
+    },
+    Command {
+        name: "git:initialize",
+        usage: "APP",
+        about: "Make the app's repository and its deploy hook (again), as a push would",
+        switches: &[],
+        options: &[],
+        run: initialize,
+    },
+    Command {
+        name: "git:status",
+        usage: "APP",
+        about: "The deploy branch's commit and whether the running release is built from it",
+        switches: &[],
+        options: &[],
+        run: status,
+    },
+    Command {
+        name: "git:auth",
+        usage: "HOST [USER [PASSWORD]]",
+        about: "Log in to HOST as USER when fetching over https (password from stdin if not given); no USER: forget HOST",
+        switches: &[],
+        options: &[],
+        run: auth,
+    },
+    Command {
+        name: "git:auth-status",
+        usage: "HOST [USER [PASSWORD]]",
+        about: "Exit 0 if HOST's login is USER with PASSWORD (no USER: if there is none), else 1",
+        switches: &[],
+        options: &[],
+        run: auth_status,
+    },
+    Command {
+        name: "git:allow-host",
+        usage: "HOST[:PORT]",
+        about: "Trust HOST's ssh host keys (ssh-keyscan) for fetches over ssh",
+        switches: &[],
+        options: &[],
+        run: allow_host,
+    },
+    Command {
+        name: "git:generate-deploy-key",
+        usage: "",
+        about: "Make the ed25519 key berth fetches over ssh with (kept if one exists)",
+        switches: &[],
+        options: &[],
+        run: generate_deploy_key,
+    },
+    Command {
+        name: "git:public-key",
+        usage: "",
+        about: "Print the deploy key's public half, to add to a git server",
+        switches: &[],
+        options: &[],
+        run: public_key,
     },
     Command {
         name: "ps:rebuild",
@@ -82,10 +141,24 @@ pub const INTERNAL: &[&str] = &["ssh-command", "git-hook", "shim"];
 fn git_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (app, at) = args.target()?;
     args.expect(at + 1, at + 2)?;
-    if args.text(at).as_deref() != Some("deploy-branch") {
-        return Err(UsageError("the only git setting is deploy-branch".into()).into());
+    let key = args.text(at).unwrap_or_default();
+    let value = args.text(at + 1);
+    if key == "deploy-branch" {
+        return set_deploy_branch(ctx, app, value);
     }
-    let branch = args.text(at + 1);
+    // Checked on a scratch copy first: a bad value changes nothing.
+    crate::model::git_props::GitProps::default().set(&key, value.as_deref())?;
+    let set = |props: &mut crate::model::git_props::GitProps| props.set(&key, value.as_deref()).expect("checked above");
+    let whose = app.as_ref().map_or("every app".to_owned(), ToString::to_string);
+    super::fields::store(ctx, app, |s| set(&mut s.git.props), |m| set(&mut m.git))?;
+    match value {
+        Some(value) => println!("-----> Set {key} to {value:?} for {whose}"),
+        None => println!("-----> Unset {key} for {whose}"),
+    }
+    Ok(())
+}
+
+fn set_deploy_branch(ctx: &Ctx, app: Option<AppName>, branch: Option<String>) -> anyhow::Result<()> {
     if let Some(branch) = &branch {
         let valid = !branch.is_empty()
             && !branch.starts_with('-')
@@ -96,19 +169,8 @@ fn git_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             bail!("{branch:?} is not a branch name berth accepts (A-Z, a-z, 0-9, '.', '_', '/', '-')");
         }
     }
-    let whose = match app {
-        None => {
-            Settings::update(&ctx.root, |s| s.git.deploy_branch = branch.clone())?;
-            "every app".to_owned()
-        }
-        Some(name) => {
-            let locked = apps::lock(&ctx.root, &name)?;
-            let mut meta = apps::meta(&locked.app)?;
-            meta.deploy_branch = branch.clone();
-            apps::write_meta(&locked, &meta)?;
-            name.to_string()
-        }
-    };
+    let whose = app.as_ref().map_or("every app".to_owned(), ToString::to_string);
+    super::fields::store(ctx, app, |s| s.git.deploy_branch = branch.clone(), |m| m.deploy_branch = branch.clone())?;
     match branch {
         Some(branch) => println!("-----> Pushes to {branch} deploy {whose}"),
         None => println!("-----> Pushes to main or master deploy {whose}"),
@@ -116,11 +178,14 @@ fn git_set(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Dokku's git-* fields: each property's app, global and computed value
+/// (archive limits only global and computed; rev-env-var and source-image
+/// only as they apply), then what the repository says.
 fn git_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let global = Settings::load(&ctx.root)?.git.deploy_branch;
+    let host = Settings::load(&ctx.root)?.git;
     let (Some(name), _) = args.target()? else {
         args.expect(0, 0)?;
-        Report::new("git", "--global").global_setting("deploy-branch", global, "main").print(&args)?;
+        git_fields(Report::new("git", "--global"), None, &host).print(&args)?;
         return Ok(());
     };
     args.expect(1, 1)?;
@@ -128,11 +193,144 @@ fn git_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let meta = apps::meta(&app)?;
     let latest = releases::latest(&app.dir);
     let revision = latest.as_ref().and_then(|r| r.git_revision.clone());
-    Report::new("git", &app.name)
-        .setting("deploy-branch", meta.deploy_branch, global, "main")
+    git_fields(Report::new("git", &app.name), Some(&meta), &host)
         .field("git-sha", revision.unwrap_or_default())
         .field("git-last-updated-at", latest.filter(|r| r.git_revision.is_some()).map(|r| r.created_at).unwrap_or_default())
         .print(&args)?;
+    Ok(())
+}
+
+fn git_fields(report: Report, app: Option<&AppMeta>, host: &GitGlobals) -> Report {
+    let bool_text = |b: Option<bool>| b.map(|b| b.to_string());
+    let text = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    let own = app.map(|m| m.git.clone()).unwrap_or_default();
+    let computed = own.over(&host.props);
+    let report = match app {
+        Some(meta) => report.setting("deploy-branch", meta.deploy_branch.clone(), host.deploy_branch.clone(), "main").setting(
+            "keep-git-dir",
+            bool_text(own.keep_git_dir),
+            bool_text(host.props.keep_git_dir),
+            "false",
+        ),
+        None => report.global_setting("deploy-branch", host.deploy_branch.clone(), "main").global_setting(
+            "keep-git-dir",
+            bool_text(host.props.keep_git_dir),
+            "false",
+        ),
+    };
+    report
+        .field("git-global-archive-max-files", text(host.props.archive_max_files))
+        .field("git-computed-archive-max-files", computed.max_files())
+        .field("git-global-archive-max-size", text(host.props.archive_max_size))
+        .field("git-computed-archive-max-size", computed.max_size())
+        .field("git-rev-env-var", computed.rev_var().unwrap_or_default())
+        .field("git-source-image", computed.source_image.unwrap_or_default())
+}
+
+fn initialize(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
+    repo::ensure(&ctx.root, &locked.app)?;
+    println!("-----> Initialized the repository of {} and its deploy hook", locked.app.name);
+    Ok(())
+}
+
+fn status(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let app = apps::open(&ctx.root, &args.app(0)?)?;
+    let meta = apps::meta_in_effect(&app, &Settings::load(&ctx.root)?)?;
+    let dir = repo::repo_dir(&app);
+    let mut head = None;
+    for reference in hook::deploy_refs(meta.deploy_branch.as_deref()) {
+        if let Some(commit) = repo::resolve(&dir, &reference).ok().flatten() {
+            head = Some((reference.trim_start_matches("refs/heads/").to_owned(), commit));
+            break;
+        }
+    }
+    let deployed = releases::latest(&app.dir).and_then(|r| r.git_revision.map(|rev| (r.version, rev)));
+    let Some((branch, commit)) = head else {
+        println!("{} has no pushed commit on its deploy branch", app.name);
+        return Ok(());
+    };
+    println!("On branch {branch} at {commit}");
+    match deployed {
+        Some((version, rev)) if rev == commit => println!("Deployed: v{version} is built from it"),
+        Some((version, rev)) => println!("Not deployed: v{version} runs {rev} (ps:rebuild deploys {branch})"),
+        None => println!("Not deployed: no release is built from a commit"),
+    }
+    Ok(())
+}
+
+/// HOST and the login a `git:auth*` names; the password from stdin when
+/// the line gives a user but no password (so it stays out of argv).
+fn auth_args(args: &Args) -> anyhow::Result<(GitHost, Option<(String, String)>)> {
+    args.expect(1, 3)?;
+    let host = GitHost::parse(&args.text(0).unwrap_or_default())?;
+    let Some(user) = args.text(1) else { return Ok((host, None)) };
+    remote_auth::check_token("login", &user)?;
+    let password = match args.text(2) {
+        Some(password) => password,
+        None => {
+            let mut text = String::new();
+            std::io::stdin().take(4096).read_to_string(&mut text).context("cannot read the password from stdin")?;
+            text.trim_end_matches(['\n', '\r']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        return Err(remote_auth::AuthError::NoPassword.into());
+    }
+    remote_auth::check_token("password", &password)?;
+    Ok((host, Some((user, password))))
+}
+
+fn as_login(login: &Option<(String, String)>) -> Option<(&str, &str)> {
+    login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+}
+
+fn auth(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (host, login) = auth_args(&args)?;
+    GitHome::of(&ctx.root).set_login(&host, as_login(&login))?;
+    match login {
+        Some((user, _)) => println!("-----> Fetches from {} log in as {user}", host.name),
+        None => println!("-----> Removed the login for {}", host.name),
+    }
+    Ok(())
+}
+
+fn auth_status(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let (host, login) = auth_args(&args)?;
+    if GitHome::of(&ctx.root).login_is(&host, as_login(&login))? {
+        return Ok(());
+    }
+    match login {
+        Some((user, _)) => bail!("the login for {} is not {user} with that password", host.name),
+        None => bail!("{} has a login", host.name),
+    }
+}
+
+fn allow_host(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let host = GitHost::parse(&args.text(0).unwrap_or_default())?;
+    let added = GitHome::of(&ctx.root).allow_host(&host)?;
+    println!("-----> {} added to known hosts ({added} new key{})", host.name, if added == 1 { "" } else { "s" });
+    Ok(())
+}
+
+fn generate_deploy_key(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let home = GitHome::of(&ctx.root);
+    if !home.generate_key()? {
+        println!(" !     A deploy key already exists for this host");
+        return Ok(());
+    }
+    println!("-----> Generated the deploy key; add this public key to the git server:");
+    println!("{}", home.public_key()?);
+    Ok(())
+}
+
+fn public_key(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    println!("{}", GitHome::of(&ctx.root).public_key()?);
     Ok(())
 }
 
@@ -162,7 +360,7 @@ fn sync(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let fresh = !repo::repo_dir(&locked.app).exists();
     let dir = if fresh { repo::ensure(&ctx.root, &locked.app)? } else { repo::repo_dir(&locked.app) };
     println!("-----> Fetching {url}{}", reference.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
-    let synced = match crate::git::sync::fetch(&dir, &url, reference.as_deref()) {
+    let synced = match crate::git::sync::fetch(&dir, &crate::git::remote_auth::GitHome::of(&ctx.root), &url, reference.as_deref()) {
         Ok(synced) => synced,
         Err(e) => {
             // A failed sync leaves no repository behind that it made.
@@ -319,6 +517,11 @@ fn git_over_ssh(ctx: &Ctx, key: &str, grant: &Grant, words: &[String]) -> anyhow
         }
     }
     if receiving && !exists {
+        if Settings::load(&ctx.root)?.apps.disable_autocreation == Some(true) {
+            bail!(
+                "app {name} does not exist and this host does not make apps on push (apps:set --global disable-autocreation): run apps:create {name} first"
+            );
+        }
         apps::create(&ctx.root, &name)?;
         grant_created(&ctx.root, key, grant, &name)?;
         eprintln!("-----> Created app {name}");

@@ -9,6 +9,7 @@ mod app_json;
 mod apps;
 mod args;
 mod builder;
+mod buildpacks;
 mod builds;
 mod bundle;
 mod certs;
@@ -84,7 +85,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 28] {
+fn tables() -> [&'static [Command]; 29] {
     [
         apps::COMMANDS,
         app_json::COMMANDS,
@@ -102,6 +103,7 @@ fn tables() -> [&'static [Command]; 28] {
         ports::COMMANDS,
         nginx::COMMANDS,
         git::COMMANDS,
+        buildpacks::COMMANDS,
         images::COMMANDS,
         keys::COMMANDS,
         letsencrypt::COMMANDS,

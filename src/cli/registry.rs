@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 
 use super::fields::Report;
 use super::{Args, Command, Ctx};
+use crate::app::AppName;
 use crate::image::{Digest, ImageRef, Store};
+use crate::model::git_props::GitProps;
 use crate::registry::logins::{self, Login};
 use crate::registry::{Client, RemoteRef, pull, push};
 use crate::stack::StackName;
@@ -89,6 +91,14 @@ pub const COMMANDS: &[Command] = &[
         switches: &["--insecure"],
         options: &[],
         run: from_image,
+    },
+    Command {
+        name: "git:load-image",
+        usage: "APP IMAGE",
+        about: "Deploy IMAGE from a docker or OCI archive on stdin (docker save IMAGE | ...); the app is made if missing",
+        switches: &[],
+        options: &[],
+        run: load_image,
     },
     Command {
         name: "git:from-archive",
@@ -309,28 +319,80 @@ fn from_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         Ok(remote) => pull_into(ctx, &remote, args.switch("--insecure"))?.0,
         Err(_) => raw.parse()?,
     };
-    Ok(crate::deploy::release::deploy_image(&ctx.root, &name, &local, &format!("Deploy image {raw}"), &mut |line| println!("{line}"))?)
+    crate::deploy::release::deploy_image(&ctx.root, &name, &local, &format!("Deploy image {raw}"), &mut |line| println!("{line}"))?;
+    record_source_image(ctx, &name, raw)
 }
 
-/// Archives bigger than this are refused: source, not images.
-const ARCHIVE_LIMIT: u64 = 1 << 30;
+fn load_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let name = args.app(0)?;
+    let image: ImageRef = args.text(1).unwrap_or_default().parse()?;
+    if image.repository().starts_with("berth/") {
+        bail!("{image} is a name berth reserves for its own images");
+    }
+    let cap = Settings::load(&ctx.root)?.limits.archive_bytes;
+    let tmp = ctx.root.join("tmp").join(format!("load-image-{}.tar", std::process::id()));
+    std::fs::create_dir_all(ctx.root.join("tmp"))?;
+    let result = (|| -> anyhow::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        let copied = std::io::copy(&mut std::io::stdin().take(cap + 1), &mut file).context("cannot read the image archive from stdin")?;
+        if copied > cap {
+            bail!("the image archive is over {cap} bytes (limits.archive_bytes in config.toml)");
+        }
+        let store = Store::open(&ctx.root)?;
+        let imported = {
+            let _writing = store.writing()?;
+            crate::image::archive::import(&store, &tmp, Some(&image), crate::image::archive::Names::NotReserved)?
+        };
+        if !imported.iter().any(|i| i.name == image) {
+            let held: Vec<String> = imported.iter().map(|i| i.name.to_string()).collect();
+            bail!("the archive holds {} but not {image}", held.join(", "));
+        }
+        println!("-----> Loaded {image}");
+        crate::deploy::release::deploy_image(&ctx.root, &name, &image, &format!("Deploy loaded image {image}"), &mut |line| {
+            println!("{line}")
+        })?;
+        record_source_image(ctx, &name, image.to_string())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// Dokku records where the source came from (git:report --git-source-image).
+fn record_source_image(ctx: &Ctx, name: &AppName, image: String) -> anyhow::Result<()> {
+    let locked = apps::lock(&ctx.root, name)?;
+    let mut meta = apps::meta(&locked.app)?;
+    meta.git.source_image = Some(image);
+    Ok(apps::write_meta(&locked, &meta)?)
+}
+
+/// The archive limits that apply to `name` (git:set archive-max-*): the
+/// app's, else the host's, else Dokku's defaults.
+fn archive_limits(ctx: &Ctx, name: &AppName) -> anyhow::Result<GitProps> {
+    let settings = Settings::load(&ctx.root)?;
+    Ok(match apps::exists(&ctx.root, name) {
+        true => apps::meta_in_effect(&apps::open(&ctx.root, name)?, &settings)?.git,
+        false => settings.git.props,
+    })
+}
 
 fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 2)?;
     let name = args.app(0)?;
     // Dokku's `git:from-archive APP --` (the parser takes `--` away) reads stdin too.
     let from = args.text(1).unwrap_or_else(|| "-".into());
+    let limits = archive_limits(ctx, &name)?;
     let mut bytes = Vec::new();
     if from == "-" {
-        std::io::stdin().take(ARCHIVE_LIMIT + 1).read_to_end(&mut bytes).context("cannot read the archive from stdin")?;
+        std::io::stdin().take(limits.max_size() + 1).read_to_end(&mut bytes).context("cannot read the archive from stdin")?;
     } else if from.starts_with("https://") || from.starts_with("http://") {
         let response = ureq::get(&from).call().with_context(|| format!("cannot fetch {from}"))?;
-        response.into_reader().take(ARCHIVE_LIMIT + 1).read_to_end(&mut bytes).with_context(|| format!("cannot fetch {from}"))?;
+        response.into_reader().take(limits.max_size() + 1).read_to_end(&mut bytes).with_context(|| format!("cannot fetch {from}"))?;
     } else {
         bail!("{from:?} is neither an http(s) URL nor - (stdin)");
     }
-    if bytes.len() as u64 > ARCHIVE_LIMIT {
-        bail!("the archive is over {} bytes", ARCHIVE_LIMIT);
+    if bytes.len() as u64 > limits.max_size() {
+        bail!("the archive is over {} bytes (git:set archive-max-size)", limits.max_size());
     }
     let work = ctx.root.join("tmp").join(format!("archive-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
@@ -342,8 +404,11 @@ fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let mut archive = tar::Archive::new(crate::image::limit::Capped::new(reader, limit, "the archive"));
         // unpack_in refuses entries that would land outside `work` (`..`,
         // absolute paths, through a symlink); devices and fifos are no source.
-        for entry in archive.entries().context("the archive is not a tar or tar.gz")? {
+        for (n, entry) in archive.entries().context("the archive is not a tar or tar.gz")?.enumerate() {
             let mut entry = entry.context("the archive is not a tar or tar.gz")?;
+            if n as u64 >= limits.max_files() {
+                bail!("the archive holds more than {} entries (git:set archive-max-files)", limits.max_files());
+            }
             use tar::EntryType::{Block, Char, Fifo};
             if matches!(entry.header().entry_type(), Block | Char | Fifo) {
                 continue;

@@ -87,6 +87,14 @@ pub const COMMANDS: &[Command] = &[
         run: list,
     },
     Command {
+        name: "storage:exec",
+        usage: "NAME [-- CMD...]",
+        about: "Run CMD (default: a shell) as root in a throw-away stack container with the entry at /storage; exits with its code",
+        switches: &[],
+        options: &[],
+        run: exec,
+    },
+    Command {
         name: "storage:report",
         usage: "[APP] [--format json] [--FIELD]",
         about: "The app's mounts as Dokku reports them: deploy and run mounts, one set of fields per attachment",
@@ -181,6 +189,50 @@ fn entry_json(mounts: &[(AppName, Vec<BindMount>)], entry: &Entry) -> serde_json
         "created_at": entry.created_at,
         "apps": apps,
     })
+}
+
+/// A container of the default stack's run image, no network, read-only
+/// but for the entry at /storage, attached to the caller (a terminal if
+/// it has one).
+fn exec(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    use crate::runtime::{ContainerConfig, ContainerId, NetworkMode, attached};
+    let entry = entries::load(&ctx.root, &entry_arg(&args, 0)?)?;
+    let mut command: Vec<String> = args.positional()[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if command.is_empty() {
+        command = vec!["/bin/bash".into()];
+    }
+    let stack = crate::stack::StackName::parse(crate::build::DEFAULT_STACK)?;
+    let image = stack.run_image();
+    let digest = crate::image::Store::open(&ctx.root)?.image(&image)?.manifest_digest.to_string();
+    let terminal = attached::at_terminal();
+    let mut env = vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(), "HOME=/root".to_owned()];
+    if terminal {
+        env.push("TERM=xterm".into());
+    }
+    let suffix = &ContainerId::random().to_string()[..6];
+    let config = ContainerConfig {
+        id: ContainerId::parse(&format!("storage.{}.{suffix}", entry.name))?,
+        name: "storage-exec".into(),
+        image: image.to_string(),
+        image_digest: digest,
+        args: command,
+        env,
+        cwd: "/storage".into(),
+        uid: 0,
+        gid: 0,
+        network: NetworkMode::None,
+        limits: Default::default(),
+        restart: crate::runtime::RestartPolicy::No,
+        stop_timeout_secs: 5,
+        labels: Default::default(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        mounts: vec![BindMount { source: entry.host_path.clone(), destination: "/storage".into(), readonly: false }],
+        readonly_root: true,
+        terminal,
+        log_max_bytes: None,
+    };
+    let code = attached::run(&ctx.root, &config)?;
+    std::process::exit(code);
 }
 
 fn info(ctx: &Ctx, args: Args) -> anyhow::Result<()> {

@@ -23,8 +23,9 @@ pub const JOB_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// The app's jobs in its current release, each with whether it is suspended.
 pub fn jobs(app: &App) -> Result<Vec<(CronJob, bool)>, DeployError> {
     let Some(release) = crate::state::releases::latest(&app.dir) else { return Ok(Vec::new()) };
-    let suspended = apps::meta(app)?.cron_suspended;
-    Ok(release.cron.into_iter().map(|job| (job.clone(), suspended.contains("*") || suspended.contains(&job.id()))).collect())
+    let meta = apps::meta_in_effect(app, &crate::state::settings::Settings::load(&app.root())?)?;
+    let all = meta.cron_maintenance == Some(true) || meta.cron_suspended.contains("*");
+    Ok(release.cron.into_iter().map(|job| (job.clone(), all || meta.cron_suspended.contains(&job.id()))).collect())
 }
 
 /// Runs job `id` now; returns its exit code. `Busy` when it runs already.

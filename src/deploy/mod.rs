@@ -249,7 +249,14 @@ pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<Stri
     let digest: Digest = release.image_digest.parse()?;
     let image = store.image_by_digest(&digest)?;
     let vars = ConfigVars::in_effect(root, &app.env_file())?;
-    let image_env = image.config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default();
+    let mut image_env = image.config.config().as_ref().and_then(|c| c.env().clone()).unwrap_or_default();
+    // Dokku hands the deployed commit to the app as GIT_REV (rev-env-var);
+    // a config var of the same name still wins.
+    let git = crate::state::apps::meta_in_effect(app, &Settings::load(root)?)?.git;
+    if let (Some(name), Some(rev)) = (git.rev_var(), release.git_revision.as_deref().filter(|r| !r.is_empty())) {
+        image_env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(name));
+        image_env.push(format!("{name}={rev}"));
+    }
     Ok(processes::environment(image_env, &vars))
 }
 

@@ -26,7 +26,9 @@ pub fn default_names(settings: &Settings, app: &App) -> Vec<String> {
 /// The app's port mappings: `proxy:ports-set`, else http on the listen
 /// port to $PORT.
 pub fn port_maps(settings: &Settings, meta: &AppMeta) -> Vec<PortMap> {
-    meta.ports.clone().unwrap_or_else(|| vec![PortMap { scheme: Scheme::Http, host: settings.proxy.listen_port, container: WEB_PORT }])
+    // Without names, an app cannot share the listen port: it has its own.
+    let port = meta.vhost_port.filter(|_| meta.vhost_disabled).unwrap_or(settings.proxy.listen_port);
+    meta.ports.clone().unwrap_or_else(|| vec![PortMap { scheme: Scheme::Http, host: port, container: WEB_PORT }])
 }
 
 /// The server blocks for these mappings. With a certificate, an app with
@@ -58,6 +60,10 @@ pub fn listeners(settings: &Settings, app: &App, maps: &[PortMap]) -> Vec<Listen
 
 /// Every name the app answers to, in order, without repeats.
 pub fn server_names(settings: &Settings, app: &App, meta: &AppMeta) -> Vec<String> {
+    if meta.vhost_disabled {
+        // nginx's catch-all: any host name, on the app's own ports.
+        return vec!["_".to_owned()];
+    }
     let mut names: Vec<String> = match &meta.domains {
         None => default_names(settings, app),
         Some(list) => list.iter().map(Domain::to_string).collect(),
@@ -72,6 +78,8 @@ pub fn server_names(settings: &Settings, app: &App, meta: &AppMeta) -> Vec<Strin
 /// does not route to it.
 pub fn url(settings: &Settings, app: &App, meta: &AppMeta) -> Option<String> {
     let name = server_names(settings, app, meta).into_iter().next().filter(|_| !meta.proxy_disabled)?;
+    // A vhost-disabled app answers on its port under any name: the host's.
+    let name = if name == "_" { settings.global_domains().first().cloned().unwrap_or_else(|| "127.0.0.1".into()) } else { name };
     let port = |p: u16, default: u16| if p == default { String::new() } else { format!(":{p}") };
     listeners(settings, app, &port_maps(settings, meta)).into_iter().find_map(|l| match l {
         Listener::Https { port: p, .. } => Some(format!("https://{name}{}", port(p, 443))),

@@ -4,5 +4,6 @@
 pub mod command;
 pub mod hook;
 pub mod keys;
+pub mod remote_auth;
 pub mod repo;
 pub mod sync;

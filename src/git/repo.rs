@@ -37,7 +37,7 @@ pub enum RepoError {
 }
 
 pub fn repo_dir(app: &App) -> PathBuf {
-    app.dir.join("repo.git")
+    app.repo_dir()
 }
 
 /// Creates the bare repository if needed and (re)writes its hook so it

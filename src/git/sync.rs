@@ -56,7 +56,7 @@ pub fn check_ref(reference: &str) -> Result<(), SyncError> {
 
 /// Fetches `url`'s branches, tags and HEAD into `repo` and resolves
 /// `reference` (default: the remote's HEAD) among them.
-pub fn fetch(repo: &Path, url: &str, reference: Option<&str>) -> Result<Synced, SyncError> {
+pub fn fetch(repo: &Path, home: &super::remote_auth::GitHome, url: &str, reference: Option<&str>) -> Result<Synced, SyncError> {
     check_url(url)?;
     if let Some(r) = reference {
         check_ref(r)?;
@@ -70,6 +70,7 @@ pub fn fetch(repo: &Path, url: &str, reference: Option<&str>) -> Result<Synced, 
         .args(&specs)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
+        .envs(home.fetch_env())
         .output()
         .map_err(|e| SyncError::Fetch { url: url.to_owned(), why: format!("cannot run git: {e}") })?;
     let result = if out.status.success() {

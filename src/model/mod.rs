@@ -8,6 +8,7 @@ pub mod checks;
 pub mod container;
 pub mod cron;
 pub mod domain;
+pub mod git_props;
 pub mod ports;
 pub mod process;
 pub mod repo_path;

@@ -56,6 +56,9 @@ pub struct AppMeta {
     /// The branch whose pushes deploy; main or master when unset.
     #[serde(default)]
     pub deploy_branch: Option<String>,
+    /// `git:set APP rev-env-var|keep-git-dir|archive-max-*|source-image`.
+    #[serde(default)]
+    pub git: crate::model::git_props::GitProps,
     /// How many containers each process type runs (`ps:scale`); web is 1
     /// and the others 0 when not set.
     #[serde(default)]
@@ -64,6 +67,9 @@ pub struct AppMeta {
     /// `*` stands for all of them.
     #[serde(default)]
     pub cron_suspended: std::collections::BTreeSet<String>,
+    /// `cron:set APP maintenance`: no job of the app runs on schedule.
+    #[serde(default)]
+    pub cron_maintenance: Option<bool>,
     /// Stopped on purpose (`ps:stop`): `ps:restore` leaves it stopped.
     #[serde(default)]
     pub stopped: bool,
@@ -90,6 +96,12 @@ pub struct AppMeta {
     /// The names the app answers to; `None`: `APP.<global domain>`.
     #[serde(default)]
     pub domains: Option<Vec<crate::model::domain::Domain>>,
+    /// `domains:disable`: nginx serves the app by port, whatever the host name.
+    #[serde(default)]
+    pub vhost_disabled: bool,
+    /// The port nginx serves a vhost-disabled app on when it maps none itself.
+    #[serde(default)]
+    pub vhost_port: Option<u16>,
     /// `proxy:disable`: nginx does not route to the app.
     #[serde(default)]
     pub proxy_disabled: bool,
@@ -118,6 +130,9 @@ pub struct AppMeta {
     /// `builder:set APP selected`: only herokuish (buildpacks) is berth's.
     #[serde(default)]
     pub builder_selected: Option<String>,
+    /// `buildpacks:set-property APP stack`: the stack it builds on.
+    #[serde(default)]
+    pub stack: Option<String>,
     /// `app-json:set APP appjson-path`: where app.json is, inside the build dir.
     #[serde(default)]
     pub appjson_path: Option<RepoPath>,
@@ -128,6 +143,9 @@ impl AppMeta {
     /// what the app leaves unset. Never written back.
     pub fn with_globals(mut self, globals: &crate::state::settings::Settings) -> AppMeta {
         self.deploy_branch = self.deploy_branch.or_else(|| globals.git.deploy_branch.clone());
+        self.git = self.git.over(&globals.git.props);
+        self.cron_maintenance = self.cron_maintenance.or(globals.cron.maintenance);
+        self.stack = self.stack.or_else(|| globals.buildpacks.stack.clone());
         self.restart_policy = self.restart_policy.or_else(|| globals.ps.restart_policy.as_deref().and_then(|p| p.parse().ok()));
         self.stop_timeout_secs = self.stop_timeout_secs.or(globals.ps.stop_timeout_seconds);
         self.checks.wait_to_retire_secs = self.checks.wait_to_retire_secs.or(globals.checks.wait_to_retire);
@@ -220,8 +238,10 @@ impl AppMeta {
         AppMeta {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             deploy_branch: None,
+            git: Default::default(),
             formation: BTreeMap::new(),
             cron_suspended: Default::default(),
+            cron_maintenance: None,
             stopped: false,
             deploy_locked: false,
             restart_policy: None,
@@ -231,6 +251,8 @@ impl AppMeta {
             storage: Vec::new(),
             checks: ChecksSettings::default(),
             domains: None,
+            vhost_disabled: false,
+            vhost_port: None,
             proxy_disabled: false,
             nginx: Default::default(),
             ports: None,
@@ -240,6 +262,7 @@ impl AppMeta {
             log_max_bytes: None,
             build_dir: None,
             builder_selected: None,
+            stack: None,
             appjson_path: None,
         }
     }

@@ -52,6 +52,30 @@ pub struct Settings {
     pub app_json: AppJsonGlobals,
     pub builds: BuildsGlobals,
     pub events: EventsSettings,
+    pub apps: AppsGlobals,
+    pub cron: CronGlobals,
+    pub buildpacks: BuildpacksGlobals,
+}
+
+/// `buildpacks:set-property --global stack`: the stack apps build on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildpacksGlobals {
+    pub stack: Option<String>,
+}
+
+/// `cron:set --global maintenance`: no app's jobs run on schedule.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CronGlobals {
+    pub maintenance: Option<bool>,
+}
+
+/// `apps:set --global disable-autocreation`: pushes never make an app.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppsGlobals {
+    pub disable_autocreation: Option<bool>,
 }
 
 /// `events:on`/`events:off`: whether the event log is written.
@@ -88,10 +112,13 @@ pub struct AppJsonGlobals {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct GitGlobals {
     /// `git:set --global deploy-branch`.
     pub deploy_branch: Option<String>,
+    /// `git:set --global rev-env-var|keep-git-dir|archive-max-*|source-image`.
+    #[serde(flatten)]
+    pub props: crate::model::git_props::GitProps,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
