@@ -28,6 +28,7 @@ const APP_COMMANDS: &[&str] = &[
     "cron:suspend",
     "cron:resume",
     "cron:report",
+    "cron:set",
     "nginx:show-config",
     "nginx:access-logs",
     "nginx:error-logs",
@@ -54,6 +55,8 @@ const APP_COMMANDS: &[&str] = &[
     "buildpacks:set",
     "buildpacks:remove",
     "buildpacks:clear",
+    "buildpacks:set-property",
+    "buildpacks:report",
     "certs:add",
     "certs:generate",
     "certs:remove",
@@ -65,6 +68,7 @@ const APP_COMMANDS: &[&str] = &[
     "checks:skip",
     "checks:set",
     "checks:report",
+    "checks:run",
     "config:set",
     "config:get",
     "config:unset",
@@ -78,6 +82,8 @@ const APP_COMMANDS: &[&str] = &[
     "domains:clear",
     "domains:reset",
     "domains:report",
+    "domains:enable",
+    "domains:disable",
     "proxy:disable",
     "proxy:enable",
     "proxy:report",
@@ -99,6 +105,9 @@ const APP_COMMANDS: &[&str] = &[
     "git:report",
     "git:from-image",
     "git:from-archive",
+    "git:load-image",
+    "git:initialize",
+    "git:status",
     "ps:rebuild",
     "git:sync",
     "releases",
@@ -219,6 +228,11 @@ fn an_app_scoped_key_pushes_its_own_app_and_nothing_else() {
         "certs:add catmeow /etc/ssl/private/key.pem /etc/ssl/private/key.pem",
         "git:from-archive catmeow http://127.0.0.1:22/x.tar",
         "git:from-image catmeow 127.0.0.1:5000/x:1 --insecure",
+        "git:auth github.com bot token",
+        "git:allow-host github.com",
+        "git:public-key",
+        "domains:disable catmeow",
+        "buildpacks:set-property --global stack bookworm",
         "domains:add-global evil.test",
         "domains:clear-global",
         "resource:limit catmeow --pids 100000",
@@ -297,4 +311,105 @@ fn an_app_scoped_key_pushes_its_own_app_and_nothing_else() {
     assert!(!big.status.success() && text(&big).contains("maximum allowed size"), "{}", text(&big));
     assert_eq!(state(host), before, "a refused pack changed state");
     assert_eq!(site.page(), "Cat dreams meow..\n");
+}
+
+/// A tiny git server over "dumb" HTTP that wants a login: Python's
+/// http.server behind basic auth, serving a bare repository.
+const DUMB_HTTP: &str = r#"
+import base64, http.server, os, sys
+port, root, login = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+want = "Basic " + base64.b64encode(login.encode()).decode()
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def do_GET(self):
+        if self.headers.get("Authorization") != want:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.end_headers()
+            return
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"#;
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root: sshd and nginx"]
+fn git_sync_fetches_with_the_hosts_deploy_key_known_hosts_and_netrc() {
+    assert!(is_root(), "run with ./test.sh as root");
+    let site = PushHost::new("bt-gitauth", "10.217.15.0/24");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let checkout = checkout_of("catmeow", work.path());
+    let head =
+        String::from_utf8(std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&checkout).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned();
+    for app in ["src", "viassh", "viahttp"] {
+        host.ok(["apps:create", app]);
+    }
+    host.ok(["git:sync", "src", &format!("file://{}", checkout.display()), "main"]);
+
+    // Over ssh: berth's own deploy key, granted the source app like any key.
+    assert!(host.run(["git:public-key"]).stderr.contains("git:generate-deploy-key"));
+    host.ok(["git:generate-deploy-key"]);
+    assert!(host.ok(["git:generate-deploy-key"]).out().contains("already exists"));
+    let public = work.path().join("deploy.pub");
+    fs::write(&public, host.ok(["git:public-key"]).out()).unwrap();
+    host.ok(["ssh-keys:add".as_ref(), "deploy".as_ref(), public.as_os_str(), "--apps".as_ref(), "src".as_ref()]);
+    let url = format!("ssh://root@127.0.0.1:{}/src", site.ssh_port);
+    let unknown = host.run(["git:sync", "viassh", &url, "main"]);
+    assert!(unknown.code == 1 && unknown.stderr.contains("host key is known"), "{}", unknown.stderr);
+    host.ok(["git:allow-host", &format!("127.0.0.1:{}", site.ssh_port)]);
+    assert!(host.ok(["git:allow-host", &format!("127.0.0.1:{}", site.ssh_port)]).out().contains("(0 new keys)"));
+    host.ok(["git:sync", "viassh", &url, "main"]);
+    let status = host.ok(["git:status", "viassh"]).out();
+    assert!(status.contains(&format!("On branch main at {head}")) && status.contains("Not deployed"), "{status}");
+
+    // Over https-style HTTP: a netrc login, given on stdin, 0600.
+    let served = work.path().join("served");
+    fs::create_dir_all(&served).unwrap();
+    common::push_host::git(&served, &["clone", "-q", "--bare", checkout.to_str().unwrap(), "repo.git"]);
+    common::push_host::git(&served.join("repo.git"), &["update-server-info"]);
+    let port = common::push_host::free_port();
+    let _server = Killed(
+        std::process::Command::new("python3")
+            .args(["-c", DUMB_HTTP, &port.to_string(), served.to_str().unwrap(), "bot:s3cret-token"])
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let anonymous = host.run(["git:sync", "viahttp", &url, "main"]);
+    assert_eq!(anonymous.code, 1, "a fetch without the login got through: {}", anonymous.out());
+    assert_eq!(host.run(["git:auth-status", "127.0.0.1"]).code, 0, "no login yet");
+    let auth = host.run_with_stdin(["git:auth", "127.0.0.1", "bot"], b"s3cret-token\n");
+    assert_eq!(auth.code, 0, "{}", auth.stderr);
+    let netrc = host.path().join("git-home/.netrc");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&netrc).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(host.run(["git:auth-status", "127.0.0.1", "bot", "s3cret-token"]).code, 0);
+    assert_eq!(host.run(["git:auth-status", "127.0.0.1", "bot", "wrong"]).code, 1);
+    assert_eq!(host.run(["git:auth-status", "127.0.0.1"]).code, 1);
+    host.ok(["git:sync", "viahttp", &url, "main"]);
+    assert!(host.ok(["git:status", "viahttp"]).out().contains(&head));
+
+    // The host's logins are an admin's to set.
+    let (dev, dev_pub) = site.new_key("dev");
+    host.ok(["ssh-keys:add".as_ref(), "dev".as_ref(), dev_pub.as_os_str(), "--apps".as_ref(), "viahttp".as_ref()]);
+    let refused = site.ssh_with(&dev, &["git:auth", "127.0.0.1", "dev", "x"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("for admins"), "{}", text(&refused));
+    host.ok(["git:auth", "127.0.0.1"]);
+    assert_eq!(host.run(["git:auth-status", "127.0.0.1"]).code, 0);
 }

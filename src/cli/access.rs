@@ -62,6 +62,8 @@ const APP_COMMANDS: &[&str] = &[
     "buildpacks:set",
     "buildpacks:remove",
     "buildpacks:clear",
+    "buildpacks:set-property",
+    "buildpacks:report",
     "certs:add",
     "certs:generate",
     "certs:remove",
@@ -73,6 +75,7 @@ const APP_COMMANDS: &[&str] = &[
     "checks:skip",
     "checks:set",
     "checks:report",
+    "checks:run",
     "config:set",
     "config:get",
     "config:unset",
@@ -86,6 +89,8 @@ const APP_COMMANDS: &[&str] = &[
     "domains:clear",
     "domains:reset",
     "domains:report",
+    "domains:enable",
+    "domains:disable",
     "proxy:disable",
     "proxy:enable",
     "proxy:report",
@@ -107,6 +112,9 @@ const APP_COMMANDS: &[&str] = &[
     "git:report",
     "git:from-image",
     "git:from-archive",
+    "git:load-image",
+    "git:initialize",
+    "git:status",
     "ps:rebuild",
     "git:sync",
     "releases",
@@ -144,6 +152,7 @@ const APP_COMMANDS: &[&str] = &[
     "cron:suspend",
     "cron:resume",
     "cron:report",
+    "cron:set",
     "nginx:show-config",
     "nginx:access-logs",
     "nginx:error-logs",
@@ -163,7 +172,7 @@ const APP_COMMANDS: &[&str] = &[
 const ANYONE: &[&str] = &["apps:list", "help", "version"];
 
 /// Commands that make the app they name when it does not exist yet.
-const CREATES: &[&str] = &["apps:create", "git:from-archive", "git:from-image"];
+const CREATES: &[&str] = &["apps:create", "git:from-archive", "git:from-image", "git:load-image"];
 
 pub fn scope(command: &str) -> Scope {
     if ANYONE.contains(&command) {
@@ -229,6 +238,8 @@ fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
         "git:sync" if !arg(1).starts_with("https://") => Some("URL (only https:// URLs)".into()),
         "git:from-image" | "registry:set" if args.switch("--insecure") || arg(1) == "insecure" => Some("insecure".into()),
         "proxy:ports-add" | "proxy:ports-set" | "ports:add" | "ports:set" => foreign_port(root, &args.positional()[1..]),
+        // nginx would listen on a port of the app's own, not a listen port.
+        "domains:disable" => Some("(a host port of its own)".into()),
         _ => None,
     }
 }

@@ -356,11 +356,18 @@ fn sync(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let reference = args.text(2);
     crate::git::sync::check_url(&url)?;
     reference.as_deref().map(crate::git::sync::check_ref).transpose()?;
+    // The host's logins and deploy key are an admin's: a key scoped to
+    // an app would otherwise fetch whatever they open.
+    let admin = match &ctx.caller {
+        Caller::Local => true,
+        Caller::Key { grant } => grant.admin,
+    };
+    let credentials = admin.then(|| GitHome::of(&ctx.root));
     let locked = apps::lock(&ctx.root, &args.app(0)?)?;
     let fresh = !repo::repo_dir(&locked.app).exists();
     let dir = if fresh { repo::ensure(&ctx.root, &locked.app)? } else { repo::repo_dir(&locked.app) };
     println!("-----> Fetching {url}{}", reference.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
-    let synced = match crate::git::sync::fetch(&dir, &crate::git::remote_auth::GitHome::of(&ctx.root), &url, reference.as_deref()) {
+    let synced = match crate::git::sync::fetch(&dir, credentials.as_ref(), &url, reference.as_deref()) {
         Ok(synced) => synced,
         Err(e) => {
             // A failed sync leaves no repository behind that it made.

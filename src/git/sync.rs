@@ -56,7 +56,9 @@ pub fn check_ref(reference: &str) -> Result<(), SyncError> {
 
 /// Fetches `url`'s branches, tags and HEAD into `repo` and resolves
 /// `reference` (default: the remote's HEAD) among them.
-pub fn fetch(repo: &Path, home: &super::remote_auth::GitHome, url: &str, reference: Option<&str>) -> Result<Synced, SyncError> {
+/// `home` holds the host's credentials (git:auth, the deploy key); `None`
+/// fetches without any, for callers who may not use them.
+pub fn fetch(repo: &Path, home: Option<&super::remote_auth::GitHome>, url: &str, reference: Option<&str>) -> Result<Synced, SyncError> {
     check_url(url)?;
     if let Some(r) = reference {
         check_ref(r)?;
@@ -70,7 +72,8 @@ pub fn fetch(repo: &Path, home: &super::remote_auth::GitHome, url: &str, referen
         .args(&specs)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", "file:git:http:https:ssh")
-        .envs(home.fetch_env())
+        .env("HOME", "/nonexistent")
+        .envs(home.map(|h| h.fetch_env()).unwrap_or_default())
         .output()
         .map_err(|e| SyncError::Fetch { url: url.to_owned(), why: format!("cannot run git: {e}") })?;
     let result = if out.status.success() {
