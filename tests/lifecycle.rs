@@ -31,8 +31,7 @@ fn processes(site: &PushHost, app: &str) -> Vec<(String, String)> {
 
 /// The containers behind the app's stable address, as `proxy:report` says.
 fn upstream_servers(host: &common::Host, app: &str) -> usize {
-    let report = host.ok(["proxy:report", app]).out();
-    let serving = report.lines().find(|l| l.contains("serving:")).unwrap_or_default().to_owned();
+    let serving = host.ok(["proxy:report", app, "--proxy-serving"]).out();
     serving.matches(&format!("{app}.web.")).count()
 }
 
@@ -276,7 +275,7 @@ fn scale_stop_start_restore_restart_and_rollback() {
     }
     host.ok(["resource:limit", "catmeow", "--process-type", "hog", "--memory", "64m"]);
     host.ok(["ps:set", "catmeow", "restart-policy", "on-failure:2"]);
-    assert!(host.ok(["resource:report", "catmeow"]).out().contains("hog"));
+    assert_eq!(host.ok(["resource:report", "catmeow", "--resource-hog.limit.memory"]).out(), "64m\n");
     // A process that dies in its first seconds fails the uptime check, as
     // on Dokku; the hog is meant to die, so its checks are skipped.
     let refused = host.run(["ps:scale", "catmeow", "hog=1"]);

@@ -29,8 +29,10 @@ pub const REPORTS: &[&str] = &[
     "logs:report",
     "nginx:report",
     "ports:report",
+    "proxy:report",
     "ps:report",
     "registry:report",
+    "resource:report",
     "storage:report",
 ];
 

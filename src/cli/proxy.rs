@@ -4,7 +4,8 @@
 use anyhow::bail;
 
 use super::domains::update;
-use super::{Args, Command, Ctx, print_json, wants_json};
+use super::fields::{Report, report_apps};
+use super::{Args, Command, Ctx};
 use crate::deploy::nginx::Listener;
 use crate::deploy::proxy;
 use crate::runtime::balancer;
@@ -55,7 +56,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "proxy:report",
-        usage: "APP [--format json]",
+        usage: "[APP] [--format json] [--FIELD]",
         about: "Whether nginx routes to the app, where it listens, and its upstreams",
         switches: &[],
         options: &["--format"],
@@ -111,38 +112,32 @@ pub(super) fn rebuild_blocks(ctx: &Ctx, names: Vec<crate::app::AppName>, all: bo
     Ok(())
 }
 
+/// Dokku's proxy-* fields (berth's proxy is nginx, whatever is set), then
+/// berth's own: the port map, listeners, the stable address and who serves.
 fn proxy_report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
     let settings = Settings::load(&ctx.root)?;
-    let meta = apps::meta(&app)?;
-    let port_maps = proxy::port_maps(&settings, &meta);
-    let maps: Vec<String> = port_maps.iter().map(|m| m.to_string()).collect();
-    let addresses: Vec<String> = proxy::running_addresses(&ctx.root, &app).iter().map(|a| a.to_string()).collect();
-    let listening: Vec<String> = proxy::listeners(&settings, &app, &port_maps).iter().map(describe).collect();
-    let vip = balancer::existing_vip(&ctx.root, &proxy::vip_name(&app.name));
-    let serving: Vec<String> =
-        vip.map(|v| balancer::backends(&ctx.root, v)).unwrap_or_default().iter().map(|(id, a)| format!("{id} ({a})")).collect();
-    let report = serde_json::json!({
-        "enabled": !meta.proxy_disabled,
-        "type": "nginx",
-        "port_map": maps,
-        "listeners": listening,
-        "stable_address": vip.map(|v| v.to_string()),
-        "serving": serving,
-        "web_containers": addresses,
-    });
-    if wants_json(&args)? {
-        return print_json(&report);
+    for name in report_apps(ctx, &args)? {
+        let app = apps::open(&ctx.root, &name)?;
+        let meta = apps::meta(&app)?;
+        let port_maps = proxy::port_maps(&settings, &meta);
+        let maps: Vec<String> = port_maps.iter().map(|m| m.to_string()).collect();
+        let addresses: Vec<String> = proxy::running_addresses(&ctx.root, &app).iter().map(|a| a.to_string()).collect();
+        let listening: Vec<String> = proxy::listeners(&settings, &app, &port_maps).iter().map(describe).collect();
+        let vip = balancer::existing_vip(&ctx.root, &proxy::vip_name(&app.name));
+        let serving: Vec<String> =
+            vip.map(|v| balancer::backends(&ctx.root, v)).unwrap_or_default().iter().map(|(id, a)| format!("{id} ({a})")).collect();
+        Report::new("proxy", &app.name)
+            .field("proxy-enabled", !meta.proxy_disabled)
+            .field("proxy-type", "")
+            .field("proxy-global-type", "")
+            .field("proxy-computed-type", "nginx")
+            .field("proxy-port-map", maps.join(" "))
+            .field("proxy-listeners", listening.join(", "))
+            .field("proxy-web-containers", addresses.join(" "))
+            .field("proxy-stable-address", vip.map(|v| v.to_string()).unwrap_or_default())
+            .field("proxy-serving", serving.join(" "))
+            .print(&args)?;
     }
-    println!("=====> {} proxy", app.name);
-    println!("       enabled:             {}", !meta.proxy_disabled);
-    println!("       type:                nginx");
-    println!("       port map:            {}", maps.join(" "));
-    println!("       listeners:           {}", listening.join(", "));
-    println!("       web containers:      {}", if addresses.is_empty() { "none".to_owned() } else { addresses.join(" ") });
-    println!("       stable address:      {}", vip.map_or("none".to_owned(), |v| v.to_string()));
-    println!("       serving:             {}", if serving.is_empty() { "none".to_owned() } else { serving.join(" ") });
     Ok(())
 }
 

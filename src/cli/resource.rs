@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 
-use super::{Args, Command, Ctx, UsageError, human_bytes, print_json, wants_json};
+use super::fields::{Report, report_apps};
+use super::{Args, Command, Ctx, UsageError};
+use crate::model::container::format_log_size;
 use crate::runtime::Limits;
 use crate::runtime::store::parse_size;
 use crate::state::apps;
@@ -48,7 +50,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "resource:report",
-        usage: "APP [--format json]",
+        usage: "[APP] [--format json] [--FIELD]",
         about: "Limits and reservations by process type",
         switches: &[],
         options: &["--format"],
@@ -141,29 +143,29 @@ fn reserve_clear(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// Dokku's fields, one set per process type (`--resource-web.limit.memory`):
+/// every type with limits of its own, `_default_` for the app-wide ones,
+/// and the current release's types. Only what berth enforces is listed.
 fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let app = apps::open(&ctx.root, &args.app(0)?)?;
-    let limits: BTreeMap<String, Limits> = apps::meta(&app)?.limits;
-    if wants_json(&args)? {
-        return print_json(&limits);
-    }
-    println!("=====> {} resources", app.name);
-    if limits.is_empty() {
-        println!("no limits or reservations");
-    }
-    let size = |b: Option<i64>| b.map(|b| human_bytes(b as u64)).unwrap_or_else(|| "-".into());
-    let num = |n: Option<f64>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-    for (kind, l) in &limits {
-        let which = if kind == ALL_TYPES { "all types" } else { kind };
-        println!(
-            "{which:<12} limit: memory {} cpu {} pids {}   reserve: memory {} cpu {}",
-            size(l.memory_bytes),
-            num(l.cpus),
-            l.pids.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            size(l.memory_reservation_bytes),
-            num(l.cpu_reservation)
-        );
+    for name in report_apps(ctx, &args)? {
+        let app = apps::open(&ctx.root, &name)?;
+        let limits: BTreeMap<String, Limits> = apps::meta(&app)?.limits;
+        let mut types: std::collections::BTreeSet<String> = limits.keys().cloned().collect();
+        types.extend(crate::state::releases::latest(&app.dir).map(|r| r.process_types.into_keys()).into_iter().flatten());
+        let size = |b: Option<i64>| b.map(|b| format_log_size(b as u64)).unwrap_or_default();
+        let num = |n: Option<f64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let mut report = Report::new("resource", &name).extra("limits", serde_json::to_value(&limits)?);
+        for kind in types {
+            let l = limits.get(&kind).cloned().unwrap_or_default();
+            let label = if kind == ALL_TYPES { "_default_".to_owned() } else { kind };
+            report = report
+                .field(&format!("resource-{label}.limit.cpu"), num(l.cpus))
+                .field(&format!("resource-{label}.limit.memory"), size(l.memory_bytes))
+                .field(&format!("resource-{label}.limit.pids"), l.pids.map(|p| p.to_string()).unwrap_or_default())
+                .field(&format!("resource-{label}.reservation.cpu"), num(l.cpu_reservation))
+                .field(&format!("resource-{label}.reservation.memory"), size(l.memory_reservation_bytes));
+        }
+        report.print(&args)?;
     }
     Ok(())
 }

@@ -48,6 +48,10 @@ dokku --quiet run "$APP" test -d /app/.git
 test "$(dokku buildpacks:report "$APP" --buildpacks-computed-stack)" = "bookworm"
 test "$(dokku cron:report "$APP" --cron-computed-maintenance)" = "false"
 dokku checks:run "$APP" web
+dokku resource:limit --memory 256m --process-type web "$APP"
+test "$(dokku resource:report "$APP" --resource-web.limit.memory)" = "256m"
+test "$(dokku proxy:report "$APP" --proxy-computed-type)" = "nginx"
+test "$(dokku proxy:report "$APP" --proxy-enabled)" = "true"
 dokku git:status "$APP" | grep -q "is built from it"
 test "$(dokku config:get "$APP" SECRET_WORD)" = "meow"
 test "$(dokku config:get --global GLOBAL_GREETING)" = "hello"
