@@ -662,6 +662,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["domains:enable", "--all", "cat"],
         &["storage:exec", "nope"],
         &["storage:exec", "../x"],
+        &["repo:gc", "nope"],
+        &["nginx:import-ssl", "nope"],
     ]
     .iter()
     .map(|a| a.iter().map(|s| s.to_string()).collect())
@@ -670,6 +672,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         cases.push(Case { args, stdin: Vec::new(), ssh_line: None, env: Vec::new() });
     }
     cases.push(with_stdin(&["certs:add", "cat"], b"not a tar of a certificate and key".to_vec()));
+    cases.push(with_stdin(&["nginx:import-ssl", "cat"], b"not a tar of a certificate and key".to_vec()));
     cases.push(with_stdin(&["ssh-keys:add", "evil"], b"command=\"sh\" ssh-ed25519 AAAA".to_vec()));
 
     // ssh command lines from an app-scoped key.
@@ -742,6 +745,9 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "storage:exec loot -- id",
         "apps:set --global disable-autocreation true",
         "cron:set --global maintenance true",
+        "--quiet",
+        "--quiet --force ssh-keys:list",
+        "--trace git:auth github.com evil token",
     ] {
         cases.push(ssh(line));
     }

@@ -250,6 +250,10 @@ fn scale_stop_start_restore_restart_and_rollback() {
     host.ok(["ps:restart", "catmeow"]);
     host.ok(["run", "catmeow", "echo shared > /files/note"]);
     assert_eq!(fs::read_to_string(root.join("storage/catmeow-files/note")).unwrap(), "shared\n");
+    // storage:exec: a throw-away container with the entry at /storage, root
+    // read-only, the command's exit code passed on.
+    let exec = host.run(["storage:exec", "catmeow-files", "--", "sh", "-c", "cat /storage/note; id -u; touch /etc/x"]);
+    assert!(exec.code == 1 && exec.out().starts_with("shared\n0\n"), "{} {}", exec.out(), exec.stderr);
     let refused = host.run(["storage:destroy", "catmeow-files", "--force"]);
     assert!(refused.code == 1 && refused.stderr.contains("is mounted by catmeow"), "{}", refused.stderr);
     host.ok(["storage:unmount", "catmeow", "catmeow-files"]);

@@ -254,6 +254,16 @@ fn exported_archives_load_elsewhere_and_tampering_is_refused() {
     assert!(refused.stderr.contains("sha256:"), "names the digest: {}", refused.stderr);
     host.ok(["images:import", &path("docker.tar"), "--name", "fine:docker"]);
 
+    // Dokku's `docker save IMAGE | dokku git:load-image APP IMAGE`: deployed,
+    // its source recorded; garbage makes no app.
+    let saved = fs::read(path("docker.tar")).unwrap();
+    let loaded = host.run_with_stdin(["git:load-image", "loaded", "catmeow:v1"], &saved);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    assert_eq!(site.page_of("loaded"), "Cat dreams meow..\n");
+    assert_eq!(host.ok(["git:report", "loaded", "--git-source-image"]).out(), "catmeow:v1\n");
+    assert_clear_failure(&host.run_with_stdin(["git:load-image", "junk", "junk:1"], b"not an archive"), "garbage on stdin");
+    assert_eq!(host.run(["apps:exists", "junk"]).code, 1);
+
     // Source from a tar.gz on stdin (one top directory, as GitHub's
     // tarballs); garbage is refused before any app exists.
     let tarball = out.path().join("src.tar.gz");

@@ -1,5 +1,4 @@
-//! `builds:*` and `repo:purge-cache`: building apps and the records of
-//! those builds.
+//! `builds:*`: building apps and the records of those builds.
 
 use std::path::PathBuf;
 
@@ -73,7 +72,6 @@ pub const COMMANDS: &[Command] = &[
         options: &["--format"],
         run: report,
     },
-    Command { name: "repo:purge-cache", usage: "APP", about: "Empty the app's build cache", switches: &[], options: &[], run: purge_cache },
 ];
 
 fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -285,16 +283,5 @@ fn report(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             .field("builds-buildpacks", buildpacks)
             .print(&args)?;
     }
-    Ok(())
-}
-
-fn purge_cache(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    args.expect(1, 1)?;
-    let locked = apps::lock(&ctx.root, &args.app(0)?)?;
-    let cache = locked.app.dir.join("cache");
-    if cache.exists() {
-        std::fs::remove_dir_all(&cache).with_context(|| format!("cannot empty {}", cache.display()))?;
-    }
-    println!("-----> Build cache of {} purged", locked.app.name);
     Ok(())
 }

@@ -96,12 +96,24 @@ fn not_letsencrypt(locked: &apps::LockedApp) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+/// A PEM file is a few KiB; anything past this is not one.
+const PEM_CAP: u64 = 1 << 20;
+
+pub(super) fn add(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let (cert, key) = match args.positional().len() {
         3 => {
-            let read = |i: usize| {
+            // Admins name these (often certbot's symlinks): followed, but capped.
+            let read = |i: usize| -> anyhow::Result<Vec<u8>> {
+                use std::io::Read;
                 let path = args.get(i).expect("checked");
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.to_string_lossy()))
+                let mut bytes = Vec::new();
+                std::fs::File::open(path)
+                    .and_then(|f| f.take(PEM_CAP + 1).read_to_end(&mut bytes))
+                    .with_context(|| format!("cannot read {}", path.to_string_lossy()))?;
+                if bytes.len() as u64 > PEM_CAP {
+                    anyhow::bail!("{} is over {PEM_CAP} bytes: not a PEM file", path.to_string_lossy());
+                }
+                Ok(bytes)
             };
             (read(1)?, read(2)?)
         }

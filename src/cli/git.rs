@@ -476,7 +476,13 @@ pub fn ssh_command(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<i32> {
         return Ok(status.code().unwrap_or(1));
     }
     let line = std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default();
-    let words = split(&line)?;
+    // `ssh host --quiet apps:list`: Dokku's global flags work over ssh too.
+    let mut argv: Vec<OsString> = split(&line)?.into_iter().map(OsString::from).collect();
+    let flags = super::take_global_flags(&mut argv);
+    let words: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if words.is_empty() {
+        bail!("give a berth command, or push with git push berth main");
+    }
     let grant = Grants::load(&ctx.root)?.of(&key);
     let ctx = Ctx { root: ctx.root.clone(), caller: Caller::Key { grant: grant.clone() } };
     match (words[0].as_str(), words.len()) {
@@ -491,7 +497,12 @@ pub fn ssh_command(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<i32> {
                 access::check(&ctx.root, &key, &grant, command.name, &args)?;
                 created = args.get(0).and_then(|a| AppName::parse(a).ok()).filter(|a| !apps::exists(&ctx.root, a));
             }
-            super::run(&ctx, words.into_iter().map(OsString::from).collect())?;
+            let filter = if flags.quiet { super::quiet::start().ok() } else { None };
+            let result = super::run(&ctx, argv);
+            if let Some(filter) = filter {
+                filter.finish();
+            }
+            result?;
             if let Some(app) = created {
                 grant_created(&ctx.root, &key, &grant, &app)?;
             }

@@ -33,6 +33,7 @@ mod proxy;
 mod ps;
 mod quiet;
 mod registry;
+mod repo;
 mod report;
 mod resource;
 mod run;
@@ -85,7 +86,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 29] {
+fn tables() -> [&'static [Command]; 30] {
     [
         apps::COMMANDS,
         app_json::COMMANDS,
@@ -111,6 +112,7 @@ fn tables() -> [&'static [Command]; 29] {
         ps::COMMANDS,
         registry::COMMANDS,
         report::COMMANDS,
+        repo::COMMANDS,
         resource::COMMANDS,
         run::COMMANDS,
         stacks::COMMANDS,
@@ -143,10 +145,15 @@ pub fn did_you_mean<'a>(typed: &str, known: impl Iterator<Item = &'a str>) -> Op
     known.map(|k| (strsim::damerau_levenshtein(typed, k), k)).filter(|(d, _)| *d <= limit).min_by_key(|(d, _)| *d).map(|(_, k)| k)
 }
 
-pub fn main() -> i32 {
-    let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    // `berth --trace COMMAND ...`: Dokku's global flag, before the command.
-    // `--trace`, `--quiet` and `--force` (Dokku's global flags) come before the command.
+/// Dokku's global flags, which come before the command.
+pub struct GlobalFlags {
+    pub trace: bool,
+    pub quiet: bool,
+}
+
+/// Takes `--trace`, `--quiet` and `--force` off the front of `argv`;
+/// `--force` becomes the command's own, as if typed after it.
+pub fn take_global_flags(argv: &mut Vec<OsString>) -> GlobalFlags {
     let (mut trace, mut quiet, mut force) = (false, false, false);
     while let Some(flag) = argv.first().and_then(|a| a.to_str()).filter(|a| ["--trace", "--quiet", "--force"].contains(a)) {
         match flag {
@@ -157,9 +164,14 @@ pub fn main() -> i32 {
         argv.remove(0);
     }
     if force && !argv.is_empty() {
-        // The command's own --force, as if typed after it.
         argv.insert(1, OsString::from("--force"));
     }
+    GlobalFlags { trace, quiet }
+}
+
+pub fn main() -> i32 {
+    let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let GlobalFlags { trace, quiet } = take_global_flags(&mut argv);
     crate::logging::init(trace);
     let filter = if quiet { quiet::start().ok() } else { None };
     let ctx = Ctx { root: crate::state::root_from_env(), caller: Caller::Local };

@@ -21,6 +21,14 @@ pub const COMMANDS: &[Command] = &[
         run: nginx_set,
     },
     Command {
+        name: "nginx:import-ssl",
+        usage: "APP < certs.tar",
+        about: "Install the certificate and key from a tar of server.crt and server.key on stdin (Dokku's older certs:add)",
+        switches: &[],
+        options: &[],
+        run: import_ssl,
+    },
+    Command {
         name: "nginx:show-config",
         usage: "APP",
         about: "The app's nginx server block as nginx reads it",
@@ -261,4 +269,9 @@ fn nginx_stop(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     nginx::stop(&Settings::load(&ctx.root)?)?;
     println!("-----> nginx stopped");
     Ok(())
+}
+
+fn import_ssl(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    super::certs::add(ctx, args)
 }
