@@ -265,6 +265,22 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     let r = root.display().to_string();
     let outside = tempfile::Builder::new().prefix("berth-hostile-out-").tempdir().unwrap();
     let o = outside.path().display().to_string();
+    // Plugins an admin might be handed: each refused at install.
+    let plugin_fixtures = tempfile::tempdir().unwrap();
+    let pf = plugin_fixtures.path().display().to_string();
+    for (dir, manifest) in [
+        ("badname", "name = \"../evil\"\nversion = \"1\"\nberth = \"0.1\"\n".to_owned()),
+        ("oldberth", "name = \"old\"\nversion = \"1\"\nberth = \"99.0\"\n".to_owned()),
+        ("unknownkey", "name = \"x\"\nversion = \"1\"\nberth = \"0.1\"\nrun = \"rm -rf /\"\n".to_owned()),
+        ("reserved", "name = \"apps\"\nversion = \"1\"\nberth = \"0.1\"\n".to_owned()),
+        ("badverb", "name = \"verbs\"\nversion = \"1\"\nberth = \"0.1\"\n[commands.\"../x\"]\n".to_owned()),
+        ("huge", format!("name = \"huge\"\nversion = \"1\"\nberth = \"0.1\"\n#{}\n", "x".repeat(100_000))),
+    ] {
+        fs::create_dir_all(plugin_fixtures.path().join(dir)).unwrap();
+        fs::write(plugin_fixtures.path().join(dir).join("plugin.toml"), manifest).unwrap();
+    }
+    fs::create_dir_all(plugin_fixtures.path().join("linked")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", plugin_fixtures.path().join("linked/plugin.toml")).unwrap();
     let keys_dir = tempfile::tempdir().unwrap();
     fs::write(
         root.join("config.toml"),
@@ -663,6 +679,30 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["storage:exec", "nope"],
         &["storage:exec", "../x"],
         &["repo:gc", "nope"],
+        // Plugins: sources, names, manifests.
+        &["plugin:install", ""],
+        &["plugin:install", "relative/dir"],
+        &["plugin:install", "/nonexistent"],
+        &["plugin:install", "ext::sh -c id"],
+        &["plugin:install", "file:///nonexistent.git#main"],
+        &["plugin:install", &format!("file://{pf}/badname#--upload-pack=id")],
+        &["plugin:install", &format!("{o}")],
+        &["plugin:install", &format!("{pf}/badname")],
+        &["plugin:install", &format!("{pf}/oldberth")],
+        &["plugin:install", &format!("{pf}/unknownkey")],
+        &["plugin:install", &format!("{pf}/reserved")],
+        &["plugin:install", &format!("{pf}/badverb")],
+        &["plugin:install", &format!("{pf}/huge")],
+        &["plugin:install", &format!("{pf}/linked")],
+        &["plugin:install", &format!("{pf}/oldberth"), "--name", "Bad/Name"],
+        &["plugin:install", &format!("{pf}/oldberth"), "--name", "config"],
+        &["plugin:install", "/nonexistent/p.tar.gz"],
+        &["plugin:enable", "nope"],
+        &["plugin:disable", "../x"],
+        &["plugin:uninstall", "nope"],
+        &["plugin:update", "nope"],
+        &["plugin:trigger"],
+        &["nope:verb", "cat"],
         &["nginx:import-ssl", "nope"],
     ]
     .iter()
@@ -748,6 +788,9 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "--quiet",
         "--quiet --force ssh-keys:list",
         "--trace git:auth github.com evil token",
+        "plugin:install /tmp",
+        "plugin:list",
+        "plugin:trigger post-deploy cat v1",
     ] {
         cases.push(ssh(line));
     }

@@ -83,6 +83,8 @@ pub enum BuildError {
     LocalBuildpack(String),
     #[error(transparent)]
     Io(#[from] crate::state::PathIo),
+    #[error(transparent)]
+    Trigger(#[from] crate::state::triggers::TriggerError),
     #[error("cannot give the build a .git at {revision}: {why}")]
     GitDir { revision: String, why: String },
     #[error("cannot hand {0} to the app's user (chown failed)")]
@@ -166,7 +168,6 @@ pub fn build(root: &Path, app: &App, source: &Path, revision: Option<&str>, say:
     let log_path = records::log_path(&app.dir, id);
     let log = fs::File::create(&log_path).map_err(io_err("create", &log_path))?;
     let mut out = Output { log, say };
-    crate::state::events::emit(root, "pre-build", &[app.name.as_str()]);
     let work = root.join("tmp").join(format!("build-{}-{id}", app.name));
     let result = run_build(root, app, source, &work, &container, &mut record, &mut out);
     handover::take_back(&app.dir.join("cache"), &work.join("app"));
@@ -287,6 +288,7 @@ fn run_build(
     out: &mut Output,
 ) -> Result<Built, BuildError> {
     let started = Instant::now();
+    crate::state::events::gate(root, "pre-build", &[app.name.as_str()], &mut |line| out.line(&format!("-----> {line}")))?;
     let meta = crate::state::apps::meta_in_effect(app, &crate::state::settings::Settings::load(root)?)?;
     let stack = Stack::open(root, meta.stack.as_deref())?;
     cache_for_stack(app, &stack.name, out)?;

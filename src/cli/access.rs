@@ -222,6 +222,20 @@ pub fn check(root: &Path, key: &str, grant: &Grant, command: &str, args: &Args) 
     }
 }
 
+/// A plugin's command: for admins, or, when its plugin.toml says it is
+/// app-scoped, for a key granted the app its first argument names.
+pub fn check_plugin(key: &str, grant: &Grant, command: &str, app_scoped: bool, first: Option<&str>) -> Result<(), AccessError> {
+    if grant.admin {
+        return Ok(());
+    }
+    let admin_only = || AccessError::AdminOnly { key: key.to_owned(), command: command.to_owned() };
+    if !app_scoped {
+        return Err(admin_only());
+    }
+    let app = first.and_then(|a| AppName::parse(std::ffi::OsStr::new(a)).ok()).ok_or_else(admin_only)?;
+    if grant.may_use(&app) { Ok(()) } else { Err(AccessError::NotGranted { key: key.to_owned(), app }) }
+}
+
 /// The part of an app command's arguments that reaches outside the app, if any.
 fn host_form(root: &Path, command: &str, args: &Args) -> Option<String> {
     let arg = |i: usize| args.get(i).map(OsStr::to_string_lossy).unwrap_or_default().into_owned();

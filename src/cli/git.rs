@@ -496,6 +496,8 @@ pub fn ssh_command(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<i32> {
             {
                 access::check(&ctx.root, &key, &grant, command.name, &args)?;
                 created = args.get(0).and_then(|a| AppName::parse(a).ok()).filter(|a| !apps::exists(&ctx.root, a));
+            } else if let Some((_, _, command)) = crate::state::plugins::command(&ctx.root, name) {
+                access::check_plugin(&key, &grant, name, command.app, words.get(1).map(String::as_str))?;
             }
             let filter = if flags.quiet { super::quiet::start().ok() } else { None };
             let result = super::run(&ctx, argv);

@@ -28,6 +28,7 @@ mod keys;
 mod letsencrypt;
 mod logs;
 mod nginx;
+mod plugin;
 mod ports;
 mod proxy;
 mod ps;
@@ -86,7 +87,7 @@ pub struct Command {
     pub run: Handler,
 }
 
-fn tables() -> [&'static [Command]; 30] {
+fn tables() -> [&'static [Command]; 31] {
     [
         apps::COMMANDS,
         app_json::COMMANDS,
@@ -110,6 +111,7 @@ fn tables() -> [&'static [Command]; 30] {
         letsencrypt::COMMANDS,
         logs::COMMANDS,
         ps::COMMANDS,
+        plugin::COMMANDS,
         registry::COMMANDS,
         report::COMMANDS,
         repo::COMMANDS,
@@ -209,7 +211,7 @@ fn one_line(err: &anyhow::Error) -> String {
 
 pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
     if argv.is_empty() {
-        print!("{}", help_all());
+        print!("{}{}", help_all(), plugin::help_section(&ctx.root));
         return Ok(());
     }
     let first = argv.remove(0);
@@ -231,6 +233,10 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             print!("{}", completions::man(&all_commands().collect::<Vec<_>>()));
             Ok(())
         }
+        "help" | "--help" | "-h" if argv.is_empty() => {
+            print!("{}{}", help_all(), plugin::help_section(&ctx.root));
+            Ok(())
+        }
         "help" | "--help" | "-h" => help(argv.first().and_then(|a| a.to_str())),
         // Internal: the monitor of one container, started by containers:start.
         "shim" => {
@@ -249,6 +255,11 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
         // `berth config APP`: Dokku's older spelling of config:show.
         "config" if !argv.is_empty() => run(ctx, [OsString::from("config:show")].into_iter().chain(argv).collect()),
         _ => {
+            if find(name).is_none()
+                && let Some((plugin, verb, command)) = crate::state::plugins::command(&ctx.root, name)
+            {
+                return plugin::run_command(ctx, &plugin, &verb, &command, argv);
+            }
             let Some(command) = find(name) else {
                 // `berth apps` and `berth apps:help`: the namespace's commands.
                 let topic = name.strip_suffix(":help").unwrap_or(name);

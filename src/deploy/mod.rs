@@ -98,6 +98,8 @@ pub enum DeployError {
     #[error(transparent)]
     Settings(#[from] crate::state::settings::SettingsError),
     #[error(transparent)]
+    Trigger(#[from] crate::state::triggers::TriggerError),
+    #[error(transparent)]
     Config(#[from] crate::state::config::ConfigError),
     #[error(transparent)]
     Write(#[from] crate::state::atomic::WriteError),
@@ -256,6 +258,12 @@ pub fn release_env(root: &Path, app: &App, release: &Release) -> Result<Vec<Stri
     if let (Some(name), Some(rev)) = (git.rev_var(), release.git_revision.as_deref().filter(|r| !r.is_empty())) {
         image_env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(name));
         image_env.push(format!("{name}={rev}"));
+    }
+    // What plugins add for the app (a linked service's URL), under its config.
+    for line in crate::state::triggers::deploy_env(root, app.name.as_str())? {
+        let key = line.split_once('=').map(|(k, _)| format!("{k}=")).unwrap_or_default();
+        image_env.retain(|e| !e.starts_with(&key));
+        image_env.push(line);
     }
     Ok(processes::environment(image_env, &vars))
 }

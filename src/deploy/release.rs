@@ -95,9 +95,9 @@ pub fn release_image(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf, 
     let version = format!("v{}", release.version);
     let event = |name: &str| events::emit(root, name, &[app.name.as_str(), &version]);
     let mut step = |line: &str| say(&format!("-----> {line}"));
-    event("pre-release");
+    events::gate(root, "pre-release", &[app.name.as_str(), &version], &mut step)?;
     before_start(root, app, &release, &mut step)?;
-    event("pre-deploy");
+    events::gate(root, "pre-deploy", &[app.name.as_str(), &version], &mut step)?;
     let url = super::deploy(root, app, &release, &mut step)?;
     super::record_release(root, app, &release)?;
     event("post-deploy");

@@ -31,8 +31,21 @@ pub fn log_file(root: &Path) -> PathBuf {
     root.join("logs").join("events.log")
 }
 
-/// Records `event` with its arguments when the event log is on.
+/// Records `event` with its arguments when the event log is on, and runs
+/// the plugins' triggers of that name (their failures are only logged).
 pub fn emit(root: &Path, event: &str, args: &[&str]) {
+    log(root, event, args);
+    super::triggers::notify(root, event, args);
+}
+
+/// A guarding event (`pre-build`, `pre-release`, `pre-deploy`): recorded,
+/// then each plugin's trigger may stop what follows with its message.
+pub fn gate(root: &Path, event: &str, args: &[&str], say: &mut dyn FnMut(&str)) -> Result<(), super::triggers::TriggerError> {
+    log(root, event, args);
+    super::triggers::check(root, event, args, say)
+}
+
+fn log(root: &Path, event: &str, args: &[&str]) {
     debug_assert!(EVENTS.contains(&event), "{event} is not in EVENTS");
     tracing::debug!(event, ?args, "event");
     let on = super::settings::Settings::load(root).is_ok_and(|s| s.events.enabled);

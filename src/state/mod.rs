@@ -7,10 +7,12 @@ pub mod config;
 pub mod events;
 pub mod grants;
 pub mod lock;
+pub mod plugins;
 pub mod releases;
 pub mod settings;
 pub mod storage;
 pub mod storage_entries;
+pub mod triggers;
 
 use std::path::PathBuf;
 

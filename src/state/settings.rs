@@ -55,6 +55,20 @@ pub struct Settings {
     pub apps: AppsGlobals,
     pub cron: CronGlobals,
     pub buildpacks: BuildpacksGlobals,
+    pub plugins: PluginSettings,
+}
+
+/// `[plugins]`: how long one trigger may run before it is stopped.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    pub trigger_timeout_secs: u64,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        PluginSettings { trigger_timeout_secs: 60 }
+    }
 }
 
 /// `buildpacks:set-property --global stack`: the stack apps build on.
