@@ -43,6 +43,13 @@ fn a_plugin_adds_a_command_guards_deploys_and_sets_the_environment() {
     assert_eq!(host.ok(["--quiet", "run", "catmeow", "printenv", "HELLO_PLUGIN"]).out(), "hi-catmeow\n");
     assert!(!host.ok(["config:show", "catmeow"]).out().contains("HELLO_PLUGIN"));
 
+    // pre-receive: a ref the plugin refuses is not stored at all.
+    let refused = site.push(&checkout, "main:forbidden");
+    assert!(!refused.status.success() && text(&refused).contains("hello refuses pushes to the forbidden branch"), "{}", text(&refused));
+    let refs =
+        Command::new("git").args(["ls-remote", "root@127.0.0.1:catmeow"]).env("GIT_SSH_COMMAND", site.ssh_command()).output().unwrap();
+    assert!(!out(&refs).contains("forbidden"), "{}", out(&refs));
+
     // The command, over ssh, for a key granted the app and no other.
     host.ok(["apps:create", "other"]);
     let (dev, dev_pub) = site.new_key("dev");

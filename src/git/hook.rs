@@ -24,6 +24,8 @@ pub enum HookError {
     Deploy(#[from] DeployError),
     #[error(transparent)]
     Settings(#[from] crate::state::settings::SettingsError),
+    #[error(transparent)]
+    Trigger(#[from] crate::state::triggers::TriggerError),
 }
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -44,10 +46,20 @@ pub fn run(root: &Path, name: &AppName, stdin: impl BufRead, say: &mut dyn FnMut
     let app = apps::open(root, name)?;
     let meta = apps::meta_in_effect(&app, &crate::state::settings::Settings::load(root)?)?;
     let deploy_refs = deploy_refs(meta.deploy_branch.as_deref());
+    let mut pushed = Vec::new();
     for line in stdin.lines() {
         let line = line.map_err(HookError::Stdin)?;
-        let mut parts = line.split_whitespace();
-        let (Some(_old), Some(new), Some(reference)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if let [old, new, reference] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            pushed.push((old.to_owned(), new.to_owned(), reference.to_owned()));
+        }
+    }
+    // Plugins may refuse any pushed ref before anything of the push is used.
+    for (old, new, reference) in &pushed {
+        let mut step = |line: &str| say(&format!("-----> {line}"));
+        crate::state::events::gate(root, "pre-receive", &[app.name.as_str(), old, new, reference], &mut step)?;
+    }
+    for (_, new, reference) in &pushed {
+        let (new, reference) = (new.as_str(), reference.as_str());
         if new == ZERO {
             say(&format!("-----> {reference} deleted"));
         } else if deploy_refs.iter().any(|r| r == reference) {

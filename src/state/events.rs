@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// The events berth records, in the order a push meets them (Dokku's names).
 pub const EVENTS: &[&str] = &[
     "post-create",
+    "pre-receive",
     "receive-app",
     "pre-build",
     "post-build",
