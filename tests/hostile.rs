@@ -686,7 +686,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["plugin:install", "ext::sh -c id"],
         &["plugin:install", "file:///nonexistent.git#main"],
         &["plugin:install", &format!("file://{pf}/badname#--upload-pack=id")],
-        &["plugin:install", &format!("{o}")],
+        &["plugin:install", &o],
         &["plugin:install", &format!("{pf}/badname")],
         &["plugin:install", &format!("{pf}/oldberth")],
         &["plugin:install", &format!("{pf}/unknownkey")],
