@@ -35,6 +35,9 @@ fn a_plugin_adds_a_command_guards_deploys_and_sets_the_environment() {
     host.ok(["plugin:install", &format!("file://{}#v1", repo.display())]);
     assert!(host.ok(["plugin:list"]).out().contains("hello                1.0.0      enabled"));
     assert!(host.ok(["help"]).out().contains("hello:world APP"));
+    for asked in [&["hello"][..], &["hello:help"], &["help", "hello"]] {
+        assert!(host.ok(asked).out().contains("Say hello to APP"), "{asked:?}");
+    }
     assert!(host.run(["plugin:install", &format!("file://{}", repo.display()), "--name", "config"]).stderr.contains("namespace"));
 
     // deploy-env: the app's containers see the variable; its config does not hold it.

@@ -237,7 +237,16 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             print!("{}{}", help_all(), plugin::help_section(&ctx.root));
             Ok(())
         }
-        "help" | "--help" | "-h" => help(argv.first().and_then(|a| a.to_str())),
+        "help" | "--help" | "-h" => {
+            let topic = argv.first().and_then(|a| a.to_str());
+            match topic.and_then(|t| plugin::namespace_help(&ctx.root, t)) {
+                Some(text) if find(topic.unwrap_or_default()).is_none() => {
+                    print!("{text}");
+                    Ok(())
+                }
+                _ => help(topic),
+            }
+        }
         // Internal: the monitor of one container, started by containers:start.
         "shim" => {
             let id = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
@@ -254,30 +263,37 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
         }
         // `berth config APP`: Dokku's older spelling of config:show.
         "config" if !argv.is_empty() => run(ctx, [OsString::from("config:show")].into_iter().chain(argv).collect()),
-        _ => {
-            if find(name).is_none()
-                && let Some((plugin, verb, command)) = crate::state::plugins::command(&ctx.root, name)
-            {
-                return plugin::run_command(ctx, &plugin, &verb, &command, argv);
-            }
-            let Some(command) = find(name) else {
-                // `berth apps` and `berth apps:help`: the namespace's commands.
-                let topic = name.strip_suffix(":help").unwrap_or(name);
-                if in_namespace(topic).next().is_some() {
-                    return help(Some(topic));
-                }
-                let hint = did_you_mean(name, tables().into_iter().flatten().map(|c| c.name))
-                    .map_or_else(|| "see 'berth help'".to_owned(), |s| format!("did you mean {s}?"));
-                return Err(UsageError(format!("unknown command {name:?}; {hint}")).into());
-            };
-            match parse_args(command, argv)? {
-                None => {
-                    print!("{}", help_command(command));
-                    Ok(())
-                }
-                Some(args) => (command.run)(ctx, args),
-            }
+        _ => run_named(ctx, name, argv),
+    }
+}
+
+/// A command from the tables, else an enabled plugin's, else namespace help.
+fn run_named(ctx: &Ctx, name: &str, argv: Vec<OsString>) -> anyhow::Result<()> {
+    if find(name).is_none()
+        && let Some((plugin, verb, command)) = crate::state::plugins::command(&ctx.root, name)
+    {
+        return plugin::run_command(ctx, &plugin, &verb, &command, argv);
+    }
+    let Some(command) = find(name) else {
+        // `berth apps` and `berth apps:help`: the namespace's commands.
+        let topic = name.strip_suffix(":help").unwrap_or(name);
+        if in_namespace(topic).next().is_some() {
+            return help(Some(topic));
         }
+        if let Some(text) = plugin::namespace_help(&ctx.root, topic) {
+            print!("{text}");
+            return Ok(());
+        }
+        let hint = did_you_mean(name, tables().into_iter().flatten().map(|c| c.name))
+            .map_or_else(|| "see 'berth help'".to_owned(), |s| format!("did you mean {s}?"));
+        return Err(UsageError(format!("unknown command {name:?}; {hint}")).into());
+    };
+    match parse_args(command, argv)? {
+        None => {
+            print!("{}", help_command(command));
+            Ok(())
+        }
+        Some(args) => (command.run)(ctx, args),
     }
 }
 

@@ -252,14 +252,26 @@ fn trigger(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 
 /// `berth help`'s section for the enabled plugins' commands.
 pub fn help_section(root: &Path) -> String {
+    let out = plugin_commands(root, None);
+    if out.is_empty() { out } else { format!("\nPlugin commands:\n{out}") }
+}
+
+/// `berth NAME`, `berth NAME:help`, `berth help NAME` for a plugin: its
+/// commands, or None when no enabled plugin has that name.
+pub fn namespace_help(root: &Path, topic: &str) -> Option<String> {
+    let out = plugin_commands(root, Some(topic));
+    (!out.is_empty()).then_some(out)
+}
+
+fn plugin_commands(root: &Path, only: Option<&str>) -> String {
     let mut out = String::new();
-    for plugin in plugins::enabled(root) {
+    for plugin in plugins::enabled(root).into_iter().filter(|p| only.is_none_or(|o| p.name.as_str() == o)) {
         for (verb, command) in &plugin.manifest.commands {
             let synopsis = format!("{}:{verb} {}", plugin.name, command.usage);
             out.push_str(&format!("  {synopsis:<44}{}\n", command.about));
         }
     }
-    if out.is_empty() { out } else { format!("\nPlugin commands:\n{out}") }
+    out
 }
 
 /// Runs a plugin's `NAME:VERB`: its `subcommands/VERB` with the arguments
