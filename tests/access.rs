@@ -391,10 +391,14 @@ fn git_sync_fetches_with_the_hosts_deploy_key_known_hosts_and_netrc() {
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let up = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the HTTP git server did not start");
     let url = format!("http://127.0.0.1:{port}/repo.git");
     let anonymous = host.run(["git:sync", "viahttp", &url, "main"]);
-    assert_eq!(anonymous.code, 1, "a fetch without the login got through: {}", anonymous.out());
+    assert!(anonymous.code == 1 && anonymous.stderr.contains("Username"), "a fetch without the login: {}", anonymous.stderr);
     assert_eq!(host.run(["git:auth-status", "127.0.0.1"]).code, 0, "no login yet");
     let auth = host.run_with_stdin(["git:auth", "127.0.0.1", "bot"], b"s3cret-token\n");
     assert_eq!(auth.code, 0, "{}", auth.stderr);
