@@ -789,6 +789,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "--quiet --force ssh-keys:list",
         "--trace git:auth github.com evil token",
         "plugin:install /tmp",
+        "config dog",
+        "--quiet config dog",
         "plugin:list",
         "plugin:trigger post-deploy cat v1",
     ] {
