@@ -83,6 +83,8 @@ fn a_plugin_adds_a_command_guards_deploys_and_sets_the_environment() {
     assert!(pushed.status.success(), "{}", text(&pushed));
     assert_eq!(site.page(), "Cat dreams purr..\n");
     assert_eq!(host.run(["--quiet", "run", "catmeow", "printenv", "HELLO_PLUGIN"]).code, 1);
+    host.ok(["plugin:installed", "hello"]);
     host.ok(["plugin:uninstall", "hello"]);
+    assert_eq!(host.run(["plugin:installed", "hello"]).code, 1);
     assert_eq!(host.ok(["plugin:list"]).out(), "");
 }

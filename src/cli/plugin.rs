@@ -29,6 +29,22 @@ pub const COMMANDS: &[Command] = &[
         run: list,
     },
     Command {
+        name: "plugin:installed",
+        usage: "NAME",
+        about: "Exit 0 if the plugin is installed, 1 if not",
+        switches: &[],
+        options: &[],
+        run: installed,
+    },
+    Command {
+        name: "plugin:install-dependencies",
+        usage: "",
+        about: "Run every enabled plugin's dependencies trigger (what it needs on the host)",
+        switches: &[],
+        options: &[],
+        run: install_dependencies,
+    },
+    Command {
         name: "plugin:enable",
         usage: "NAME",
         about: "Run the plugin's triggers and commands again",
@@ -198,6 +214,21 @@ fn list(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let state = if plugin.record.disabled { "disabled" } else { "enabled" };
         println!("  {:<20} {:<10} {state:<9} {}", plugin.name, plugin.manifest.version, plugin.manifest.description);
     }
+    Ok(())
+}
+
+fn installed(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let name = name_arg(&args)?;
+    plugins::find(&ctx.root, &name)?;
+    println!("plugin {name} is installed");
+    Ok(())
+}
+
+/// Dokku's `dependencies` trigger: each plugin installs what it needs.
+fn install_dependencies(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    triggers::check(&ctx.root, "dependencies", &[], &mut |line| println!("-----> {line}"))?;
+    println!("-----> Plugin dependencies installed");
     Ok(())
 }
 
