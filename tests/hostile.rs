@@ -279,6 +279,13 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         fs::create_dir_all(plugin_fixtures.path().join(dir)).unwrap();
         fs::write(plugin_fixtures.path().join(dir).join("plugin.toml"), manifest).unwrap();
     }
+    // A plugin tarball whose entries climb out, and one through a symlink.
+    let made = std::process::Command::new("python3")
+        .args(["-c", "import io,sys,tarfile\nfor name,evil in (('climb','../escaped'),('through','link/escaped')):\n t=tarfile.open(sys.argv[1]+'/'+name+'.tar.gz','w:gz')\n if name=='through':\n  l=tarfile.TarInfo('link'); l.type=tarfile.SYMTYPE; l.linkname='/tmp'; t.addfile(l)\n i=tarfile.TarInfo(evil); d=b'x'; i.size=1; t.addfile(i,io.BytesIO(d)); t.close()"])
+        .arg(plugin_fixtures.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
     fs::create_dir_all(plugin_fixtures.path().join("linked")).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", plugin_fixtures.path().join("linked/plugin.toml")).unwrap();
     let keys_dir = tempfile::tempdir().unwrap();
@@ -697,6 +704,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["plugin:install", &format!("{pf}/oldberth"), "--name", "Bad/Name"],
         &["plugin:install", &format!("{pf}/oldberth"), "--name", "config"],
         &["plugin:install", "/nonexistent/p.tar.gz"],
+        &["plugin:install", &format!("{pf}/climb.tar.gz")],
+        &["plugin:install", &format!("{pf}/through.tar.gz")],
         &["plugin:enable", "nope"],
         &["plugin:disable", "../x"],
         &["plugin:uninstall", "nope"],

@@ -479,10 +479,7 @@ pub fn ssh_command(ctx: &Ctx, argv: Vec<OsString>) -> anyhow::Result<i32> {
     // `ssh host --quiet apps:list`: Dokku's global flags work over ssh too.
     let mut argv: Vec<OsString> = split(&line)?.into_iter().map(OsString::from).collect();
     let flags = super::take_global_flags(&mut argv);
-    // `config APP` is config:show APP: checked under that name.
-    if argv.len() > 1 && argv[0] == "config" {
-        argv[0] = OsString::from("config:show");
-    }
+    super::expand_alias(&mut argv);
     let words: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     if words.is_empty() {
         bail!("give a berth command, or push with git push berth main");

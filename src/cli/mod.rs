@@ -171,9 +171,18 @@ pub fn take_global_flags(argv: &mut Vec<OsString>) -> GlobalFlags {
     GlobalFlags { trace, quiet }
 }
 
+/// Dokku's older spellings, as the commands they stand for, so the ssh
+/// edge checks the same name the handler runs: `config APP` is config:show.
+pub fn expand_alias(argv: &mut [OsString]) {
+    if argv.len() > 1 && argv[0] == "config" {
+        argv[0] = OsString::from("config:show");
+    }
+}
+
 pub fn main() -> i32 {
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let GlobalFlags { trace, quiet } = take_global_flags(&mut argv);
+    expand_alias(&mut argv);
     crate::logging::init(trace);
     let filter = if quiet { quiet::start().ok() } else { None };
     let ctx = Ctx { root: crate::state::root_from_env(), caller: Caller::Local };
@@ -261,8 +270,6 @@ pub fn run(ctx: &Ctx, mut argv: Vec<OsString>) -> anyhow::Result<()> {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        // `berth config APP`: Dokku's older spelling of config:show.
-        "config" if !argv.is_empty() => run(ctx, [OsString::from("config:show")].into_iter().chain(argv).collect()),
         _ => run_named(ctx, name, argv),
     }
 }

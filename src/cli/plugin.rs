@@ -105,9 +105,10 @@ fn fetch(source: &str, tmp: &Path) -> anyhow::Result<PathBuf> {
     let tarball = location.ends_with(".tar.gz") || location.ends_with(".tgz");
     let unpacked = tmp.join("src");
     if tarball {
-        let file = if is_url { download(location, tmp)? } else { PathBuf::from(location) };
+        let bytes = if is_url { download(location)? } else { read_tarball(location)? };
         std::fs::create_dir_all(&unpacked)?;
-        tool(Process::new("tar").arg("-xzf").arg(&file).arg("-C").arg(&unpacked).args(["--no-same-owner", "--no-same-permissions"]))?;
+        // The same safe unpack as git:from-archive: nothing lands outside.
+        super::registry::unpack_source(&bytes, &unpacked, TARBALL_CAP * 4, 10_000)?;
         return Ok(single_dir(&unpacked)?);
     }
     if is_url || location.ends_with(".git") || Path::new(location).join(".git").exists() {
@@ -128,17 +129,22 @@ fn fetch(source: &str, tmp: &Path) -> anyhow::Result<PathBuf> {
     Ok(unpacked)
 }
 
-fn download(url: &str, tmp: &Path) -> anyhow::Result<PathBuf> {
+/// The largest plugin tarball berth reads.
+const TARBALL_CAP: u64 = 64 << 20;
+
+fn download(url: &str) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     let response = ureq::get(url).call().with_context(|| format!("cannot fetch {url}"))?;
-    response.into_reader().take((64 << 20) + 1).read_to_end(&mut bytes).with_context(|| format!("cannot fetch {url}"))?;
-    if bytes.len() > 64 << 20 {
+    response.into_reader().take(TARBALL_CAP + 1).read_to_end(&mut bytes).with_context(|| format!("cannot fetch {url}"))?;
+    if bytes.len() as u64 > TARBALL_CAP {
         bail!("{url} is over 64 MiB: not a plugin");
     }
-    let file = tmp.join("plugin.tar.gz");
-    std::fs::write(&file, bytes)?;
-    Ok(file)
+    Ok(bytes)
+}
+
+fn read_tarball(path: &str) -> anyhow::Result<Vec<u8>> {
+    crate::state::read_capped(Path::new(path), TARBALL_CAP).with_context(|| format!("cannot read {path} (at most 64 MiB)"))
 }
 
 /// A tarball of one directory (as GitHub's) is that directory.

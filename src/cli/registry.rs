@@ -376,6 +376,39 @@ fn archive_limits(ctx: &Ctx, name: &AppName) -> anyhow::Result<GitProps> {
     })
 }
 
+/// Unpacks a tar (or tar.gz) of source into `work`, as root, safely:
+/// unpack_in refuses entries that would land outside `work` (`..`,
+/// absolute paths, through a symlink); devices and fifos are no source;
+/// at most `limit` bytes and `max_files` entries.
+pub(super) fn unpack_source(bytes: &[u8], work: &std::path::Path, limit: u64, max_files: u64) -> anyhow::Result<()> {
+    let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read + '_> = if gzipped { Box::new(flate2::read::GzDecoder::new(bytes)) } else { Box::new(bytes) };
+    let mut archive = tar::Archive::new(crate::image::limit::Capped::new(reader, limit, "the archive"));
+    for (n, entry) in archive.entries().context("the archive is not a tar or tar.gz")?.enumerate() {
+        let mut entry = entry.context("the archive is not a tar or tar.gz")?;
+        if n as u64 >= max_files {
+            bail!("the archive holds more than {max_files} entries (git:set archive-max-files)");
+        }
+        use tar::EntryType::{Block, Char, Fifo};
+        if matches!(entry.header().entry_type(), Block | Char | Fifo) {
+            continue;
+        }
+        let inside =
+            entry.path().is_ok_and(|p| p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)));
+        if !inside {
+            bail!("the archive holds an entry with an absolute path or '..'; berth unpacks only what stays inside it");
+        }
+        if entry.header().entry_type() == tar::EntryType::Link {
+            let target = entry.link_name().ok().flatten().map(|p| p.into_owned()).unwrap_or_default();
+            if !target.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                bail!("the archive holds a hard link that points out of it");
+            }
+        }
+        entry.unpack_in(work).context("the archive holds an entry berth will not unpack")?;
+    }
+    Ok(())
+}
+
 fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 2)?;
     let name = args.app(0)?;
@@ -398,35 +431,8 @@ fn from_archive(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let result = (|| -> anyhow::Result<()> {
-        let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn Read> = if gzipped { Box::new(flate2::read::GzDecoder::new(&bytes[..])) } else { Box::new(&bytes[..]) };
         let limit = crate::state::settings::Settings::load(&ctx.root)?.limits.archive_bytes;
-        let mut archive = tar::Archive::new(crate::image::limit::Capped::new(reader, limit, "the archive"));
-        // unpack_in refuses entries that would land outside `work` (`..`,
-        // absolute paths, through a symlink); devices and fifos are no source.
-        for (n, entry) in archive.entries().context("the archive is not a tar or tar.gz")?.enumerate() {
-            let mut entry = entry.context("the archive is not a tar or tar.gz")?;
-            if n as u64 >= limits.max_files() {
-                bail!("the archive holds more than {} entries (git:set archive-max-files)", limits.max_files());
-            }
-            use tar::EntryType::{Block, Char, Fifo};
-            if matches!(entry.header().entry_type(), Block | Char | Fifo) {
-                continue;
-            }
-            let inside = entry
-                .path()
-                .is_ok_and(|p| p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)));
-            if !inside {
-                bail!("the archive holds an entry with an absolute path or '..'; berth unpacks only what stays inside it");
-            }
-            if entry.header().entry_type() == tar::EntryType::Link {
-                let target = entry.link_name().ok().flatten().map(|p| p.into_owned()).unwrap_or_default();
-                if !target.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
-                    bail!("the archive holds a hard link that points out of it");
-                }
-            }
-            entry.unpack_in(&work).context("the archive holds an entry berth will not unpack")?;
-        }
+        unpack_source(&bytes, &work, limit, limits.max_files())?;
         // A tarball of one directory (as GitHub's) is that directory's source.
         let top: Vec<_> = std::fs::read_dir(&work)?.collect::<Result<_, _>>()?;
         let source = match &top[..] {

@@ -162,7 +162,8 @@ pub fn deploy_env(root: &Path, app: &str) -> Result<Vec<String>, TriggerError> {
             return Err(TriggerError::Refused { plugin: ran.plugin.clone(), trigger: "deploy-env".into(), message: ran.message() });
         }
         for line in String::from_utf8_lossy(&ran.stdout).lines() {
-            let Some((key, _)) = line.split_once('=') else { continue };
+            // No NUL can reach an environment; a bad line is skipped, not echoed.
+            let Some((key, _)) = line.split_once('=').filter(|_| !line.contains('\0')) else { continue };
             if super::config::ConfigKey::parse(std::ffi::OsStr::new(key)).is_ok() {
                 env.push(line.to_owned());
             }
