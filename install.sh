@@ -297,6 +297,27 @@ if $offline; then
   say "Loading offline/bundle.tar: the stack and the catmeow demo"
   "$BIN" bundle:load "$here/offline/bundle.tar" 2>&1 | sed 's/^/       /'
 fi
+
+# --- Backing services: plugins/service installed once per kind, under the
+# kind's name (its namespace: postgres:create, redis:create), from a copy
+# in /usr/local/share/berth; then their images, built like the stack and
+# cached by recipe hash (offline, they came in the bundle above).
+if ! diff -rq "$here/plugins/service" /usr/local/share/berth/plugins/service >/dev/null 2>&1; then
+  rm -rf /usr/local/share/berth/plugins/service
+  mkdir -p /usr/local/share/berth/plugins
+  cp -a "$here/plugins/service" /usr/local/share/berth/plugins/service
+fi
+for kind in postgres redis; do
+  if "$BIN" plugin:installed "$kind" >/dev/null 2>&1; then
+    "$BIN" plugin:update "$kind" >/dev/null
+  else
+    "$BIN" plugin:install /usr/local/share/berth/plugins/service --name "$kind" | sed 's/^/       /'
+  fi
+done
+if ! $offline; then
+  say "Building the service images (once; then from /var/cache/berth/stacks)"
+  "$BIN" plugin:install-dependencies 2>&1 | sed 's/^/       /'
+fi
 demo=$BERTH_ROOT/tmp/catmeow-demo
 rm -rf "$demo"
 mkdir -p "$demo"

@@ -463,6 +463,7 @@ fn sandbox(
         readonly_root: true,
         terminal: false,
         log_max_bytes: None,
+        isolated: false,
     };
     out.line(&format!("-----> Building {} (build {}) with the {} stack", app.name, record.id, stack.name));
     let mut progress = driver::Progress::new();

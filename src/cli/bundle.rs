@@ -55,7 +55,8 @@ fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let _writing = store.writing()?;
     let mut images = Vec::new();
     for (name, descriptor) in store.tags()? {
-        if name.starts_with("berth/stack-run:") || name.starts_with("berth/stack-build:") {
+        // Stacks, and the images backing services run from.
+        if ["berth/stack-run:", "berth/stack-build:", "berth/service:"].iter().any(|p| name.starts_with(p)) {
             images.push((name.parse::<ImageRef>()?, descriptor));
         }
     }

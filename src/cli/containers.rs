@@ -28,15 +28,19 @@ const CREATE_OPTIONS: &[&str] = &[
     "--label",
     "--user",
     "--workdir",
+    "--volume",
+    "--env-file",
 ];
-const CREATE_USAGE: &str = "IMAGE [--id ID] [--name NAME] [--network bridge|host|none] [--memory 64m] [--cpus 0.5] [--pids N] [--restart no|on-failure[:N]|always] [--stop-timeout SECS] [--env K=V]... [--label K=V]... [--user UID:GID] [--workdir DIR] [-- CMD ARGS...]";
+const CREATE_USAGE: &str = "IMAGE [--id ID] [--name NAME] [--network bridge|host|none] [--memory 64m] [--cpus 0.5] [--pids N] [--restart no|on-failure[:N]|always] [--stop-timeout SECS] [--env K=V]... [--env-file FILE] [--label K=V]... [--user UID:GID] [--workdir DIR] [--volume HOST:CONTAINER[:ro]]... [--isolated] [-- CMD ARGS...]";
+/// The largest `--env-file` read: environment, not data.
+const ENV_FILE_CAP: u64 = 64 * 1024;
 
 pub const COMMANDS: &[Command] = &[
     Command {
         name: "containers:create",
         usage: CREATE_USAGE,
         about: "Create a container from an image (not started)",
-        switches: &[],
+        switches: &["--isolated"],
         options: CREATE_OPTIONS,
         run: create,
     },
@@ -44,7 +48,7 @@ pub const COMMANDS: &[Command] = &[
         name: "containers:run",
         usage: CREATE_USAGE,
         about: "Create and start a container; prints its id",
-        switches: &[],
+        switches: &["--isolated"],
         options: CREATE_OPTIONS,
         run,
     },
@@ -96,6 +100,38 @@ pub const COMMANDS: &[Command] = &[
         options: &[],
         run: logs,
     },
+    Command {
+        name: "containers:exec",
+        usage: "ID CMD [ARGS...]",
+        about: "Run a command inside a running container, attached; exits with its code",
+        switches: &[],
+        options: &[],
+        run: exec,
+    },
+    Command {
+        name: "containers:inspect",
+        usage: "ID [--format json]",
+        about: "Show a container's image, status, address and allow list",
+        switches: &[],
+        options: &["--format"],
+        run: inspect,
+    },
+    Command {
+        name: "containers:allow",
+        usage: "ID APP",
+        about: "Let APP's containers connect to an isolated container",
+        switches: &[],
+        options: &[],
+        run: allow,
+    },
+    Command {
+        name: "containers:deny",
+        usage: "ID APP",
+        about: "Take APP off an isolated container's allow list",
+        switches: &[],
+        options: &[],
+        run: deny,
+    },
 ];
 
 fn container_id(args: &Args, i: usize) -> anyhow::Result<ContainerId> {
@@ -114,12 +150,10 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
     };
     let usage = |why: String| -> anyhow::Error { UsageError(why).into() };
     let mut env: Vec<String> = defaults.env().clone().unwrap_or_default();
-    for pair in args.option_all("--env") {
-        let pair = pair.to_str().context("--env values must be UTF-8")?;
-        let (key, _) = pair.split_once('=').ok_or_else(|| usage(format!("--env {pair:?} is not KEY=VALUE")))?;
-        crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(key))?;
-        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
-        env.push(pair.to_owned());
+    for pair in env_file(args)?.into_iter().chain(env_options(args)?) {
+        let key = pair.split_once('=').map(|(k, _)| k.to_owned());
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != key.as_deref());
+        env.push(pair);
     }
     let mut labels = BTreeMap::new();
     for pair in args.option_all("--label") {
@@ -170,11 +204,60 @@ fn config_from(ctx: &Ctx, args: &Args) -> anyhow::Result<ContainerConfig> {
             .unwrap_or(30),
         labels,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        mounts: Vec::new(),
+        mounts: volumes(args)?,
         readonly_root: false,
         terminal: false,
         log_max_bytes: None,
+        isolated: args.switch("--isolated"),
     })
+}
+
+/// `--env K=V`, each key checked.
+fn env_options(args: &Args) -> anyhow::Result<Vec<String>> {
+    let mut pairs = Vec::new();
+    for pair in args.option_all("--env") {
+        let pair = pair.to_str().context("--env values must be UTF-8")?;
+        let (key, _) = pair.split_once('=').ok_or_else(|| UsageError(format!("--env {pair:?} is not KEY=VALUE")))?;
+        crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(key))?;
+        pairs.push(pair.to_owned());
+    }
+    Ok(pairs)
+}
+
+/// `--env-file FILE`: KEY=VALUE lines, blank lines and `#` comments
+/// skipped. Secrets come this way so they never sit in argv; a bad line is
+/// named by number, never shown.
+fn env_file(args: &Args) -> anyhow::Result<Vec<String>> {
+    let Some(path) = args.option_all("--env-file").last().map(std::path::PathBuf::from) else { return Ok(Vec::new()) };
+    let bytes = crate::state::read_capped(&path, ENV_FILE_CAP)?;
+    let text = String::from_utf8(bytes).map_err(|_| UsageError(format!("--env-file {} is not UTF-8", path.display())))?;
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map(|(k, _)| k);
+        if key.is_none_or(|k| crate::state::config::ConfigKey::parse(std::ffi::OsStr::new(k)).is_err()) {
+            bail!(UsageError(format!("line {} of --env-file {} is not KEY=VALUE", n + 1, path.display())));
+        }
+        pairs.push(line.to_owned());
+    }
+    Ok(pairs)
+}
+
+/// `--volume HOST:CONTAINER[:ro]`; the host path must exist.
+fn volumes(args: &Args) -> anyhow::Result<Vec<crate::runtime::store::BindMount>> {
+    let mut mounts = Vec::new();
+    for spec in args.option_all("--volume") {
+        let spec = spec.to_str().context("--volume must be UTF-8")?;
+        let mount = crate::state::storage::parse(spec)?;
+        if std::fs::symlink_metadata(&mount.source).is_err() {
+            bail!(UsageError(format!("--volume {spec:?}: {} does not exist", mount.source.display())));
+        }
+        mounts.push(mount);
+    }
+    Ok(mounts)
 }
 
 /// `--memory`, `--cpus` and `--pids`, checked.
@@ -360,4 +443,105 @@ pub(super) fn print_log(ctx: &Ctx, id: &ContainerId, lines: Option<usize>, follo
             file = std::fs::File::open(&path)?;
         }
     }
+}
+
+fn exec(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let id = container_id(&args, 0)?;
+    let command: Vec<String> = args.positional()[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    if command.is_empty() {
+        return Err(args.usage_error("missing CMD").into());
+    }
+    let code = crate::runtime::attached::exec(&ctx.root, &id, command, crate::runtime::attached::at_terminal())?;
+    std::process::exit(code);
+}
+
+#[derive(Serialize)]
+struct Inspection {
+    id: String,
+    name: String,
+    image: String,
+    image_digest: String,
+    status: String,
+    pid: Option<i32>,
+    /// Kept while the container exists, running or not.
+    address: Option<String>,
+    network: String,
+    restart: String,
+    isolated: bool,
+    allowed: std::collections::BTreeSet<String>,
+    labels: BTreeMap<String, String>,
+}
+
+fn inspect(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(1, 1)?;
+    let id = container_id(&args, 0)?;
+    let paths = ContainerDir::open(&ctx.root, &id)?;
+    let (config, state) = (paths.config()?, current_state(&paths)?);
+    let address = crate::runtime::network::addresses(&ctx.root)?.get(id.as_str()).map(|a| a.to_string());
+    let seen = Inspection {
+        id: id.to_string(),
+        name: config.name.clone(),
+        image: config.image.clone(),
+        image_digest: config.image_digest.clone(),
+        status: serde_json::to_value(state.status)?.as_str().unwrap_or("?").to_owned(),
+        pid: state.pid,
+        address,
+        network: serde_json::to_value(config.network)?.as_str().unwrap_or("?").to_owned(),
+        restart: config.restart.to_string(),
+        isolated: config.isolated,
+        allowed: paths.allowed()?,
+        labels: config.labels.clone(),
+    };
+    if wants_json(&args)? {
+        return print_json(&seen);
+    }
+    let allowed: Vec<&str> = seen.allowed.iter().map(String::as_str).collect();
+    for (field, value) in [
+        ("id", seen.id.clone()),
+        ("name", seen.name.clone()),
+        ("image", seen.image.clone()),
+        ("status", seen.status.clone()),
+        ("pid", seen.pid.map(|p| p.to_string()).unwrap_or_default()),
+        ("address", seen.address.clone().unwrap_or_default()),
+        ("network", seen.network.clone()),
+        ("restart", seen.restart.clone()),
+        ("isolated", seen.isolated.to_string()),
+        ("allowed", allowed.join(" ")),
+    ] {
+        println!("{:<10} {value}", format!("{field}:"));
+    }
+    Ok(())
+}
+
+fn allow(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    change_allowed(ctx, &args, true)
+}
+
+fn deny(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    change_allowed(ctx, &args, false)
+}
+
+/// Adds the app to (or takes it off) the container's allow list, then
+/// brings the firewall in line before saying so.
+fn change_allowed(ctx: &Ctx, args: &Args, admit: bool) -> anyhow::Result<()> {
+    args.expect(2, 2)?;
+    let id = container_id(args, 0)?;
+    let app = args.app(1)?;
+    let paths = ContainerDir::open(&ctx.root, &id)?;
+    if !paths.config()?.isolated {
+        bail!("container {id} is not isolated: every container on the bridge can reach it");
+    }
+    let _lock = crate::state::lock::FileLock::acquire(&paths.dir.join("allowed.lock"))?;
+    let mut allowed = paths.allowed()?;
+    let changed = if admit { allowed.insert(app.to_string()) } else { allowed.remove(app.as_str()) };
+    paths.write_allowed(&allowed)?;
+    crate::runtime::firewall::sync(&ctx.root)?;
+    let verb = match (admit, changed) {
+        (true, true) => "may now connect to",
+        (true, false) => "could already connect to",
+        (false, true) => "may no longer connect to",
+        (false, false) => "was not allowed to connect to",
+    };
+    println!("-----> {app} {verb} {id}");
+    Ok(())
 }

@@ -192,6 +192,8 @@ fn restore(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         if let Err(e) = deploy::proxy::rebuild(&ctx.root, &all, true) {
             eprintln!("berth: the server blocks were not rebuilt: {e:#}");
         }
+        // Backing services first: apps reach for their databases as they start.
+        failed.extend(restore_standalone(ctx));
     }
     for name in names {
         let result = apps::lock(&ctx.root, &name)
@@ -210,6 +212,27 @@ fn restore(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         bail!("not restored: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Containers of no app (backing services) whose monitor died with the
+/// host: started again. Returns those that did not come back.
+fn restore_standalone(ctx: &Ctx) -> Vec<String> {
+    let mut failed = Vec::new();
+    for id in crate::runtime::store::list(&ctx.root) {
+        let Ok(config) = ContainerDir::new(&ctx.root, &id).config() else { continue };
+        if crate::runtime::app_of(&config).is_some() {
+            continue;
+        }
+        match crate::runtime::control::revive(&ctx.root, &id) {
+            Ok(Some(pid)) => say(&format!("{id} is running (pid {pid})")),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("berth: container {id} did not come back: {e:#}");
+                failed.push(id.to_string());
+            }
+        }
+    }
+    failed
 }
 
 #[derive(Serialize)]

@@ -62,7 +62,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// These take a command line after the app: its flags are the command's.
-pub const RAW_TAIL: &[&str] = &["run", "run:detached", "enter", "storage:exec"];
+pub const RAW_TAIL: &[&str] = &["run", "run:detached", "enter", "storage:exec", "containers:exec"];
 
 fn command_of(args: &Args, from: usize) -> Vec<String> {
     args.positional()[from..].iter().map(|a| a.to_string_lossy().into_owned()).collect()

@@ -230,6 +230,7 @@ fn exec(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         readonly_root: true,
         terminal,
         log_max_bytes: None,
+        isolated: false,
     };
     let code = attached::run(&ctx.root, &config)?;
     std::process::exit(code);

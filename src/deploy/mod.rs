@@ -38,12 +38,10 @@ use crate::state::settings::Settings;
 /// The port every web process listens on inside its container ($PORT).
 pub const WEB_PORT: u16 = 5000;
 
-pub const APP_LABEL: &str = "io.berth.app";
+pub use crate::runtime::{APP_LABEL, ONE_OFF_LABEL};
 pub const RELEASE_LABEL: &str = "io.berth.release";
 pub const PROCESS_LABEL: &str = "io.berth.process";
 pub const INDEX_LABEL: &str = "io.berth.index";
-/// One-off containers (`run`) carry this instead of the app label.
-pub const ONE_OFF_LABEL: &str = "io.berth.run-of";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {

@@ -149,6 +149,7 @@ pub fn create(
         readonly_root: false,
         terminal: false,
         log_max_bytes: meta.log_max_bytes,
+        isolated: false,
     };
     control::create(root, &config)?;
     Ok(id)
@@ -252,5 +253,6 @@ pub fn one_off(
         readonly_root: false,
         terminal,
         log_max_bytes: meta.log_max_bytes,
+        isolated: false,
     })
 }

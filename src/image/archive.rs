@@ -217,7 +217,7 @@ struct Collected {
 pub enum Names {
     /// Anything, `berth/` included: berth's own stack cache, bundles an admin loads.
     Any,
-    /// Only stacks (`berth/stack-run`, `berth/stack-build`).
+    /// Only stacks (`berth/stack-run`, `berth/stack-build`) and service images (`berth/service`).
     Stacks,
     /// Anything outside `berth/`.
     NotReserved,
@@ -228,7 +228,7 @@ impl Names {
         let reserved = name.repository().starts_with("berth/");
         match self {
             Names::Any => true,
-            Names::Stacks => matches!(name.repository(), "berth/stack-run" | "berth/stack-build"),
+            Names::Stacks => matches!(name.repository(), "berth/stack-run" | "berth/stack-build" | crate::stack::SERVICE_REPOSITORY),
             Names::NotReserved => !reserved,
         }
     }

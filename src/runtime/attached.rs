@@ -42,6 +42,7 @@ pub fn run(root: &Path, config: &ContainerConfig) -> Result<i32, ControlError> {
     let paths = ContainerDir::create(root, config)?;
     let result = run_created(root, &paths, config);
     shim::release(root, &paths);
+    let _ = super::network::release(root, &config.id);
     let _ = std::fs::remove_dir_all(&paths.dir);
     result
 }

@@ -112,6 +112,21 @@ pub fn start(root: &Path, id: &ContainerId) -> Result<i32, ControlError> {
     }
 }
 
+/// Starts again a container whose monitor died under it (a reboot, a kill)
+/// when its restart policy asks for that; one stopped on purpose, ended
+/// for good, or still watched is left alone. Returns the new init's pid.
+pub fn revive(root: &Path, id: &ContainerId) -> Result<Option<i32>, ControlError> {
+    let paths = ContainerDir::open(root, id)?;
+    let config = paths.config()?;
+    let state = paths.state()?;
+    let orphaned = state.shim_pid.is_some_and(|p| !alive(p));
+    if !orphaned || config.restart == super::RestartPolicy::No {
+        return Ok(None);
+    }
+    clean_up(root, &paths, state)?;
+    start(root, id).map(Some)
+}
+
 /// Asks the shim to stop the container (SIGTERM, stop timeout, SIGKILL)
 /// and waits until it is gone. A container whose shim died is cleaned up here.
 pub fn stop(root: &Path, id: &ContainerId) -> Result<(), ControlError> {
@@ -198,5 +213,11 @@ pub fn remove(root: &Path, id: &ContainerId, force: bool) -> Result<(), ControlE
         }
     }
     clean_up(root, &paths, state)?;
-    std::fs::remove_dir_all(&paths.dir).map_err(|source| ControlError::Remove { path: paths.dir.clone(), source })
+    std::fs::remove_dir_all(&paths.dir).map_err(|source| ControlError::Remove { path: paths.dir.clone(), source })?;
+    let _ = network::release(root, id);
+    // Its address may go to another container: no rule may still name it.
+    if let Err(e) = super::firewall::sync(root) {
+        tracing::warn!(error = %e, "the service firewall was not brought up to date");
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::firewall::FirewallError;
 use super::launch::LaunchError;
 use super::network::NetworkError;
 use super::rootfs::RootfsError;
@@ -51,6 +52,8 @@ pub enum ShimError {
     Container(#[from] ContainerStoreError),
     #[error(transparent)]
     Launch(#[from] LaunchError),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
 }
 
 impl ShimError {

@@ -6,6 +6,7 @@ pub mod balancer;
 pub mod cgroup;
 pub mod control;
 pub mod error;
+pub mod firewall;
 pub mod launch;
 pub mod logs;
 pub mod netlink;
@@ -20,6 +21,16 @@ pub mod trim;
 use std::fmt;
 
 pub use network::NetworkMode;
+
+/// The label naming the app whose process a container runs.
+pub const APP_LABEL: &str = "io.berth.app";
+/// One-off containers (`run`) carry this instead of the app label.
+pub const ONE_OFF_LABEL: &str = "io.berth.run-of";
+
+/// The app a container belongs to: its process or one of its one-offs.
+pub fn app_of(config: &ContainerConfig) -> Option<&str> {
+    config.labels.get(APP_LABEL).or_else(|| config.labels.get(ONE_OFF_LABEL)).map(String::as_str)
+}
 pub use store::{ContainerConfig, Limits, RestartPolicy};
 
 #[derive(Debug, thiserror::Error)]

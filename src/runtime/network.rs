@@ -310,8 +310,15 @@ pub fn attach(root: &Path, settings: &Settings, id: &ContainerId, mode: NetworkM
     Ok(Some(address))
 }
 
+/// Every address given out, by its owner.
+pub fn addresses(root: &Path) -> Result<BTreeMap<String, Ipv4Addr>, NetworkError> {
+    Ok(Addresses::open(root)?.taken.into_iter().map(|(address, owner)| (owner, address)).collect())
+}
+
 /// Removes whatever of the container's network exists: safe to repeat, and
-/// safe after a crash half-way through `attach`.
+/// safe after a crash half-way through `attach`. The address stays the
+/// container's until it is removed (`forget`): a database restarted, or
+/// brought back at boot, answers where its apps were told it is.
 pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
     let scope = super::scope(root);
     let netlink = Netlink::here()?;
@@ -321,7 +328,12 @@ pub fn detach(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
             let _ = netlink.delete(&host_veth);
         }
     }
-    netlink::delete_netns(&netns_path(&scope, id))?;
+    Ok(netlink::delete_netns(&netns_path(&scope, id))?)
+}
+
+/// Detaches the container for good: its address is free again.
+pub fn forget(root: &Path, id: &ContainerId) -> Result<(), NetworkError> {
+    detach(root, id)?;
     release(root, id)
 }
 
@@ -335,7 +347,7 @@ pub fn sweep_orphans(root: &Path) -> Vec<String> {
     for entry in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(id) = name.strip_prefix(&prefix).and_then(|rest| ContainerId::parse(rest).ok()) else { continue };
-        if !exists(&id) && detach(root, &id).is_ok() {
+        if !exists(&id) && forget(root, &id).is_ok() {
             removed.push(format!("network namespace {name}"));
         }
     }

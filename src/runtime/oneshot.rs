@@ -37,6 +37,7 @@ pub fn run(
     let paths = ContainerDir::create(root, config)?;
     let result = run_created(root, &paths, config, limit, on_line);
     shim::release(root, &paths);
+    let _ = super::network::release(root, &config.id);
     let _ = std::fs::remove_dir_all(&paths.dir);
     result
 }

@@ -334,6 +334,9 @@ pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
         layers.push(unpack::unpacked(root, &store, &layer)?);
     }
     let address = network::attach(root, &settings, &config.id, config.network)?.map(|a| a.to_string());
+    if address.is_some() {
+        guard(root, config)?;
+    }
     rootfs::write_etc(paths, config.id.as_str(), address.as_deref())?;
     rootfs::mount(paths, &layers)?;
     let spec = spec::build(config, paths);
@@ -344,6 +347,19 @@ pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
     std::fs::set_permissions(&spec_file, std::fs::Permissions::from_mode(0o600))
         .map_err(|source| ShimError::File(crate::state::PathIo { action: "protect", path: spec_file.clone(), source }))?;
     Ok(address)
+}
+
+/// Lets the new address through to the services its app is linked to; an
+/// isolated container must not start before its rules are in place.
+fn guard(root: &Path, config: &ContainerConfig) -> Result<(), ShimError> {
+    match super::firewall::sync(root) {
+        Err(e) if config.isolated => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the service firewall was not brought up to date");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Undoes `prepare` and deletes the libcontainer container; safe to repeat.

@@ -2,7 +2,7 @@
 //! (`container.json`, written once) and how it is doing (`state.json`,
 //! written by its shim), both written atomically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -62,6 +62,10 @@ pub struct ContainerConfig {
     /// the host's `[logs] max_bytes`.
     #[serde(default)]
     pub log_max_bytes: Option<u64>,
+    /// On the bridge, only containers of the apps on its allow list
+    /// (`containers:allow`) may open connections to it: a backing service.
+    #[serde(default)]
+    pub isolated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -131,6 +135,22 @@ impl ContainerDir {
     }
     pub fn etc_dir(&self) -> PathBuf {
         self.dir.join("etc")
+    }
+    /// The apps an isolated container admits (`containers:allow`).
+    pub fn allowed_file(&self) -> PathBuf {
+        self.dir.join("allowed.json")
+    }
+
+    /// The apps allowed to connect; none when the file is missing.
+    pub fn allowed(&self) -> Result<BTreeSet<String>, ContainerStoreError> {
+        match self.allowed_file().exists() {
+            true => Self::read_json(&self.allowed_file()),
+            false => Ok(BTreeSet::new()),
+        }
+    }
+
+    pub fn write_allowed(&self, apps: &BTreeSet<String>) -> Result<(), ContainerStoreError> {
+        Ok(atomic::write_atomic(&self.allowed_file(), &serde_json::to_vec_pretty(apps).expect("a set serialises"))?)
     }
 
     pub fn exists(&self) -> bool {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, RootFsBuilder};
 
 use super::StackName;
-use super::recipe::Recipe;
+use super::recipe::{Kind, Recipe};
 use crate::image::archive::{self, ArchiveError};
 use crate::image::layer::{self, LayerError, LayerOptions};
 use crate::image::{LayerInfo, Store, StoreError};
@@ -93,8 +93,8 @@ pub fn build(
     if let Some(cache) = cache {
         fs::create_dir_all(cache).map_err(io_err("create", cache))?;
         let file = cache_file(cache, name, recipe);
-        let images = [name.run_image(), name.build_image()].map(|r| store.resolve(&r).map(|d| (r, d)));
-        let images = images.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let images = name.images(recipe.kind).into_iter().map(|r| store.resolve(&r).map(|d| (r, d)));
+        let images = images.collect::<Result<Vec<_>, _>>()?;
         archive::export_oci(store, &images, &file)?;
         say(&format!("Cached the stack in {}", file.display()));
     }
@@ -102,7 +102,7 @@ pub fn build(
 }
 
 fn up_to_date(store: &Store, recipe: &Recipe, name: &StackName) -> bool {
-    [name.run_image(), name.build_image()].iter().all(|r| {
+    name.images(recipe.kind).iter().all(|r| {
         store.image(r).is_ok_and(|image| {
             image.config.config().as_ref().and_then(|c| c.labels().as_ref()).and_then(|l| l.get(RECIPE_LABEL)) == Some(&recipe.hash)
         })
@@ -110,6 +110,9 @@ fn up_to_date(store: &Store, recipe: &Recipe, name: &StackName) -> bool {
 }
 
 fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: &mut dyn FnMut(&str)) -> Result<(), StackError> {
+    if recipe.kind == Kind::Service {
+        return build_service(store, recipe, name, work, say);
+    }
     let sources = host_sources()?;
     let (run_tree, build_tree) = (work.join("run"), work.join("build"));
     let mut build_packages = recipe.run_packages.clone();
@@ -145,6 +148,22 @@ fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: 
         "Stack {name}: run layer {} ({} bytes), build layer {} ({} bytes)",
         run_layer.digest, run_layer.size, build_layer.digest, build_layer.size
     ));
+    Ok(())
+}
+
+/// A service image: one tree of the run packages, one layer, no build image.
+fn build_service(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: &mut dyn FnMut(&str)) -> Result<(), StackError> {
+    let sources = host_sources()?;
+    let tree = work.join("run");
+    say(&format!("Building service image {name} with mmdebstrap ({} packages) from the host's apt sources", recipe.run_packages.len()));
+    let child = spawn_mmdebstrap(recipe, &recipe.run_packages, &tree, &sources, &work.join("run.log"))?;
+    wait_mmdebstrap(child, "run", &work.join("run.log"))?;
+    customize(&tree, recipe, "run")?;
+    let options = LayerOptions::from_env();
+    let layer = layer::write_tree(store, &tree, options)?;
+    let config = image_config(recipe, name, "service", &[&layer], &created_time(options.mtime));
+    store.write_image(&name.service_image(), std::slice::from_ref(&layer), &config)?;
+    say(&format!("Service image {}: one layer {} ({} bytes)", name.service_image(), layer.digest, layer.size));
     Ok(())
 }
 
@@ -205,29 +224,36 @@ fn customize(tree: &Path, recipe: &Recipe, which: &'static str) -> Result<(), St
         if status.success() { Ok(()) } else { Err(StackError::Customize { what, which, status: status.to_string() }) }
     };
     chroot("groupadd", &["groupadd", "--gid", &uid, &recipe.user.name])?;
-    chroot(
-        "useradd",
-        &[
-            "useradd",
-            "--uid",
-            &uid,
-            "--gid",
-            &uid,
-            "--create-home",
-            "--home-dir",
-            &recipe.user.home,
-            "--shell",
-            "/bin/bash",
-            &recipe.user.name,
-        ],
-    )?;
+    let mut useradd =
+        vec!["useradd", "--uid", &uid, "--gid", &uid, "--create-home", "--home-dir", &recipe.user.home, "--shell", "/bin/bash"];
+    if recipe.kind == Kind::Service {
+        // A high uid (services') would make lastlog a sparse file of gigabytes.
+        useradd.push("--no-log-init");
+    }
+    useradd.push(&recipe.user.name);
+    chroot("useradd", &useradd)?;
     let app = tree.join("app");
     fs::create_dir_all(&app).map_err(io_err("create", &app))?;
     std::os::unix::fs::chown(&app, Some(recipe.user.uid), Some(recipe.user.uid)).map_err(io_err("chown", &app))?;
+    // Whatever umask berth ran under, "/" and /app are open to every user.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [tree, app.as_path()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", dir))?;
+    }
     let dev = tree.join("dev");
     for entry in fs::read_dir(&dev).map_err(io_err("list", &dev))?.flatten() {
         let path = entry.path();
         let removed = if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        removed.map_err(io_err("remove", &path))?;
+    }
+    for pruned in &recipe.prune {
+        let path = tree.join(pruned);
+        // Checked relative at load; a link is removed, never followed.
+        let removed = match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+            Ok(_) => fs::remove_file(&path),
+            Err(_) => Ok(()),
+        };
         removed.map_err(io_err("remove", &path))?;
     }
     for file in ["etc/hostname", "etc/resolv.conf"] {

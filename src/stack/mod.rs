@@ -12,6 +12,9 @@ use crate::image::{ImageRef, Store, StoreError};
 #[error("stack name {0:?} is not valid: use a-z, 0-9 and -, starting with a letter")]
 pub struct InvalidStackName(String);
 
+/// Where service images (`kind = "service"` recipes) are tagged.
+pub const SERVICE_REPOSITORY: &str = "berth/service";
+
 /// A stack's name, e.g. `bookworm`: the tag of its two images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackName(String);
@@ -30,6 +33,19 @@ impl StackName {
 
     pub fn build_image(&self) -> ImageRef {
         ImageRef::new("berth/stack-build", &self.0).expect("stack names are valid tags")
+    }
+
+    /// The image a service recipe of this name makes.
+    pub fn service_image(&self) -> ImageRef {
+        ImageRef::new(SERVICE_REPOSITORY, &self.0).expect("stack names are valid tags")
+    }
+
+    /// The images a recipe of this kind makes under this name.
+    pub fn images(&self, kind: recipe::Kind) -> Vec<ImageRef> {
+        match kind {
+            recipe::Kind::Stack => vec![self.run_image(), self.build_image()],
+            recipe::Kind::Service => vec![self.service_image()],
+        }
     }
 }
 

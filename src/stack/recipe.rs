@@ -28,13 +28,29 @@ pub enum RecipeError {
     Invalid { path: PathBuf, why: String },
 }
 
+/// What a recipe makes: a stack apps build and run on, or the one image a
+/// backing service (a database) runs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Stack,
+    Service,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
+    #[serde(default)]
+    pub kind: Kind,
     pub suite: String,
     pub variant: String,
     pub run_packages: Vec<String>,
     pub build_packages: Vec<String>,
+    /// Paths (relative to the tree's root) removed once the packages are in:
+    /// what a package's install script makes that the image must not hold.
+    #[serde(default)]
+    pub prune: Vec<String>,
     pub user: User,
     /// sha256 of the recipe file and the builder version: the cache key.
     #[serde(skip)]
@@ -60,6 +76,11 @@ fn is_word(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+fn is_tree_path(p: &str) -> bool {
+    let path = Path::new(p);
+    !p.is_empty() && path.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 impl Recipe {
     pub fn load(dir: &Path) -> Result<Recipe, RecipeError> {
         let path = dir.join("recipe.toml");
@@ -74,6 +95,12 @@ impl Recipe {
         }
         if !is_word(&recipe.suite) || !is_word(&recipe.variant) || !is_word(&recipe.user.name) {
             return Err(invalid("suite, variant and user name must be lowercase words".into()));
+        }
+        if let Some(bad) = recipe.prune.iter().find(|p| !is_tree_path(p)) {
+            return Err(invalid(format!("prune path {bad:?} must be relative, without . or ..")));
+        }
+        if recipe.kind == Kind::Service && !recipe.build_packages.is_empty() {
+            return Err(invalid("a service image has no build image: build_packages must be empty".into()));
         }
         if !recipe.user.home.starts_with('/') || recipe.user.home.contains("..") || recipe.user.uid == 0 {
             return Err(invalid("the user needs an absolute home and a uid other than 0".into()));
@@ -103,5 +130,22 @@ mod tests {
         let text = "suite = \"bookworm\"\nvariant = \"minbase\"\nrun_packages = [\"--hook=x\"]\nbuild_packages = []\n[user]\nname = \"app\"\nuid = 1000\nhome = \"/home/app\"\n";
         std::fs::write(dir.path().join("recipe.toml"), text).unwrap();
         assert!(Recipe::load(dir.path()).unwrap_err().to_string().contains("not a Debian package name"));
+    }
+
+    #[test]
+    fn the_service_recipes_load_and_prune_only_inside_the_tree() {
+        let kinds = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/service/kinds");
+        for kind in ["postgres", "redis"] {
+            let recipe = Recipe::load(&kinds.join(kind)).unwrap();
+            assert_eq!((recipe.kind, recipe.user.uid), (Kind::Service, 1899999), "{kind}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["/etc", "var/../../etc", "./x"] {
+            let text = format!(
+                "kind = \"service\"\nsuite = \"bookworm\"\nvariant = \"minbase\"\nrun_packages = []\nbuild_packages = []\nprune = [{bad:?}]\n[user]\nname = \"s\"\nuid = 5\nhome = \"/h\"\n"
+            );
+            std::fs::write(dir.path().join("recipe.toml"), text).unwrap();
+            assert!(Recipe::load(dir.path()).unwrap_err().to_string().contains("prune path"), "{bad}");
+        }
     }
 }

@@ -49,13 +49,16 @@ impl Ran {
     }
 }
 
-fn timeout(root: &Path) -> Duration {
-    Duration::from_secs(super::settings::Settings::load(root).map(|s| s.plugins.trigger_timeout_secs).unwrap_or(60))
+/// How long `trigger` may run. `dependencies` installs software (a
+/// service's image is built then): at least an hour.
+fn timeout(root: &Path, trigger: &str) -> Duration {
+    let limit = Duration::from_secs(super::settings::Settings::load(root).map(|s| s.plugins.trigger_timeout_secs).unwrap_or(60));
+    if trigger == "dependencies" { limit.max(Duration::from_secs(3600)) } else { limit }
 }
 
 /// Runs `trigger` of every enabled plugin that has it, in name order.
 pub fn run_all(root: &Path, trigger: &str, args: &[&str]) -> Vec<Result<Ran, TriggerError>> {
-    let limit = timeout(root);
+    let limit = timeout(root, trigger);
     plugins::enabled(root)
         .into_iter()
         .filter_map(|plugin| plugin.executable(trigger).map(|exe| run_one(root, &plugin, &exe, trigger, args, limit)))
