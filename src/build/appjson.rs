@@ -1,6 +1,6 @@
 //! The parts of an app's `app.json` (Dokku's and Heroku's format) that
 //! berth reads: `formation` (the initial scale of each process type),
-//! `scripts.dokku`, `healthchecks`, `env` and `cron`, parsed once as Dokku
+//! `scripts.dokku`, `healthchecks`, `env`, `cron` and `addons`, parsed once as Dokku
 //! parses it.
 
 use std::collections::BTreeMap;
@@ -30,6 +30,8 @@ pub enum AppJsonError {
     Cron(#[from] CronError),
     #[error("app.json env names {0:?}, which is not a config var name")]
     BadEnvName(String),
+    #[error("app.json addons entry {0} is not a plan like heroku-postgresql[:tier] with an optional \"as\" like DATABASE")]
+    BadAddon(usize),
     #[error("app.json env {name} asks for generator {generator:?}; berth knows \"secret\"")]
     BadGenerator { name: String, generator: String },
 }
@@ -47,6 +49,32 @@ pub struct AppJson {
     env: BTreeMap<String, EnvEntry>,
     #[serde(default)]
     cron: Vec<CronEntry>,
+    #[serde(default)]
+    addons: Vec<AddonEntry>,
+}
+
+/// One app.json `addons` entry as Heroku writes it: `"plan[:tier]"`, or an
+/// object with `plan` and `as` (the attachment: `as: "CACHE"` gives
+/// `CACHE_URL`); `options` and the rest are the add-on's own.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AddonEntry {
+    Plan(String),
+    Full {
+        plan: String,
+        #[serde(default, rename = "as")]
+        alias: Option<String>,
+    },
+}
+
+/// An add-on app.json asks for, checked: the plugin that serves its plan
+/// creates and links it on the app's first deploy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Addon {
+    /// `heroku-postgresql`, `dokku-redis:premium-0`, ...
+    pub plan: String,
+    /// The variable's prefix (`DATABASE` for `DATABASE_URL`), when app.json names one.
+    pub alias: Option<String>,
 }
 
 /// One app.json `cron` entry as Dokku reads it.
@@ -167,6 +195,33 @@ impl AppJson {
         Ok(self.cron.iter().enumerate().map(|(i, e)| CronJob::new(i, &e.schedule, &e.command)).collect::<Result<_, _>>()?)
     }
 
+    /// The add-ons app.json asks for, checked (a plan and an alias become
+    /// trigger arguments).
+    pub fn addons(&self) -> Result<Vec<Addon>, AppJsonError> {
+        let word = |s: &str, first: fn(char) -> bool, rest: fn(char) -> bool| s.len() <= 64 && s.starts_with(first) && s.chars().all(rest);
+        let is_plan_part = |s: &str| {
+            word(s, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        let mut out = Vec::new();
+        for (i, entry) in self.addons.iter().enumerate() {
+            let (plan, alias) = match entry {
+                AddonEntry::Plan(plan) => (plan, None),
+                AddonEntry::Full { plan, alias } => (plan, alias.as_ref()),
+            };
+            let plan_ok = match plan.split_once(':') {
+                Some((service, tier)) => is_plan_part(service) && is_plan_part(tier),
+                None => is_plan_part(plan),
+            };
+            let alias_ok =
+                alias.is_none_or(|a| word(a, |c| c.is_ascii_uppercase(), |c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+            if !plan_ok || !alias_ok {
+                return Err(AppJsonError::BadAddon(i));
+            }
+            out.push(Addon { plan: plan.clone(), alias: alias.map(|a| a.trim_end_matches("_URL").to_owned()).filter(|a| !a.is_empty()) });
+        }
+        Ok(out)
+    }
+
     /// The formation app.json asks for.
     pub fn formation(&self) -> Result<BTreeMap<String, u32>, AppJsonError> {
         let mut counts = BTreeMap::new();
@@ -191,6 +246,23 @@ mod tests {
 
     fn formation(text: &[u8]) -> Result<BTreeMap<String, u32>, AppJsonError> {
         AppJson::parse(Some(text))?.formation()
+    }
+
+    #[test]
+    fn reads_heroku_addons_and_refuses_odd_ones() {
+        let text = br#"{"addons": ["heroku-postgresql", "heroku-redis:mini", {"plan": "dokku-postgres", "as": "REPORTING_URL"}]}"#;
+        let addons = AppJson::parse(Some(text)).unwrap().addons().unwrap();
+        let plans: Vec<(&str, Option<&str>)> = addons.iter().map(|a| (a.plan.as_str(), a.alias.as_deref())).collect();
+        assert_eq!(plans, [("heroku-postgresql", None), ("heroku-redis:mini", None), ("dokku-postgres", Some("REPORTING"))]);
+        for bad in [
+            &br#"{"addons": ["--force"]}"#[..],
+            br#"{"addons": ["a b"]}"#,
+            br#"{"addons": [{"plan": "x", "as": "lower"}]}"#,
+            br#"{"addons": ["x:"]}"#,
+        ] {
+            let err = AppJson::parse(Some(bad)).unwrap().addons().unwrap_err();
+            assert!(matches!(err, AppJsonError::BadAddon(0)), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub struct ReleaseSpec {
     pub healthchecks: BTreeMap<String, Vec<crate::model::checks::Check>>,
     pub scripts: crate::model::scripts::Scripts,
     pub cron: Vec<crate::model::cron::CronJob>,
+    pub addons: Vec<appjson::Addon>,
 }
 
 /// What a successful build made.
@@ -131,6 +132,8 @@ pub struct Built {
     pub cron: Vec<crate::model::cron::CronJob>,
     /// The config vars app.json declares, with their defaults.
     pub env: BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>,
+    /// The add-ons app.json asks for.
+    pub addons: Vec<appjson::Addon>,
 }
 
 /// Output to the user and into the build's log file.
@@ -275,6 +278,7 @@ struct Outputs {
     scripts: crate::model::scripts::Scripts,
     cron: Vec<crate::model::cron::CronJob>,
     env: BTreeMap<crate::state::config::ConfigKey, appjson::EnvDefault>,
+    addons: Vec<appjson::Addon>,
     dependency_paths: Vec<PathBuf>,
 }
 
@@ -318,8 +322,8 @@ fn run_build(
     ));
     out.line(&format!("=====> Built {image}"));
     record.phases = phases;
-    let Outputs { process_types, formation, healthchecks, scripts, cron, env, .. } = outputs;
-    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts, cron, env })
+    let Outputs { process_types, formation, healthchecks, scripts, cron, env, addons, .. } = outputs;
+    Ok(Built { id: record.id, image, process_types, formation, healthchecks, scripts, cron, env, addons })
 }
 
 /// A build cache made on another stack holds binaries for other
@@ -535,6 +539,7 @@ fn read_outputs(tree: &WorkTree, layout: &Layout, record: &mut BuildRecord) -> R
         scripts: app_json.scripts(),
         cron: app_json.cron()?,
         env: app_json.env()?,
+        addons: app_json.addons()?,
         healthchecks,
         dependency_paths,
     })
@@ -627,7 +632,8 @@ fn labels(
     labels.insert("io.berth.app".into(), app.name.to_string());
     labels.insert("io.berth.process-types".into(), serde_json::to_string(&outputs.process_types).expect("map serialises"));
     let spec = serde_json::json!({
-        "formation": outputs.formation, "healthchecks": outputs.healthchecks, "scripts": outputs.scripts, "cron": outputs.cron
+        "formation": outputs.formation, "healthchecks": outputs.healthchecks, "scripts": outputs.scripts, "cron": outputs.cron,
+        "addons": outputs.addons
     });
     labels.insert(RELEASE_SPEC_LABEL.into(), spec.to_string());
     labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));

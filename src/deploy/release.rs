@@ -24,6 +24,8 @@ pub struct ReleaseOf {
     pub healthchecks: BTreeMap<String, Vec<Check>>,
     pub scripts: Scripts,
     pub cron: Vec<crate::model::cron::CronJob>,
+    /// app.json's add-ons: provisioned before the app's first release.
+    pub addons: Vec<crate::build::appjson::Addon>,
     pub git_revision: Option<String>,
     pub description: String,
 }
@@ -57,6 +59,7 @@ pub fn deploy_source(
         healthchecks: built.healthchecks,
         scripts: built.scripts,
         cron: built.cron,
+        addons: built.addons,
         git_revision: revision.map(str::to_owned),
         description: description.to_owned(),
     };
@@ -90,11 +93,16 @@ fn next_release(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf) -> Re
 /// previous release serving.
 pub fn release_image(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf, say: &mut dyn FnMut(&str)) -> Result<(), DeployError> {
     refuse_if_locked(app)?;
+    let first = crate::state::releases::latest(&app.dir).is_none();
+    let addons = what.addons.clone();
     let release = next_release(root, app, image, what)?;
     say(&format!("-----> Releasing {} v{}", app.name, release.version));
     let version = format!("v{}", release.version);
     let event = |name: &str| events::emit(root, name, &[app.name.as_str(), &version]);
     let mut step = |line: &str| say(&format!("-----> {line}"));
+    if first && !addons.is_empty() {
+        provision_addons(root, app, &version, &addons, &mut step)?;
+    }
     events::gate(root, "pre-release", &[app.name.as_str(), &version], &mut step)?;
     before_start(root, app, &release, &mut step)?;
     events::gate(root, "pre-deploy", &[app.name.as_str(), &version], &mut step)?;
@@ -105,6 +113,25 @@ pub fn release_image(root: &Path, app: &App, image: &ImageRef, what: ReleaseOf, 
     event("post-release");
     say(&format!("=====> Application deployed: {url}"));
     Ok(())
+}
+
+/// The `provision-addons` trigger: APP vN, then PLAN ALIAS per add-on
+/// (`-` for no alias). Plugins create and link what they serve; one that
+/// fails stops the first deploy before anything runs.
+fn provision_addons(
+    root: &Path,
+    app: &App,
+    version: &str,
+    addons: &[crate::build::appjson::Addon],
+    step: &mut dyn FnMut(&str),
+) -> Result<(), DeployError> {
+    let mut args = vec![app.name.as_str(), version];
+    for addon in addons {
+        args.push(&addon.plan);
+        args.push(addon.alias.as_deref().unwrap_or("-"));
+    }
+    step(&format!("Provisioning app.json add-ons: {}", addons.iter().map(|a| a.plan.as_str()).collect::<Vec<_>>().join(", ")));
+    Ok(events::gate(root, "provision-addons", &args, step)?)
 }
 
 /// app.json's predeploy, then the Procfile's release process: both before
@@ -174,6 +201,7 @@ pub fn deploy_image(
         healthchecks: spec.healthchecks,
         scripts: spec.scripts,
         cron: spec.cron,
+        addons: spec.addons,
         git_revision: labels.get("io.berth.git-revision").cloned(),
         description: description.to_owned(),
     };

@@ -15,6 +15,7 @@ pub const EVENTS: &[&str] = &[
     "receive-app",
     "pre-build",
     "post-build",
+    "provision-addons",
     "pre-release",
     "pre-deploy",
     "post-deploy",
