@@ -288,6 +288,19 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     assert!(made.success());
     fs::create_dir_all(plugin_fixtures.path().join("linked")).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", plugin_fixtures.path().join("linked/plugin.toml")).unwrap();
+    // Files an admin might hand containers:run and stacks:build.
+    let env_link = plugin_fixtures.path().join("env-link");
+    std::os::unix::fs::symlink("/etc/passwd", &env_link).unwrap();
+    fs::write(plugin_fixtures.path().join("env-bad"), "GOOD=1\nthe password is hunter2\n").unwrap();
+    fs::write(plugin_fixtures.path().join("env-huge"), format!("A={}\n", "x".repeat(70_000))).unwrap();
+    for (dir, extra) in [("prune-out", "prune = [\"../../etc\"]\n"), ("service-build", "")] {
+        let recipe = format!(
+            "kind = \"service\"\nsuite = \"bookworm\"\nvariant = \"minbase\"\nrun_packages = []\nbuild_packages = [{}]\n{extra}[user]\nname = \"s\"\nuid = 5\nhome = \"/h\"\n",
+            if dir == "service-build" { "\"gcc\"" } else { "" }
+        );
+        fs::create_dir_all(plugin_fixtures.path().join(dir)).unwrap();
+        fs::write(plugin_fixtures.path().join(dir).join("recipe.toml"), recipe).unwrap();
+    }
     let keys_dir = tempfile::tempdir().unwrap();
     fs::write(
         root.join("config.toml"),
@@ -311,6 +324,8 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev";
     fs::write(keys_dir.path().join("dev.pub"), key).unwrap();
     host.ok(["ssh-keys:add", "dev", &format!("{}/dev.pub", keys_dir.path().display()), "--apps", "cat"]);
+    let service_plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/service");
+    host.ok(["plugin:install", service_plugin.to_str().unwrap(), "--name", "postgres"]);
 
     // Crafted layers are imported first (an import stores, it does not
     // unpack); unpacking each is the hostile input.
@@ -716,6 +731,39 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["plugin:trigger"],
         &["nope:verb", "cat"],
         &["nginx:import-ssl", "nope"],
+        // Containers run by hand and services' own: secrets files, mounts, allow lists.
+        &["containers:run", "hostile/traversal:1", "--env-file", &format!("{pf}/env-link"), "--", "true"],
+        &["containers:run", "hostile/traversal:1", "--env-file", &format!("{pf}/env-bad"), "--", "true"],
+        &["containers:create", "hostile/traversal:1", "--env-file", &format!("{pf}/env-huge"), "--", "true"],
+        &["containers:create", "hostile/traversal:1", "--volume", "/nonexistent:/data", "--", "true"],
+        &["containers:create", "hostile/traversal:1", "--volume", "/etc:/proc/x", "--", "true"],
+        &["containers:create", "hostile/traversal:1", "--volume", "/etc:/data:rw:extra", "--", "true"],
+        &["containers:create", "hostile/traversal:1", "--volume", "etc:/data", "--", "true"],
+        &["containers:allow", "nope", "cat"],
+        &["containers:allow", "nope", "../x"],
+        &["containers:deny", "../x", "cat"],
+        &["containers:exec", "nope", "id"],
+        &["containers:exec", "nope"],
+        &["containers:inspect", "../x"],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/prune-out")],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/service-build")],
+        // The postgres service plugin: names, versions, aliases, missing services.
+        &["postgres:create", "../x"],
+        &["postgres:create", "a;id"],
+        &["postgres:create", "$(id)"],
+        &["postgres:create", "x", "--image-version", "99"],
+        &["postgres:create", "x", "--force"],
+        &["postgres:create"],
+        &["postgres:link", "nope", "cat"],
+        &["postgres:link", "nope", "cat", "--alias", "a;b"],
+        &["postgres:unlink", "nope", "cat"],
+        &["postgres:info", "nope"],
+        &["postgres:export", "nope"],
+        &["postgres:import", "nope"],
+        &["postgres:connect", "../../etc"],
+        &["postgres:destroy", "nope", "--force"],
+        &["postgres:logs", "nope", "-t"],
+        &["postgres:app-links"],
     ]
     .iter()
     .map(|a| a.iter().map(|s| s.to_string()).collect())
@@ -805,6 +853,12 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "--quiet config dog",
         "plugin:list",
         "plugin:trigger post-deploy cat v1",
+        // Service commands are for admins; app-links only for granted apps.
+        "postgres:create mine",
+        "postgres:link db cat",
+        "postgres:app-links dog",
+        "containers:allow service.postgres.db cat",
+        "containers:exec service.postgres.db id",
     ] {
         cases.push(ssh(line));
     }

@@ -228,7 +228,7 @@ impl Names {
         let reserved = name.repository().starts_with("berth/");
         match self {
             Names::Any => true,
-            Names::Stacks => matches!(name.repository(), "berth/stack-run" | "berth/stack-build" | crate::stack::SERVICE_REPOSITORY),
+            Names::Stacks => matches!(name.repository(), "berth/stack-run" | "berth/stack-build" | "berth/service"),
             Names::NotReserved => !reserved,
         }
     }

@@ -14,8 +14,9 @@ KIND_DIR=$PLUGIN_DIR/kinds/$KIND
 # The uid the service images run as (their recipes' [user]): no host account has it.
 SERVICE_UID=1899999
 
-die() { echo "$*" >&2; exit 1; }
-usage() { echo "usage: berth $KIND:$1" >&2; exit 2; }
+# One line on stderr, as berth's own commands say it.
+die() { echo "berth: $*" >&2; exit 1; }
+usage() { echo "berth: usage: berth $KIND:$1" >&2; exit 2; }
 say() { echo "-----> $*"; }
 
 [ -f "$KIND_DIR/kind.sh" ] || die "plugin $PLUGIN_NAME is not a kind of service this plugin knows (postgres, redis)"
@@ -29,7 +30,12 @@ image() { echo "berth/service:$KIND"; }
 
 # Service names as Dokku takes them, minus what a path or URL would mind.
 check_name() {
-  [[ ${1:-} =~ ^[a-z0-9][a-z0-9-]{0,47}$ ]] || die "service name ${1:0:64@Q} is not valid: use a-z, 0-9 and -, at most 48, starting with a letter or digit"
+  [[ ${1:-} =~ ^[a-z0-9][a-z0-9-]{0,47}$ ]] || die "that service name is not valid: use a-z, 0-9 and -, at most 48, starting with a letter or digit"
+}
+
+# An app berth knows (its name checked by berth, so safe to show from here on).
+check_app() {
+  berth apps:exists "$1" >/dev/null 2>&1 || die "that app does not exist"
 }
 
 existing() {
@@ -152,7 +158,7 @@ service_info() {
         local sep="{"
         for key in "${order[@]}"; do printf '%s"%s":"%s"' "$sep" "$key" "${field[$key]}"; sep=","; done
         echo "}" ;;
-    --*) [ -n "${field[${want#--}]+set}" ] || die "$KIND:info has no field ${want@Q}; fields: ${order[*]}"
+    --*) [ -n "${field[${want#--}]+set}" ] || die "$KIND:info has no such field; fields: ${order[*]}"
          echo "${field[${want#--}]}" ;;
     *) usage "info NAME [--format json] [--FIELD]" ;;
   esac
@@ -179,9 +185,9 @@ service_link() {
     alias=$4
   fi
   existing "$name"
-  [[ $alias =~ ^[A-Z][A-Z0-9_]{0,40}$ ]] || die "alias ${alias:0:48@Q} is not valid: use A-Z, 0-9 and _, starting with a letter"
+  [[ $alias =~ ^[A-Z][A-Z0-9_]{0,40}$ ]] || die "that alias is not valid: use A-Z, 0-9 and _, starting with a letter"
   alias=${alias%_URL}
-  berth apps:exists "$app" >/dev/null 2>&1 || die "app ${app:0:64@Q} does not exist"
+  check_app "$app"
   lock_service "$name"
   if linked_apps "$name" | grep -qxF "$app"; then
     die "$KIND service $name is already linked to $app"
@@ -197,7 +203,8 @@ service_unlink() {
   local name=$1 app=$2
   existing "$name"
   lock_service "$name"
-  linked_apps "$name" | grep -qxF "$app" || die "$KIND service $name is not linked to ${app:0:64@Q}"
+  check_app "$app"
+  linked_apps "$name" | grep -qxF "$app" || die "$KIND service $name is not linked to $app"
   local links_file
   links_file=$(service_root "$name")/links
   awk -v app="$app" '$1 != app' "$links_file" > "$links_file.new"
@@ -210,7 +217,8 @@ service_unlink() {
 service_linked() {
   [ $# -eq 2 ] || usage "linked NAME APP"
   existing "$1"
-  if linked_apps "$1" | grep -qxF "$2"; then echo "$KIND service $1 is linked to $2"; else die "$KIND service $1 is not linked to ${2:0:64@Q}"; fi
+  check_app "$2"
+  if linked_apps "$1" | grep -qxF "$2"; then echo "$KIND service $1 is linked to $2"; else die "$KIND service $1 is not linked to $2"; fi
 }
 
 service_app_links() {
