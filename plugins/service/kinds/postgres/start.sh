@@ -13,7 +13,7 @@ if [ ! -s "$data/PG_VERSION" ]; then
   "$bin/initdb" -D "$data.init" -U postgres --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 \
     --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   rm -f "$pwfile"
-  printf "listen_addresses = '*'\nunix_socket_directories = '/tmp'\n" >> "$data.init/postgresql.conf"
+  printf "listen_addresses = '*'\nunix_socket_directories = '/tmp'\njit = off\n" >> "$data.init/postgresql.conf"
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$data.init/pg_hba.conf"
   echo "CREATE DATABASE \"$SERVICE_DB\";" | "$bin/postgres" --single -D "$data.init" postgres >/dev/null
   mv "$data.init" "$data"
