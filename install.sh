@@ -294,7 +294,7 @@ fi
 
 if $offline; then
   [ -f "$here/offline/bundle.tar" ] || die "offline/bundle.tar is missing: run scripts/offline-kit.sh on a connected machine first"
-  say "Loading offline/bundle.tar: the stack and the catmeow demo"
+  say "Loading offline/bundle.tar: the stack, the service images and the catmeow demo"
   "$BIN" bundle:load "$here/offline/bundle.tar" 2>&1 | sed 's/^/       /'
 fi
 

@@ -5,7 +5,7 @@
 #   vendor/ + .cargo/config.toml   the crates (cargo vendor) and the source
 #                                  replacement that points cargo at them
 #   offline/debs/                  packages.debian with their dependencies
-#   offline/bundle.tar             the stack and the catmeow demo
+#   offline/bundle.tar             the stack, the service images and the catmeow demo
 # Parts: --crates, --debs, --bundle (default: all three). None of it is
 # committed (.gitignore).
 set -euo pipefail
