@@ -21,6 +21,8 @@ pub enum FirewallError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Dir(#[from] crate::state::PathIo),
     #[error("cannot run nft: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("nft refused the service rules: {0}")]
@@ -37,7 +39,7 @@ fn table_name(root: &Path) -> String {
 /// Brings the rules in line with the containers, addresses and allow lists.
 pub fn sync(root: &Path) -> Result<(), FirewallError> {
     let dir = root.join("network");
-    std::fs::create_dir_all(&dir).map_err(FirewallError::Spawn)?;
+    std::fs::create_dir_all(&dir).map_err(|source| crate::state::PathIo { action: "create", path: dir.clone(), source })?;
     // Two syncs at once must not apply what each saw in the wrong order.
     let _lock = FileLock::acquire(&dir.join("firewall.lock"))?;
     let guarded = guarded(root)?;

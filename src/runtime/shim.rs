@@ -349,16 +349,17 @@ pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
     Ok(address)
 }
 
-/// Lets the new address through to the services its app is linked to; an
-/// isolated container must not start before its rules are in place.
+/// Lets the new address through to the services its app is linked to.
+/// Fails closed: an address handed on from a container that was allowed
+/// somewhere must be judged again before its new holder runs. Only a host
+/// without nft (where no rule can exist) goes on without.
 fn guard(root: &Path, config: &ContainerConfig) -> Result<(), ShimError> {
     match super::firewall::sync(root) {
-        Err(e) if config.isolated => Err(e.into()),
-        Err(e) => {
-            tracing::warn!(error = %e, "the service firewall was not brought up to date");
+        Err(super::firewall::FirewallError::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound && !config.isolated => {
+            tracing::warn!(error = %e, "no nft here: services cannot be isolated");
             Ok(())
         }
-        Ok(()) => Ok(()),
+        result => Ok(result?),
     }
 }
 
