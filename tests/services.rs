@@ -126,6 +126,21 @@ fn a_linked_database_keeps_an_apps_rows_and_admits_only_linked_apps() {
     let redis_url = host.ok(["--quiet", "run", "other", "printenv", "REDIS_URL"]).out();
     assert!(redis_url.starts_with("redis://:") && redis_url.ends_with(&format!("@{redis_address}:6379\n")), "{redis_url}");
 
+    // redis: export (its RDB file) and import into another.
+    let piped = |args: &[&str], input: &[u8]| {
+        let mut child = host.command(args.to_vec()).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        out.stdout
+    };
+    assert_eq!(piped(&["redis:connect", "cache"], b"SET greeting hello\n"), b"OK\n");
+    let rdb = piped(&["redis:export", "cache"], b"");
+    assert!(rdb.starts_with(b"REDIS"), "an RDB file");
+    host.ok(["redis:create", "cache-copy"]);
+    piped(&["redis:import", "cache-copy"], &rdb);
+    assert_eq!(piped(&["redis:connect", "cache-copy"], b"GET greeting\n"), b"hello\n");
+
     // destroy is refused while linked, and works once unlinked.
     let refused = host.run(["postgres:destroy", "db", "--force"]);
     assert!(refused.code != 0 && refused.stderr.contains("linked to notes"), "{}", refused.stderr);
