@@ -245,6 +245,51 @@ fn push_of(repo: &Path, quarantine: &Path, tree: &str) -> Case {
 /// One entry of a crafted source archive: name, type, link target, data.
 type SourceEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
 
+// --- A hostile registry ---------------------------------------------------
+
+/// A registry serving Docker images berth must refuse, each before any of
+/// its blobs is stored. Returns its port.
+fn hostile_registry() -> u16 {
+    use common::oci::sha;
+    const MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    let docker = |config: &[u8], config_size: usize, layer_type: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{config_size},"digest":"sha256:{}"}},"layers":[{{"mediaType":"{layer_type}","size":4,"digest":"sha256:{}"}}]}}"#,
+            sha(config),
+            sha(b"tar!")
+        )
+        .into_bytes()
+    };
+    let gzip_layer = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    let not_json = b"{\"architecture\": [\"not a config\"".to_vec();
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{{"mediaType":"{MANIFEST}","size":10,"digest":"sha256:{}","platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#,
+        sha(b"arm")
+    );
+    let manifest = |tag: &str, body: Vec<u8>, kind: &str| (format!("/v2/evil/manifests/{tag}"), kind.to_owned(), body);
+    let blob = |body: &[u8]| (format!("/v2/evil/blobs/sha256:{}", sha(body)), "application/octet-stream".to_owned(), body.to_vec());
+    common::servers::static_registry(vec![
+        manifest("bigconfig", docker(b"{}", 5 << 20, gzip_layer), MANIFEST),
+        manifest("badconfig", docker(&not_json, not_json.len(), gzip_layer), MANIFEST),
+        blob(&not_json),
+        // Announces one config, serves other bytes under its digest.
+        manifest("wrongconfig", docker(b"{\"os\":\"linux\"}", 15, gzip_layer), MANIFEST),
+        (
+            format!("/v2/evil/blobs/sha256:{}", sha(b"{\"os\":\"linux\"}")),
+            "application/octet-stream".into(),
+            b"{\"os\":\"evil!\"}".to_vec(),
+        ),
+        manifest("noamd64", list.into_bytes(), "application/vnd.docker.distribution.manifest.list.v2+json"),
+        manifest(
+            "schema1",
+            br#"{"schemaVersion":1,"name":"evil","fsLayers":[]}"#.to_vec(),
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        ),
+        manifest("zstd", docker(b"{}", 2, "application/vnd.oci.image.layer.v1.tar+zstd"), MANIFEST),
+        manifest("garbage", b"\x00\xffnot json at all".to_vec(), MANIFEST),
+    ])
+}
+
 // --- The suite ------------------------------------------------------------
 
 /// The state under the root that a refused input must leave alone: all of it.
@@ -324,6 +369,7 @@ fn hostile_inputs_are_refused_and_change_nothing() {
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev";
     fs::write(keys_dir.path().join("dev.pub"), key).unwrap();
     host.ok(["ssh-keys:add", "dev", &format!("{}/dev.pub", keys_dir.path().display()), "--apps", "cat"]);
+    let evil_registry = format!("127.0.0.1:{}", hostile_registry());
     let service_plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/service");
     host.ok(["plugin:install", service_plugin.to_str().unwrap(), "--name", "postgres"]);
 
@@ -747,6 +793,15 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["containers:inspect", "../x"],
         &["stacks:build", "evil", "--recipe", &format!("{pf}/prune-out")],
         &["stacks:build", "evil", "--recipe", &format!("{pf}/service-build")],
+        // A hostile registry: Docker images that must not convert, lists without linux/amd64.
+        &["images:pull", &format!("{evil_registry}/evil:bigconfig"), "--insecure"],
+        &["images:pull", &format!("{evil_registry}/evil:badconfig"), "--insecure"],
+        &["images:pull", &format!("{evil_registry}/evil:wrongconfig"), "--insecure"],
+        &["images:pull", &format!("{evil_registry}/evil:noamd64"), "--insecure"],
+        &["images:pull", &format!("{evil_registry}/evil:schema1"), "--insecure"],
+        &["images:pull", &format!("{evil_registry}/evil:zstd"), "--insecure"],
+        &["images:pull", &format!("{evil_registry}/evil:garbage"), "--insecure"],
+        &["images:push", "berth/x:1", &format!("{evil_registry}/evil:x"), "--insecure", "--format", "v1"],
         // The postgres service plugin: names, versions, aliases, missing services.
         &["postgres:create", "../x"],
         &["postgres:create", "a;id"],

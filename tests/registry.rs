@@ -312,3 +312,97 @@ fn a_bundle_deploys_on_a_host_that_builds_without_network() {
     // Loading again changes nothing: the app already runs that image.
     assert!(host.ok(["bundle:load".as_ref(), bundle.as_os_str()]).out().contains("catmeow already runs"));
 }
+
+/// The layer digests of a manifest in the registry, as skopeo reads it raw.
+fn raw_manifest(server: &str, reference: &str) -> serde_json::Value {
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{server}/{reference}")]);
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    serde_json::from_slice(&raw.stdout).unwrap()
+}
+
+fn layer_digests(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+#[ignore = "needs root: sshd, nginx, docker-registry and containers need root"]
+fn docker_schema_2_images_and_manifest_lists_pull_and_deploy() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = PushHost::new("bt-v2s2", "10.231.1.0/24");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let pushed = site.push(&checkout_of("catmeow", work.path()), "main");
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let storage = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _registry = registry(storage.path(), port, None, false);
+    let server = format!("127.0.0.1:{port}");
+    host.ok(["images:push", "berth/app-catmeow:latest", &format!("{server}/catmeow:oci"), "--insecure"]);
+
+    // What Docker pushes: skopeo rewrites it as schema 2.
+    let copied = skopeo(&[
+        "copy",
+        "-q",
+        "--format",
+        "v2s2",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{server}/catmeow:oci"),
+        &format!("docker://{server}/catmeow:v2s2"),
+    ]);
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let docker = raw_manifest(&server, "catmeow:v2s2");
+    assert_eq!(docker["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+
+    // A fresh host pulls it as OCI over the same (verified) layers, and deploys it.
+    let other = PushHost::new("bt-v2s2b", "10.233.1.0/24");
+    let pulled = other.site.host.ok(["images:pull", &format!("{server}/catmeow:v2s2"), "--insecure"]).out();
+    assert!(pulled.contains("converted from Docker schema 2"), "{pulled}");
+    let inspected: serde_json::Value = serde_json::from_str(&other.site.host.ok(["images:inspect", "catmeow:v2s2"]).out()).unwrap();
+    assert_eq!(layer_digests(&inspected["manifest"]), layer_digests(&docker), "the same layer blobs");
+    assert_eq!(inspected["manifest"]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(inspected["manifest"]["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_ne!(inspected["manifest"]["config"]["digest"], docker["config"]["digest"], "a new OCI config");
+    let deployed = other.site.host.ok(["git:from-image", "catmeow", &format!("{server}/catmeow:v2s2"), "--insecure"]).out();
+    assert!(deployed.contains("Application deployed"), "{deployed}");
+    assert_eq!(other.page(), "Cat dreams meow..\n");
+
+    // A Docker manifest list: linux/arm64 (the OCI image) first, linux/amd64 (schema 2) second.
+    let digest_of = |reference: &str| {
+        let out = skopeo(&["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &format!("docker://{server}/{reference}")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let entry = |reference: &str, media: &str, arch: &str| {
+        let size = skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{server}/{reference}")]).stdout.len();
+        serde_json::json!({"mediaType": media, "size": size, "digest": digest_of(reference), "platform": {"architecture": arch, "os": "linux"}})
+    };
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [
+            entry("catmeow:oci", "application/vnd.oci.image.manifest.v1+json", "arm64"),
+            entry("catmeow:v2s2", "application/vnd.docker.distribution.manifest.v2+json", "amd64"),
+        ]
+    });
+    let put = Command::new("curl")
+        .args(["-sf", "-X", "PUT", "-H", "Content-Type: application/vnd.docker.distribution.manifest.list.v2+json", "--data-binary"])
+        .arg(list.to_string())
+        .arg(format!("http://{server}/v2/catmeow/manifests/multi"))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stdout));
+    let third = common::site::Site::new("bt-v2s2c", "10.235.1.0/24", "");
+    let from_list = third.host.ok(["images:pull", &format!("{server}/catmeow:multi"), "--insecure"]).out();
+    assert!(from_list.contains("converted from Docker schema 2"), "the linux/amd64 entry was chosen: {from_list}");
+
+    // berth writes schema 2 when asked, over the same blobs.
+    host.ok(["images:push", "berth/app-catmeow:latest", &format!("{server}/catmeow:as-docker"), "--insecure", "--format", "docker"]);
+    let as_docker = raw_manifest(&server, "catmeow:as-docker");
+    assert_eq!(as_docker["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(as_docker["config"]["mediaType"], "application/vnd.docker.container.image.v1+json");
+    assert_eq!(layer_digests(&as_docker), layer_digests(&raw_manifest(&server, "catmeow:oci")));
+    let back = third.host.ok(["images:pull", &format!("{server}/catmeow:as-docker"), "--insecure"]).out();
+    assert!(back.contains("converted from Docker schema 2"), "{back}");
+    let refused = host.run(["images:push", "berth/app-catmeow:latest", &format!("{server}/catmeow:x"), "--insecure", "--format", "v1"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+}

@@ -62,10 +62,10 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "images:push",
-        usage: "REF SERVER/NAME[:TAG] [--insecure]",
-        about: "Push an image from the store to a registry",
+        usage: "REF SERVER/NAME[:TAG] [--insecure] [--format oci|docker]",
+        about: "Push an image from the store to a registry (--format docker: as Docker schema 2)",
         switches: &["--insecure"],
-        options: &[],
+        options: &["--format"],
         run: push_image,
     },
     Command {
@@ -263,12 +263,12 @@ fn pull_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn push_to(ctx: &Ctx, local: &ImageRef, target: &RemoteRef, insecure: bool) -> anyhow::Result<()> {
+fn push_to(ctx: &Ctx, local: &ImageRef, target: &RemoteRef, insecure: bool, format: push::Format) -> anyhow::Result<()> {
     let store = Store::open(&ctx.root)?;
     let digest = Digest::try_from(store.resolve(local)?.digest())?;
     let client = Client::connect(&ctx.root, &target.server, insecure, &target.repository, true)?;
-    let pushed =
-        push::push(&ctx.root, &store, &client, &target.repository, &digest, &[target.reference()], &mut |l| println!("       {l}"))?;
+    let to = push::Destination { repository: &target.repository, tags: &[target.reference()], format };
+    let pushed = push::push(&ctx.root, &store, &client, &to, &digest, &mut |l| println!("       {l}"))?;
     println!(
         "-----> Pushed {local} to {target}: {} of {} bytes sent in {:.2} s ({} blobs already there, {} mounted)",
         pushed.bytes_sent, pushed.image_bytes, pushed.seconds, pushed.skipped, pushed.mounted
@@ -283,7 +283,12 @@ fn push_image(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if matches!(target.target, crate::registry::reference::Target::Digest(_)) {
         bail!("push to a tag, not a digest");
     }
-    push_to(ctx, &local, &target, args.switch("--insecure"))
+    let format = match args.option_text("--format").as_deref() {
+        None | Some("oci") => push::Format::Oci,
+        Some("docker") => push::Format::Docker,
+        Some(_) => return Err(args.usage_error("--format takes oci or docker").into()),
+    };
+    push_to(ctx, &local, &target, args.switch("--insecure"), format)
 }
 
 fn push_stack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -291,7 +296,7 @@ fn push_stack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let stack = StackName::parse(&args.get(0).expect("checked").to_string_lossy())?;
     let base = remote(&args, 1)?;
     for (local, kind) in [(stack.run_image(), "run"), (stack.build_image(), "build")] {
-        push_to(ctx, &local, &base.with_tag(&format!("{stack}-{kind}"))?, args.switch("--insecure"))?;
+        push_to(ctx, &local, &base.with_tag(&format!("{stack}-{kind}"))?, args.switch("--insecure"), push::Format::Oci)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //!   monolithic or chunked uploads, then the manifest.
 
 pub mod client;
+pub mod docker;
 pub mod logins;
 pub mod pull;
 pub mod push;
@@ -79,7 +80,8 @@ pub fn release_push(
     let store = crate::image::Store::open(root)?;
     let digest: crate::image::Digest = release.image_digest.parse()?;
     let client = Client::connect(root, &server, settings.insecure, &repository, true)?;
-    let pushed = push::push(root, &store, &client, &repository, &digest, tags, say)?;
+    let to = push::Destination { repository: &repository, tags, format: push::Format::Oci };
+    let pushed = push::push(root, &store, &client, &to, &digest, say)?;
     Ok(format!(
         "{server}/{repository}:{} ({} of {} bytes sent, {} blobs already there, {} mounted)",
         tags.join(","),

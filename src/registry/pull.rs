@@ -1,12 +1,15 @@
-//! Pulling an image into the store: the manifest (an index is resolved to
-//! its linux/amd64 image), then every blob the store lacks, each streamed
-//! through a `BlobWriter` that names it only if it hashes to its digest.
-//! The local tag is set last, so a failed pull leaves no half image.
+//! Pulling an image into the store: the manifest (an index or a Docker
+//! manifest list is resolved to its linux/amd64 image), then every blob the
+//! store lacks, each streamed through a `BlobWriter` that names it only if
+//! it hashes to its digest. A Docker schema 2 image is then converted to
+//! OCI (`docker.rs`). The local tag is set last, so a failed pull leaves
+//! no half image.
 
 use std::io::Read;
 
 use oci_spec::image::{ImageIndex, ImageManifest, MediaType};
 
+use super::docker::{self, LAYER as DOCKER_LAYER, MANIFEST as DOCKER_MANIFEST, MANIFEST_LIST as DOCKER_LIST};
 use super::reference::{RemoteRef, Target};
 use super::{Client, RegistryError};
 use crate::image::store::{StoreError, descriptor};
@@ -15,8 +18,6 @@ use crate::progress::{Counted, Progress};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Pulled {
@@ -68,8 +69,9 @@ fn unsupported(remote: &RemoteRef, why: &str) -> RegistryError {
 }
 
 /// The image manifest `remote` names: through an index to its linux/amd64
-/// image when it names an index. Returns its bytes and digest.
-fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Digest), RegistryError> {
+/// image when it names an index. Returns its bytes, digest, and whether it
+/// is Docker's schema 2 (to convert).
+fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Digest, bool), RegistryError> {
     let (mut bytes, mut digest, mut content_type) = manifest(client, remote, &remote.reference())?;
     if [OCI_INDEX, DOCKER_LIST].contains(&kind(&bytes, &content_type).as_str()) {
         // Parse errors are not quoted: they would echo the server's bytes.
@@ -87,27 +89,50 @@ fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Diges
         }
     }
     match kind(&bytes, &content_type).as_str() {
-        OCI_MANIFEST => Ok((bytes, digest)),
-        DOCKER_MANIFEST => {
-            Err(unsupported(remote, "a docker schema 2 image; berth stores OCI images (copy it with `skopeo copy --format oci`)"))
-        }
+        OCI_MANIFEST => Ok((bytes, digest, false)),
+        DOCKER_MANIFEST => Ok((bytes, digest, true)),
         other => Err(unsupported(remote, &format!("of media type {other:?}, not an image manifest"))),
     }
 }
 
-/// The blobs an image manifest needs: its config and gzip layers, with sizes.
-fn wanted_blobs(remote: &RemoteRef, bytes: &[u8]) -> Result<Vec<(Digest, u64)>, RegistryError> {
+/// What an image manifest needs: its config and its gzip layers, with sizes.
+fn wanted_blobs(remote: &RemoteRef, bytes: &[u8]) -> Result<((Digest, u64), Vec<(Digest, u64)>), RegistryError> {
     let image: ImageManifest = serde_json::from_slice(bytes).map_err(|_| unsupported(remote, "a manifest berth cannot read"))?;
-    let mut wanted = vec![(Digest::try_from(image.config().digest())?, image.config().size())];
+    if image.config().size() > docker::CONFIG_CAP {
+        return Err(unsupported(remote, "an image whose config is larger than 4 MiB"));
+    }
+    let config = (Digest::try_from(image.config().digest())?, image.config().size());
+    let mut layers = Vec::new();
     for layer in image.layers() {
-        if !matches!(layer.media_type(), MediaType::ImageLayerGzip)
-            && layer.media_type().to_string() != "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        {
+        if !matches!(layer.media_type(), MediaType::ImageLayerGzip) && layer.media_type().to_string() != DOCKER_LAYER {
             return Err(unsupported(remote, &format!("built with {} layers; berth stores gzip layers", layer.media_type())));
         }
-        wanted.push((Digest::try_from(layer.digest())?, layer.size()));
+        layers.push((Digest::try_from(layer.digest())?, layer.size()));
     }
-    Ok(wanted)
+    Ok((config, layers))
+}
+
+/// The image's config, read into memory (capped), verified and parsed
+/// before any blob of the image is stored: a bad one changes nothing.
+fn fetch_config(client: &Client, remote: &RemoteRef, (digest, size): &(Digest, u64)) -> Result<Vec<u8>, RegistryError> {
+    let response = client
+        .request("GET", &format!("/v2/{}/blobs/{digest}", remote.repository))
+        .call()
+        .map_err(|e| client.failed(&format!("config {digest}"), e))?;
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| RegistryError::Unreachable { server: client.server.clone(), why: format!("config {digest} broke off: {e}") })?;
+    let got = Digest::of(&bytes);
+    if got != *digest || bytes.len() as u64 != *size {
+        let (server, expected) = (client.server.clone(), digest.to_string());
+        return Err(RegistryError::DigestMismatch { server, what: "the config".into(), expected, got: got.to_string() });
+    }
+    serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&bytes)
+        .map_err(|_| unsupported(remote, "an image whose config berth cannot read"))?;
+    Ok(bytes)
 }
 
 /// Fetches one blob, at most its declared size, verified before it is named.
@@ -144,12 +169,17 @@ pub fn pull(
     remote: &RemoteRef,
     say: &mut dyn FnMut(&str),
 ) -> Result<(ImageRef, Digest, Pulled), RegistryError> {
-    let (bytes, digest) = image_manifest(client, remote)?;
-    let wanted = wanted_blobs(remote, &bytes)?;
+    let (manifest, _, is_docker) = image_manifest(client, remote)?;
+    let (config_blob, layers) = wanted_blobs(remote, &manifest)?;
+    let config = fetch_config(client, remote, &config_blob)?;
+    let (manifest, config) = match is_docker {
+        true => docker::to_oci(&remote.to_string(), &manifest, &config)?,
+        false => (manifest, config),
+    };
     // gc must not collect blobs between their arrival and the tag.
     let _writing = store.writing()?;
-    let missing: Vec<&(Digest, u64)> = wanted.iter().filter(|(d, _)| !store.has_blob(d)).collect();
-    let mut report = Pulled { blobs: wanted.len(), fetched: missing.len(), ..Pulled::default() };
+    let missing: Vec<&(Digest, u64)> = layers.iter().filter(|(d, _)| !store.has_blob(d)).collect();
+    let mut report = Pulled { blobs: layers.len() + 1, fetched: missing.len() + 1, ..Pulled::default() };
     let mut progress = Progress::new(&format!("Pulling {remote}"), missing.iter().map(|(_, s)| s).sum());
     for (blob, size) in missing {
         let copied = fetch_blob(store, client, remote, blob, *size, &mut progress)?;
@@ -159,8 +189,12 @@ pub fn pull(
         }
     }
     progress.finish();
-    let (stored, size) = store.put_bytes(&bytes)?;
-    debug_assert_eq!(stored, digest);
+    report.bytes_fetched += config_blob.1;
+    if is_docker {
+        say("converted from Docker schema 2 to OCI (same layers, new config and manifest)");
+    }
+    store.put_bytes(&config)?;
+    let (digest, size) = store.put_bytes(&manifest)?;
     let name = remote.local_name();
     store.set_tag(&name, &descriptor(MediaType::ImageManifest, &digest, size))?;
     // Read back whole: the config parses and agrees with the layers.

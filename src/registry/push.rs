@@ -2,7 +2,8 @@
 //! skipped when the registry has it (HEAD), mounted from another
 //! repository of the same registry when berth pushed it there before, or
 //! uploaded (one PUT up to 16 MiB, PATCH chunks above); then the manifest,
-//! byte for byte as stored so its digest stays, under each tag.
+//! byte for byte as stored so its digest stays (or restated in Docker's
+//! schema 2 with `--format docker`), under each tag.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,6 +14,8 @@ use super::{Client, RegistryError};
 use crate::image::{Digest, Store};
 use crate::progress::{Counted, Progress};
 use crate::state::atomic;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Blobs up to this size go in one request; bigger ones in chunks of it.
 const CHUNK: u64 = 16 << 20;
@@ -53,17 +56,37 @@ fn location(client: &Client, response: &ureq::Response) -> Result<String, Regist
     })
 }
 
+/// The manifest format a push writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The stored OCI manifest, byte for byte (its digest stays).
+    #[default]
+    Oci,
+    /// Docker schema 2 over the same blobs, for registries that want it.
+    Docker,
+}
+
+/// Where a push goes in the registry, and in which format.
+pub struct Destination<'a> {
+    pub repository: &'a str,
+    pub tags: &'a [String],
+    pub format: Format,
+}
+
 pub fn push(
     root: &Path,
     store: &Store,
     client: &Client,
-    repository: &str,
+    to: &Destination,
     manifest_digest: &Digest,
-    tags: &[String],
     say: &mut dyn FnMut(&str),
 ) -> Result<Pushed, RegistryError> {
-    let manifest_bytes = store.read_blob(manifest_digest)?;
+    let (repository, tags) = (to.repository, to.tags);
     let image = store.image_by_digest(manifest_digest)?;
+    let (manifest_bytes, media_type) = match to.format {
+        Format::Oci => (store.read_blob(manifest_digest)?, OCI_MANIFEST.to_owned()),
+        Format::Docker => (super::docker::to_docker(&image)?, super::docker::MANIFEST.to_owned()),
+    };
     let mut blobs: Vec<(Digest, u64)> = image.layers()?.into_iter().map(|l| (l.digest.0, l.size)).collect();
     blobs.push((Digest::try_from(image.manifest.config().digest())?, image.manifest.config().size()));
     let mut report = Pushed { blobs: blobs.len(), image_bytes: blobs.iter().map(|(_, s)| s).sum(), ..Pushed::default() };
@@ -109,7 +132,6 @@ pub fn push(
         known.insert(digest.to_string(), repository.to_owned());
     }
     progress.finish();
-    let media_type = image.manifest.media_type().clone().map_or("application/vnd.oci.image.manifest.v1+json".to_owned(), |m| m.to_string());
     for tag in tags {
         client
             .request("PUT", &format!("/v2/{repository}/manifests/{tag}"))

@@ -68,3 +68,40 @@ pub fn make_pki(dir: &Path) {
         &d("server.pem"),
     ]);
 }
+
+/// A registry on 127.0.0.1 that answers GET and HEAD from a fixed table
+/// of (path, content type, body): the hostile registry of the hostile
+/// suite. `/v2/` answers 200; any other path 404. Returns its port.
+pub fn static_registry(routes: Vec<(String, String, Vec<u8>)>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+            let mut words = line.split_whitespace();
+            let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+            let path = path.split('?').next().unwrap_or_default();
+            let found = match path {
+                "/v2/" => Some(("application/json".to_owned(), b"{}".to_vec())),
+                _ => routes.iter().find(|(p, _, _)| p == path).map(|(_, t, b)| (t.clone(), b.clone())),
+            };
+            let (status, kind, body) = match found {
+                Some((kind, body)) => ("200 OK", kind, body),
+                None => ("404 Not Found", "application/json".to_owned(), br#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_vec()),
+            };
+            let header =
+                format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = conn.write_all(header.as_bytes());
+            if method != "HEAD" {
+                let _ = conn.write_all(&body);
+            }
+        }
+    });
+    port
+}
