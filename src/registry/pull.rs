@@ -95,8 +95,11 @@ fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Diges
     }
 }
 
-/// What an image manifest needs: its config and its gzip layers, with sizes.
-fn wanted_blobs(remote: &RemoteRef, bytes: &[u8]) -> Result<((Digest, u64), Vec<(Digest, u64)>), RegistryError> {
+/// A blob an image needs: its digest and declared size.
+type Blob = (Digest, u64);
+
+/// What an image manifest needs: its config and its gzip layers.
+fn wanted_blobs(remote: &RemoteRef, bytes: &[u8]) -> Result<(Blob, Vec<Blob>), RegistryError> {
     let image: ImageManifest = serde_json::from_slice(bytes).map_err(|_| unsupported(remote, "a manifest berth cannot read"))?;
     if image.config().size() > docker::CONFIG_CAP {
         return Err(unsupported(remote, "an image whose config is larger than 4 MiB"));
@@ -114,7 +117,7 @@ fn wanted_blobs(remote: &RemoteRef, bytes: &[u8]) -> Result<((Digest, u64), Vec<
 
 /// The image's config, read into memory (capped), verified and parsed
 /// before any blob of the image is stored: a bad one changes nothing.
-fn fetch_config(client: &Client, remote: &RemoteRef, (digest, size): &(Digest, u64)) -> Result<Vec<u8>, RegistryError> {
+fn fetch_config(client: &Client, remote: &RemoteRef, (digest, size): &Blob) -> Result<Vec<u8>, RegistryError> {
     let response = client
         .request("GET", &format!("/v2/{}/blobs/{digest}", remote.repository))
         .call()
@@ -178,7 +181,7 @@ pub fn pull(
     };
     // gc must not collect blobs between their arrival and the tag.
     let _writing = store.writing()?;
-    let missing: Vec<&(Digest, u64)> = layers.iter().filter(|(d, _)| !store.has_blob(d)).collect();
+    let missing: Vec<&Blob> = layers.iter().filter(|(d, _)| !store.has_blob(d)).collect();
     let mut report = Pulled { blobs: layers.len() + 1, fetched: missing.len() + 1, ..Pulled::default() };
     let mut progress = Progress::new(&format!("Pulling {remote}"), missing.iter().map(|(_, s)| s).sum());
     for (blob, size) in missing {
