@@ -406,3 +406,49 @@ fn docker_schema_2_images_and_manifest_lists_pull_and_deploy() {
     let refused = host.run(["images:push", "berth/app-catmeow:latest", &format!("{server}/catmeow:x"), "--insecure", "--format", "v1"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
 }
+
+#[test]
+#[ignore = "needs root: docker-registry and build sandboxes need root"]
+fn a_stack_pulled_as_heroku_24_builds_with_stack_heroku_24() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let source = common::site::Site::new("bt-h24a", "10.237.1.0/24", "");
+    let storage = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _registry = registry(storage.path(), port, None, false);
+    let server = format!("127.0.0.1:{port}");
+    // A run image and its -build image, named as Heroku names its stacks.
+    source.host.ok(["images:push", "berth/stack-run:bookworm", &format!("{server}/heroku/heroku:24"), "--insecure"]);
+    source.host.ok(["images:push", "berth/stack-build:bookworm", &format!("{server}/heroku/heroku:24-build"), "--insecure"]);
+
+    let site = common::site::Site::new("bt-h24b", "10.239.1.0/24", "");
+    let host = &site.host;
+    let pulled = host.ok(["stacks:pull", &format!("{server}/heroku/heroku:24"), "--as", "heroku-24", "--insecure"]).out();
+    assert!(pulled.contains("berth/stack-build:heroku-24"), "{pulled}");
+    assert!(host.ok(["stacks:list"]).out().contains("heroku-24"));
+
+    // A buildpack that checks $STACK the way Heroku's do.
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("stack-check");
+    common::write_buildpack(
+        &src,
+        "echo StackCheck",
+        "case \"$STACK\" in heroku-22|heroku-24) echo \"-----> Building on supported stack $STACK\" ;; *) echo \" !     Unsupported stack: $STACK\" >&2; exit 1 ;; esac",
+    );
+    for args in
+        [&["init", "-q", "-b", "main"][..], &["add", "."], &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "pack"]]
+    {
+        run(Command::new("git").args(args).current_dir(&src));
+    }
+    let app = work.path().join("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("Procfile"), "web: python3 -m http.server $PORT\n").unwrap();
+    host.ok(["apps:create", "h24"]);
+    host.ok(["buildpacks:set", "h24", &src.display().to_string()]);
+    let build = |app_dir: &Path| host.command(["builds:create", "h24", app_dir.to_str().unwrap()]).output().unwrap();
+    let refused = build(&app);
+    assert!(!refused.status.success() && text(&refused).contains("Unsupported stack: bookworm"), "{}", text(&refused));
+    host.ok(["buildpacks:set-property", "h24", "stack", "heroku-24"]);
+    assert!(host.ok(["buildpacks:report", "h24"]).out().contains("heroku-24"));
+    let built = build(&app);
+    assert!(built.status.success() && text(&built).contains("Building on supported stack heroku-24"), "{}", text(&built));
+}

@@ -240,6 +240,9 @@ const OUTPUT_CAP: u64 = 1 << 20;
 /// The stack's two images, as a build uses them.
 struct Stack {
     name: String,
+    /// `$STACK` in builds: what the run image's environment says (Heroku's
+    /// images say `heroku-24`), else the stack's name.
+    id: String,
     store: Store,
     build_ref: ImageRef,
     build: crate::image::store::Image,
@@ -254,8 +257,17 @@ impl Stack {
         let (build_ref, run_ref) = (name.build_image(), name.run_image());
         let build = store.image(&build_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
         let run = store.image(&run_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
-        Ok(Stack { name: name.to_string(), store, build_ref, build, run })
+        let id = stack_id(&run).unwrap_or_else(|| name.to_string());
+        Ok(Stack { name: name.to_string(), id, store, build_ref, build, run })
     }
+}
+
+/// The `STACK` a stack image declares in its environment, when it is a
+/// plain name (it reaches buildpacks' case statements).
+fn stack_id(image: &crate::image::store::Image) -> Option<String> {
+    let env = image.config.config().as_ref()?.env().as_ref()?;
+    let id = env.iter().find_map(|e| e.strip_prefix("STACK="))?;
+    crate::stack::StackName::parse(id).ok().map(|n| n.to_string())
 }
 
 /// The directories a build works in, all on the host under `work` but the
@@ -435,8 +447,8 @@ fn sandbox(
     let (mounts, args) = sandbox_mounts(root, app, tree, vars, out)?;
     let defaults = stack.build.config.config().clone().unwrap_or_default();
     let mut env = defaults.env().clone().unwrap_or_default();
-    env.retain(|e| !e.starts_with("HOME="));
-    env.extend(["HOME=/app".to_owned(), format!("STACK={}", stack.name), "CI=true".to_owned()]);
+    env.retain(|e| !e.starts_with("HOME=") && !e.starts_with("STACK="));
+    env.extend(["HOME=/app".to_owned(), format!("STACK={}", stack.id), "CI=true".to_owned()]);
     // The pushed commit, as Heroku (SOURCE_VERSION) and Dokku (GIT_REV, or
     // the app's rev-env-var) name it.
     if let Some(rev) = record.revision.as_deref().filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_hexdigit())) {

@@ -78,10 +78,10 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "stacks:pull",
-        usage: "SERVER/NAME:STACK [--insecure]",
-        about: "Pull a stack pushed by stacks:push (NAME:STACK-run and NAME:STACK-build)",
+        usage: "SERVER/NAME:TAG [--as STACK] [--insecure]",
+        about: "Pull a stack pushed by stacks:push (NAME:STACK-run and -build), or with --as any run image TAG and its TAG-build",
         switches: &["--insecure"],
-        options: &[],
+        options: &["--as"],
         run: pull_stack,
     },
     Command {
@@ -301,13 +301,28 @@ fn push_stack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `stacks:pull`: a stack pushed by stacks:push (`NAME:STACK-run`,
+/// `NAME:STACK-build`), or with `--as NAME` any pair of a run image and
+/// its `-build` image (`heroku/heroku:24` and `heroku/heroku:24-build`).
 fn pull_stack(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     args.expect(1, 1)?;
     let base = remote(&args, 0)?;
-    let stack = StackName::parse(&base.reference())?;
+    let (stack, sources) = match args.option_text("--as") {
+        Some(name) => {
+            let tag = base.reference();
+            (StackName::parse(&name)?, [base.clone(), base.with_tag(&format!("{tag}-build"))?])
+        }
+        None => {
+            let stack = StackName::parse(&base.reference())?;
+            (stack.clone(), [base.with_tag(&format!("{stack}-run"))?, base.with_tag(&format!("{stack}-build"))?])
+        }
+    };
+    if matches!(base.target, crate::registry::reference::Target::Digest(_)) {
+        bail!("pull a stack by its tag: its build image is the tag with -build");
+    }
     let store = Store::open(&ctx.root)?;
-    for (local, kind) in [(stack.run_image(), "run"), (stack.build_image(), "build")] {
-        let (pulled, digest) = pull_into(ctx, &base.with_tag(&format!("{stack}-{kind}"))?, args.switch("--insecure"))?;
+    for (local, source) in [stack.run_image(), stack.build_image()].into_iter().zip(sources) {
+        let (pulled, digest) = pull_into(ctx, &source, args.switch("--insecure"))?;
         // The stack's own names, as stacks:build would have tagged them.
         store.set_tag(&local, &store.resolve(&pulled)?)?;
         println!("-----> {local} is {digest}");
