@@ -292,3 +292,20 @@ fn failed_builds_say_why_keep_their_log_and_make_no_image() {
     assert_eq!(run.code, 0, "{}{}", run.out(), run.stderr);
     assert!(run.out().contains("outside is read only"), "{}", run.out());
 }
+
+#[test]
+#[ignore = "needs root: builds need root"]
+fn apps_locked_with_uv_poetry_and_pipenv_install_their_dependencies_not_themselves() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = Site::new("bt-locks", "10.215.7.0/24", "");
+    for (tool, lock) in [("uv", "uv.lock"), ("poetry", "poetry.lock"), ("pipenv", "Pipfile.lock")] {
+        let app = repo().join("tests/apps/python-locks").join(tool);
+        let name = format!("locked-{tool}");
+        let out = site.build_ok(&name, &app);
+        assert!(out.contains(&format!("Installing the dependencies pinned in {lock} with pip")), "{out}");
+        assert!(out.contains("flask-3.0.3") || out.contains("Flask-3.0.3"), "the locked version: {out}");
+        assert!(!out.contains("pytest"), "dev dependencies stay out: {out}");
+        let image = format!("berth/app-{name}:latest");
+        assert_eq!(site.answer(&image, &format!("{name}-web")), format!("locked with {tool}\n"));
+    }
+}
