@@ -298,8 +298,15 @@ fn failed_builds_say_why_keep_their_log_and_make_no_image() {
 fn apps_locked_with_uv_poetry_and_pipenv_install_their_dependencies_not_themselves() {
     assert!(is_root(), "needs root: run ./test.sh as root");
     let site = Site::new("bt-locks", "10.215.7.0/24", "");
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = repo().join("tests/apps/python-locks");
     for (tool, lock) in [("uv", "uv.lock"), ("poetry", "poetry.lock"), ("pipenv", "Pipfile.lock")] {
-        let app = repo().join("tests/apps/python-locks").join(tool);
+        // The same app under each tool: its code, and the tool's files.
+        let app = work.path().join(tool);
+        assert!(Command::new("cp").arg("-a").arg(fixtures.join(tool)).arg(&app).status().unwrap().success());
+        for shared in ["app.py", "Procfile"] {
+            fs::copy(fixtures.join(shared), app.join(shared)).unwrap();
+        }
         let name = format!("locked-{tool}");
         let out = site.build_ok(&name, &app);
         assert!(out.contains(&format!("Installing the dependencies pinned in {lock} with pip")), "{out}");
