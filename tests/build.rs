@@ -308,6 +308,14 @@ fn apps_locked_with_uv_poetry_and_pipenv_install_their_dependencies_not_themselv
             fs::copy(fixtures.join(shared), app.join(shared)).unwrap();
         }
         let name = format!("locked-{tool}");
+        if tool == "uv" {
+            // A Python the stack does not have: one line naming what it has.
+            fs::write(app.join(".python-version"), "3.14\n").unwrap();
+            let refused = site.build(&name, &app);
+            let says = ".python-version asks for Python 3.14, but the bookworm stack offers Python 3.11";
+            assert!(refused.code != 0 && refused.out().contains(says), "{}{}", refused.out(), refused.stderr);
+            fs::write(app.join(".python-version"), "3.11\n").unwrap();
+        }
         let out = site.build_ok(&name, &app);
         assert!(out.contains(&format!("Installing the dependencies pinned in {lock} with pip")), "{out}");
         assert!(out.contains("flask-3.0.3") || out.contains("Flask-3.0.3"), "the locked version: {out}");
