@@ -83,11 +83,14 @@ if ! diff -rq "$here/buildpacks" /usr/local/share/berth/buildpacks >/dev/null 2>
   say "Installed the built-in buildpacks"
 fi
 
-# The stack: built once with mmdebstrap (a few minutes), then kept in the
-# stack cache keyed by the recipe's hash; later runs find it up to date.
+# The stacks (bookworm, the default, and trixie): built once with mmdebstrap
+# (a few minutes each), then kept in the stack cache keyed by the recipe's
+# hash; later runs find them up to date.
 # Offline, it comes from the bundle (loaded below, once nginx runs).
 if ! $offline; then
-  BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build bookworm --cache /var/cache/berth/stacks
+  for stack in bookworm trixie; do
+    BERTH_ROOT=$BERTH_ROOT "$BIN" stacks:build "$stack" --cache /var/cache/berth/stacks
+  done
 fi
 # --- Pushes arrive over OpenSSH as the unprivileged `berth` user, whose
 # keys may only run `berth ssh-command`; that re-runs itself as root

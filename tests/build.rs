@@ -324,3 +324,32 @@ fn apps_locked_with_uv_poetry_and_pipenv_install_their_dependencies_not_themselv
         assert_eq!(site.answer(&image, &format!("{name}-web")), format!("locked with {tool}\n"));
     }
 }
+
+#[test]
+#[ignore = "needs root: builds need root"]
+fn python_3_13_asked_for_builds_on_the_trixie_stack() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = Site::new("bt-trixie", "10.215.8.0/24", "");
+    let built = site
+        .host
+        .command(["stacks:build", "trixie", "--cache", common::site::STACK_CACHE])
+        .env("BERTH_STACKS", repo().join("stacks"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = repo().join("tests/apps/python-locks");
+    let app = work.path().join("app");
+    assert!(Command::new("cp").arg("-a").arg(fixtures.join("uv")).arg(&app).status().unwrap().success());
+    for shared in ["app.py", "Procfile"] {
+        fs::copy(fixtures.join(shared), app.join(shared)).unwrap();
+    }
+    fs::write(app.join(".python-version"), "3.13\n").unwrap();
+    site.host.ok(["apps:create", "py313"]);
+    let refused = site.build("py313", &app);
+    assert!(refused.code != 0 && refused.out().contains("the bookworm stack offers Python 3.11"), "{}{}", refused.out(), refused.stderr);
+    site.host.ok(["buildpacks:set-property", "py313", "stack", "trixie"]);
+    let out = site.build_ok("py313", &app);
+    assert!(out.contains("Using the stack's Python 3.13") && out.contains("with the trixie stack"), "{out}");
+    assert_eq!(site.answer("berth/app-py313:latest", "py313-web"), "locked with uv\n");
+}

@@ -113,7 +113,7 @@ fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: 
     if recipe.kind == Kind::Service {
         return build_service(store, recipe, name, work, say);
     }
-    let sources = host_sources()?;
+    let sources = sources_for(&recipe.suite, work)?;
     let (run_tree, build_tree) = (work.join("run"), work.join("build"));
     let mut build_packages = recipe.run_packages.clone();
     build_packages.extend(recipe.build_packages.iter().cloned());
@@ -153,7 +153,7 @@ fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: 
 
 /// A service image: one tree of the run packages, one layer, no build image.
 fn build_service(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: &mut dyn FnMut(&str)) -> Result<(), StackError> {
-    let sources = host_sources()?;
+    let sources = sources_for(&recipe.suite, work)?;
     let tree = work.join("run");
     say(&format!("Building service image {name} with mmdebstrap ({} packages) from the host's apt sources", recipe.run_packages.len()));
     let child = spawn_mmdebstrap(recipe, &recipe.run_packages, &tree, &sources, &work.join("run.log"))?;
@@ -165,6 +165,52 @@ fn build_service(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, 
     store.write_image(&name.service_image(), std::slice::from_ref(&layer), &config)?;
     say(&format!("Service image {}: one layer {} ({} bytes)", name.service_image(), layer.digest, layer.size));
     Ok(())
+}
+
+/// The host's apt sources for `suite`: as they are when the host runs that
+/// release, else copies in `work` with the host's codename replaced
+/// (`bookworm-security` becomes `trixie-security`), so a stack of another
+/// Debian release comes from the same mirrors.
+fn sources_for(suite: &str, work: &Path) -> Result<Vec<PathBuf>, StackError> {
+    let sources = host_sources()?;
+    let Some(host) = host_codename().filter(|h| h != suite) else { return Ok(sources) };
+    let mut rewritten = Vec::new();
+    for (i, file) in sources.iter().enumerate() {
+        let text = fs::read_to_string(file).map_err(io_err("read", file))?;
+        let copy = work.join(format!("sources-{i}.{}", file.extension().and_then(|e| e.to_str()).unwrap_or("list")));
+        fs::write(&copy, retarget(&text, &host, suite)).map_err(io_err("write", &copy))?;
+        rewritten.push(copy);
+    }
+    Ok(rewritten)
+}
+
+/// The host's Debian codename (`VERSION_CODENAME` in /etc/os-release).
+fn host_codename() -> Option<String> {
+    let text = fs::read_to_string("/etc/os-release").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).map(|v| v.trim_matches('"').to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Every suite word `host` or `host-*` in sources text (one-line `deb`
+/// lines or deb822 `Suites:` fields) becomes `suite` or `suite-*`.
+fn retarget(text: &str, host: &str, suite: &str) -> String {
+    let swap = |word: &str| match word.strip_prefix(host) {
+        Some(rest) if rest.is_empty() || rest.starts_with('-') => format!("{suite}{rest}"),
+        _ => word.to_owned(),
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let changed = if let Some(value) = trimmed.strip_prefix("Suites:") {
+            format!("Suites: {}", value.split_whitespace().map(swap).collect::<Vec<_>>().join(" "))
+        } else if trimmed.starts_with("deb ") || trimmed.starts_with("deb-src ") {
+            trimmed.split_whitespace().map(swap).collect::<Vec<_>>().join(" ")
+        } else {
+            line.to_owned()
+        };
+        out.push_str(&changed);
+        out.push('\n');
+    }
+    out
 }
 
 /// The host's apt source files, given to mmdebstrap as they are: the stack
@@ -323,5 +369,25 @@ fn host_arch() -> oci_spec::image::Arch {
         "aarch64" => oci_spec::image::Arch::ARM64,
         "x86" => oci_spec::image::Arch::i386,
         _ => oci_spec::image::Arch::Amd64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_retargeted_to_the_recipes_suite() {
+        let deb822 = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nSuites: bookworm-security\n";
+        assert_eq!(
+            retarget(deb822, "bookworm", "trixie"),
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie trixie-updates\nComponents: main\n\nSuites: trixie-security\n"
+        );
+        let one_line =
+            "deb http://mirror/debian bookworm main\ndeb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n# bookworm\n";
+        assert_eq!(
+            retarget(one_line, "bookworm", "trixie"),
+            "deb http://mirror/debian trixie main\ndeb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n# bookworm\n"
+        );
     }
 }
