@@ -69,10 +69,10 @@ fn unsupported(remote: &RemoteRef, why: &str) -> RegistryError {
 }
 
 /// The image manifest `remote` names: through an index to its linux/amd64
-/// image when it names an index. Returns its bytes, digest, and whether it
-/// is Docker's schema 2 (to convert).
-fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Digest, bool), RegistryError> {
-    let (mut bytes, mut digest, mut content_type) = manifest(client, remote, &remote.reference())?;
+/// image when it names an index. Returns its bytes (checked against its
+/// digest) and whether it is Docker's schema 2 (to convert).
+fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, bool), RegistryError> {
+    let (mut bytes, _, mut content_type) = manifest(client, remote, &remote.reference())?;
     if [OCI_INDEX, DOCKER_LIST].contains(&kind(&bytes, &content_type).as_str()) {
         // Parse errors are not quoted: they would echo the server's bytes.
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|_| unsupported(remote, "an index berth cannot read"))?;
@@ -82,6 +82,7 @@ fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Diges
             .find(|m| m.platform().as_ref().is_none_or(|p| p.os().to_string() == "linux" && p.architecture().to_string() == "amd64"))
             .ok_or_else(|| unsupported(remote, "an index with no linux/amd64 image"))?;
         let wanted = chosen.digest().to_string();
+        let digest;
         (bytes, digest, content_type) = manifest(client, remote, &wanted)?;
         if digest.to_string() != wanted {
             let server = client.server.clone();
@@ -89,8 +90,8 @@ fn image_manifest(client: &Client, remote: &RemoteRef) -> Result<(Vec<u8>, Diges
         }
     }
     match kind(&bytes, &content_type).as_str() {
-        OCI_MANIFEST => Ok((bytes, digest, false)),
-        DOCKER_MANIFEST => Ok((bytes, digest, true)),
+        OCI_MANIFEST => Ok((bytes, false)),
+        DOCKER_MANIFEST => Ok((bytes, true)),
         other => Err(unsupported(remote, &format!("of media type {other:?}, not an image manifest"))),
     }
 }
@@ -172,7 +173,7 @@ pub fn pull(
     remote: &RemoteRef,
     say: &mut dyn FnMut(&str),
 ) -> Result<(ImageRef, Digest, Pulled), RegistryError> {
-    let (manifest, _, is_docker) = image_manifest(client, remote)?;
+    let (manifest, is_docker) = image_manifest(client, remote)?;
     let (config_blob, layers) = wanted_blobs(remote, &manifest)?;
     let config = fetch_config(client, remote, &config_blob)?;
     let (manifest, config) = match is_docker {
