@@ -88,7 +88,14 @@ mod tests {
         let new_config: serde_json::Value = serde_json::from_slice(&new_config).unwrap();
         assert_eq!(new_config["config"]["Cmd"][0], "python");
         assert!(new_config.get("docker_version").is_none());
-        assert!(to_oci("r/x:1", docker_manifest.as_bytes(), b"not json").unwrap_err().to_string().contains("cannot read config"));
-        assert!(to_oci("r/x:1", b"{\"schemaVersion\": \"evil\"}", docker_config).unwrap_err().to_string().contains("cannot read"));
+        assert!(
+            to_oci("r/x:1", docker_manifest.as_bytes(), b"not json").unwrap_err().to_string().contains("whose config berth cannot read")
+        );
+        assert!(
+            to_oci("r/x:1", b"{\"schemaVersion\": \"evil\"}", docker_config)
+                .unwrap_err()
+                .to_string()
+                .contains("whose manifest berth cannot read")
+        );
     }
 }
