@@ -16,11 +16,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::Ipv4Addr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::control::current_state;
 use super::network::{self, NetworkError};
@@ -39,10 +38,8 @@ pub enum BalancerError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Io(#[from] PathIo),
-    #[error("cannot run nft (install Debian's nftables): {0}")]
-    Spawn(#[source] std::io::Error),
-    #[error("nftables refused berth's routes: {0}")]
-    Refused(String),
+    #[error(transparent)]
+    Nft(#[from] super::nft::NftError),
 }
 
 /// Address-book owners of vips start with this; container ids cannot.
@@ -137,7 +134,7 @@ pub fn sync(root: &Path) -> Result<(), BalancerError> {
     tracing::debug!(?routes, "routing vips");
     let mut script = forget_gone_roots(root);
     script.push_str(&table_script(&table_name(root), &routes));
-    apply(&script)
+    Ok(super::nft::apply(&script)?)
 }
 
 /// Where each berth root's table is recorded: `/run` is emptied at boot,
@@ -210,20 +207,6 @@ fn table_script(table: &str, routes: &BTreeMap<Ipv4Addr, Vec<Ipv4Addr>>) -> Stri
     }
     text.push_str("}\n");
     text
-}
-
-fn apply(script: &str) -> Result<(), BalancerError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(BalancerError::Spawn)?;
-    let written = child.stdin.take().expect("piped").write_all(script.as_bytes());
-    let out = child.wait_with_output().map_err(BalancerError::Spawn)?;
-    written.map_err(BalancerError::Spawn)?;
-    if out.status.success() { Ok(()) } else { Err(BalancerError::Refused(String::from_utf8_lossy(&out.stderr).trim().to_owned())) }
 }
 
 /// TCP connections the container's process has open on `port` (accepted

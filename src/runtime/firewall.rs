@@ -6,10 +6,8 @@
 //! moment exists with half of them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use super::network::{self, NetworkError};
 use super::store::{self, ContainerDir};
@@ -23,10 +21,8 @@ pub enum FirewallError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Dir(#[from] crate::state::PathIo),
-    #[error("cannot run nft: {0}")]
-    Spawn(#[source] std::io::Error),
-    #[error("nft refused the service rules: {0}")]
-    Refused(String),
+    #[error(transparent)]
+    Nft(#[from] super::nft::NftError),
 }
 
 /// Each guarded service's address, with the addresses allowed to reach it.
@@ -43,7 +39,7 @@ pub fn sync(root: &Path) -> Result<(), FirewallError> {
     // Two syncs at once must not apply what each saw in the wrong order.
     let _lock = FileLock::acquire(&dir.join("firewall.lock"))?;
     let guarded = guarded(root)?;
-    apply(&script(&table_name(root), &guarded))
+    Ok(super::nft::apply(&script(&table_name(root), &guarded))?)
 }
 
 fn guarded(root: &Path) -> Result<Guarded, FirewallError> {
@@ -87,20 +83,6 @@ fn script(table: &str, guarded: &Guarded) -> String {
     }
     text.push_str("  }\n}\n");
     text
-}
-
-fn apply(script: &str) -> Result<(), FirewallError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(FirewallError::Spawn)?;
-    let written = child.stdin.take().expect("piped").write_all(script.as_bytes());
-    let out = child.wait_with_output().map_err(FirewallError::Spawn)?;
-    written.map_err(FirewallError::Spawn)?;
-    if out.status.success() { Ok(()) } else { Err(FirewallError::Refused(String::from_utf8_lossy(&out.stderr).trim().to_owned())) }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod launch;
 pub mod logs;
 pub mod netlink;
 pub mod network;
+pub mod nft;
 pub mod oneshot;
 pub mod rootfs;
 pub mod shim;

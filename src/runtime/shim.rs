@@ -355,7 +355,9 @@ pub fn prepare(root: &Path, paths: &ContainerDir, config: &ContainerConfig) -> R
 /// without nft (where no rule can exist) goes on without.
 fn guard(root: &Path, config: &ContainerConfig) -> Result<(), ShimError> {
     match super::firewall::sync(root) {
-        Err(super::firewall::FirewallError::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound && !config.isolated => {
+        Err(super::firewall::FirewallError::Nft(super::nft::NftError::Spawn(e)))
+            if e.kind() == std::io::ErrorKind::NotFound && !config.isolated =>
+        {
             tracing::warn!(error = %e, "no nft here: services cannot be isolated");
             Ok(())
         }
