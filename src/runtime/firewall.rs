@@ -39,7 +39,18 @@ pub fn sync(root: &Path) -> Result<(), FirewallError> {
     // Two syncs at once must not apply what each saw in the wrong order.
     let _lock = FileLock::acquire(&dir.join("firewall.lock"))?;
     let guarded = guarded(root)?;
-    Ok(super::nft::apply(&script(&table_name(root), &guarded))?)
+    // Most hosts run no service: a container start then costs no nft run.
+    // The marker says a table may exist (made here), so it is emptied once.
+    let marker = dir.join("firewall.on");
+    if guarded.is_empty() && !marker.exists() {
+        return Ok(());
+    }
+    super::nft::apply(&script(&table_name(root), &guarded))?;
+    let (action, done) = match guarded.is_empty() {
+        true => ("remove", std::fs::remove_file(&marker)),
+        false => ("write", std::fs::write(&marker, b"")),
+    };
+    Ok(done.map_err(|source| crate::state::PathIo { action, path: marker, source })?)
 }
 
 fn guarded(root: &Path) -> Result<Guarded, FirewallError> {
