@@ -84,7 +84,7 @@ fn catmeow_builds_answers_and_rebuilds_with_the_cached_dependencies() {
     let code = fs::read_to_string(app.join("catmeow.py")).unwrap().replace("Cat dreams meow..", "Cat dreams purr..");
     fs::write(app.join("catmeow.py"), code).unwrap();
     let second = site.build_ok("catmeow", &app);
-    assert!(second.contains("Requirements unchanged: using the cached virtualenv (pip not run)"), "{second}");
+    assert!(second.contains("installed on this host before: using them (pip not run)"), "{second}");
     assert!(!second.contains("Installing requirements with pip"), "{second}");
     let after = site.layers("berth/app-catmeow:b2");
     assert_eq!(after.len(), before.len());
@@ -96,6 +96,24 @@ fn catmeow_builds_answers_and_rebuilds_with_the_cached_dependencies() {
     let list: serde_json::Value = serde_json::from_str(&site.host.ok(["builds:list", "catmeow", "--format", "json"]).out()).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(site.host.ok(["builds:output", "catmeow", "1"]).out().contains("Installing requirements with pip"));
+
+    // Another app with the same requirements (and a .venv of its own pushed
+    // along) installs nothing: it gets the host's shared install and layer.
+    fs::create_dir_all(app.join(".venv/bin")).unwrap();
+    fs::write(app.join(".venv/bin/junk"), "pushed").unwrap();
+    let kitten = site.build_ok("kitten", &app);
+    assert!(kitten.contains("installed on this host before: using them (pip not run)"), "{kitten}");
+    assert!(kitten.contains("Dependencies as other apps on this host have them: reusing their layer"), "{kitten}");
+    assert!(!kitten.contains("Installing"), "{kitten}");
+    let kitten_layers = site.layers("berth/app-kitten:latest");
+    assert_eq!(kitten_layers[n - 2], before[n - 2], "the dependency layer is the first app's");
+    assert_eq!(site.answer("berth/app-kitten:latest", "kitten-web-1"), "Cat dreams purr..\n");
+    // The shared install is root's: no app's build can change it.
+    let deps = site.host.path().join("deps");
+    let entry = fs::read_dir(&deps).unwrap().flatten().find(|e| !e.file_name().to_string_lossy().starts_with('.')).unwrap().path();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(entry.join(".venv/bin")).unwrap().uid(), 0);
+    assert!(!entry.join(".venv/bin/junk").exists());
 
     // Dokku's retention and reports over the real records.
     assert_eq!(site.host.ok(["builds:report", "catmeow", "--build-status"]).out().trim(), "succeeded");

@@ -14,6 +14,7 @@ pub mod records;
 pub mod release;
 pub mod reuse;
 pub mod settings;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -316,13 +317,16 @@ fn run_build(
         gitdir::attach(&app.repo_dir(), revision, &tree.app)?;
         chown_app_user(&tree.app, tree.uid)?;
     }
-    let mut phases = sandbox(root, app, &stack, &tree, &vars, git.rev_var(), container, record, out)?;
+    let explicit = choose_buildpacks(app, &vars, &tree.app)?.1;
+    let shared = shared::provide(root, app, &stack, &tree, explicit, record, out)?;
+    let mut phases = sandbox(root, app, &stack, &tree, &vars, git.rev_var(), container, record, shared.is_some(), out)?;
     let outputs = read_outputs(&tree, &layout, record)?;
     write_launcher(&tree.app, &outputs.process_types)?;
     out.line("-----> Writing image layers");
     let layers_started = Instant::now();
     let _writing = stack.store.writing()?;
-    let (dependency_layer, app_layer) = write_layers(app, &stack.store, &tree, &outputs.dependency_paths, out)?;
+    let shared_dir = shared.as_ref().map(|entry| entry.dir.as_path());
+    let (dependency_layer, app_layer) = write_layers(app, &stack.store, &tree, &outputs.dependency_paths, shared_dir, out)?;
     phases.push(("layers".to_owned(), layers_started.elapsed().as_secs_f64()));
     let image = compose(app, &stack, &outputs, [&dependency_layer, &app_layer], record)?;
     phases.push(("total".to_owned(), started.elapsed().as_secs_f64()));
@@ -393,8 +397,7 @@ fn prepare(root: &Path, app: &App, source: &Path, work: &Path, vars: &ConfigVars
     Ok(tree)
 }
 
-/// The sandbox's mounts: the work tree, the host's CA bundle, and each
-/// buildpack read only. Returns them with the driver's arguments.
+/// The sandbox's mounts: the work tree and each buildpack read only. Returns them with the driver's arguments.
 fn sandbox_mounts(
     root: &Path,
     app: &App,
@@ -410,13 +413,6 @@ fn sandbox_mounts(
         BindMount { source: tree.driver.clone(), destination: "/berth/driver".into(), readonly: true },
         BindMount { source: tree.out.clone(), destination: "/berth/out".into(), readonly: false },
     ];
-    // Builds trust the certificate authorities this host trusts: behind a
-    // TLS-inspecting proxy (common in companies) the stack's own bundle
-    // would refuse every package registry.
-    let host_bundle = Path::new(HOST_CA_BUNDLE);
-    if host_bundle.is_file() {
-        mounts.push(BindMount { source: host_bundle.to_owned(), destination: HOST_CA_BUNDLE.into(), readonly: true });
-    }
     let mut args =
         vec!["/bin/bash".to_owned(), "/berth/driver/driver.sh".to_owned(), if explicit { "explicit" } else { "detect" }.to_owned()];
     for (n, source) in sources.iter().enumerate() {
@@ -427,6 +423,77 @@ fn sandbox_mounts(
         args.push(destination);
     }
     Ok((mounts, args))
+}
+
+/// One run in a build sandbox: what it mounts and runs, as whom, with
+/// which variables beyond the stack's.
+struct Job {
+    container: String,
+    mounts: Vec<BindMount>,
+    args: Vec<String>,
+    env: Vec<String>,
+    uid: u32,
+}
+
+/// The sandbox container for `job`: the stack's build image, read only,
+/// under the app's build limits and network.
+fn sandbox_config(
+    app: &App,
+    stack: &Stack,
+    job: Job,
+    settings: &BuildSettings,
+    record: &BuildRecord,
+) -> Result<ContainerConfig, BuildError> {
+    let defaults = stack.build.config.config().clone().unwrap_or_default();
+    let mut env = defaults.env().clone().unwrap_or_default();
+    env.retain(|e| !e.starts_with("HOME=") && !e.starts_with("STACK="));
+    env.extend(["HOME=/app".to_owned(), format!("STACK={}", stack.id), "CI=true".to_owned()]);
+    for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
+        env.push(format!("{var}={HOST_CA_BUNDLE}"));
+    }
+    env.extend(job.env);
+    let mut mounts = job.mounts;
+    // Builds trust the certificate authorities this host trusts: behind a
+    // TLS-inspecting proxy (common in companies) the stack's own bundle
+    // would refuse every package registry.
+    let host_bundle = Path::new(HOST_CA_BUNDLE);
+    if host_bundle.is_file() {
+        mounts.push(BindMount { source: host_bundle.to_owned(), destination: HOST_CA_BUNDLE.into(), readonly: true });
+    }
+    Ok(ContainerConfig {
+        id: ContainerId::parse(&job.container)?,
+        name: job.container,
+        image: stack.build_ref.to_string(),
+        image_digest: stack.build.manifest_digest.to_string(),
+        args: job.args,
+        env,
+        cwd: "/app".into(),
+        uid: job.uid,
+        gid: job.uid,
+        network: settings.network,
+        limits: Limits { memory_bytes: Some(settings.memory_bytes), pids: Some(settings.pids), ..Limits::default() },
+        restart: RestartPolicy::No,
+        stop_timeout_secs: 1,
+        labels: BTreeMap::from([("io.berth.app".to_owned(), app.name.to_string()), ("io.berth.build".to_owned(), record.id.to_string())]),
+        created_at: record.started_at.clone(),
+        mounts,
+        readonly_root: true,
+        terminal: false,
+        log_max_bytes: None,
+        isolated: false,
+    })
+}
+
+/// Runs `config` within the build's time limit, each line of output
+/// handed to `on_line`; returns the exit code.
+fn run_sandbox(root: &Path, config: &ContainerConfig, settings: &BuildSettings, on_line: &mut dyn FnMut(&str)) -> Result<i32, BuildError> {
+    let finished = oneshot::run(root, config, Some(Duration::from_secs(settings.timeout_secs)), &mut |_stream, line| {
+        on_line(&String::from_utf8_lossy(line));
+    })?;
+    if finished.timed_out {
+        return Err(BuildError::TimedOut(settings.timeout_secs));
+    }
+    Ok(finished.exit_code)
 }
 
 /// Runs the driver in the sandbox, its output to the user and the log;
@@ -441,60 +508,31 @@ fn sandbox(
     rev_var: Option<&str>,
     container: &str,
     record: &BuildRecord,
+    shared_dependencies: bool,
     out: &mut Output,
 ) -> Result<Vec<(String, f64)>, BuildError> {
     let settings = BuildSettings::load(&app.dir);
     let (mounts, args) = sandbox_mounts(root, app, tree, vars, out)?;
-    let defaults = stack.build.config.config().clone().unwrap_or_default();
-    let mut env = defaults.env().clone().unwrap_or_default();
-    env.retain(|e| !e.starts_with("HOME=") && !e.starts_with("STACK="));
-    env.extend(["HOME=/app".to_owned(), format!("STACK={}", stack.id), "CI=true".to_owned()]);
+    let mut env = driver::driver_env();
     // The pushed commit, as Heroku (SOURCE_VERSION) and Dokku (GIT_REV, or
     // the app's rev-env-var) name it.
     if let Some(rev) = record.revision.as_deref().filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_hexdigit())) {
         env.push(format!("SOURCE_VERSION={rev}"));
         env.extend(rev_var.map(|name| format!("{name}={rev}")));
     }
-    env.extend(driver::driver_env());
-    for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
-        env.push(format!("{var}={HOST_CA_BUNDLE}"));
+    if shared_dependencies {
+        env.push("BERTH_DEPENDENCIES=shared".to_owned());
     }
-    let config = ContainerConfig {
-        id: ContainerId::parse(container)?,
-        name: container.to_owned(),
-        image: stack.build_ref.to_string(),
-        image_digest: stack.build.manifest_digest.to_string(),
-        args,
-        env,
-        cwd: "/app".into(),
-        uid: tree.uid,
-        gid: tree.uid,
-        network: settings.network,
-        limits: Limits { memory_bytes: Some(settings.memory_bytes), pids: Some(settings.pids), ..Limits::default() },
-        restart: RestartPolicy::No,
-        stop_timeout_secs: 1,
-        labels: BTreeMap::from([("io.berth.app".to_owned(), app.name.to_string()), ("io.berth.build".to_owned(), record.id.to_string())]),
-        created_at: record.started_at.clone(),
-        mounts,
-        readonly_root: true,
-        terminal: false,
-        log_max_bytes: None,
-        isolated: false,
-    };
+    let job = Job { container: container.to_owned(), mounts, args, env, uid: tree.uid };
+    let config = sandbox_config(app, stack, job, &settings, record)?;
     out.line(&format!("-----> Building {} (build {}) with the {} stack", app.name, record.id, stack.name));
     let mut progress = driver::Progress::new();
-    let finished = oneshot::run(root, &config, Some(Duration::from_secs(settings.timeout_secs)), &mut |_stream, line| {
-        let text = String::from_utf8_lossy(line);
-        match driver::Mark::parse(&text) {
-            Some(mark) => progress.on(mark),
-            // stdout and stderr alike go to the pushing client and the log.
-            None => out.line(&text),
-        }
+    let exit_code = run_sandbox(root, &config, &settings, &mut |text| match driver::Mark::parse(text) {
+        Some(mark) => progress.on(mark),
+        // stdout and stderr alike go to the pushing client and the log.
+        None => out.line(text),
     })?;
-    if finished.timed_out {
-        return Err(BuildError::TimedOut(settings.timeout_secs));
-    }
-    progress.outcome(finished.exit_code)?;
+    progress.outcome(exit_code)?;
     Ok(progress.phases)
 }
 
@@ -569,19 +607,26 @@ fn write_launcher(app_dir: &Path, process_types: &BTreeMap<String, String>) -> R
     fs::set_permissions(berth_dir.join("launcher"), fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &berth_dir))
 }
 
-/// The dependency layer (reused when its inputs are unchanged) and the app layer.
+/// The dependency layer (reused when its inputs are unchanged: the shared
+/// install's, else this app's last) and the app layer.
 fn write_layers(
     app: &App,
     store: &Store,
     tree: &WorkTree,
     dependency_paths: &[PathBuf],
+    shared: Option<&Path>,
     out: &mut Output,
 ) -> Result<(LayerInfo, LayerInfo), BuildError> {
     let in_dependency = |rel: &Path| dependency_paths.iter().any(|d| rel.starts_with(d));
     let above_dependency = |rel: &Path| dependency_paths.iter().any(|d| d.starts_with(rel) && d != rel);
     let options = LayerOptions::from_env();
     let fingerprint = reuse::fingerprint(&tree.app, dependency_paths);
-    let dependency_layer = match reuse::lookup(&app.dir, store, &fingerprint) {
+    let shared_layer = shared.and_then(|dir| reuse::lookup(dir, store, &fingerprint));
+    let dependency_layer = match shared_layer.clone().or_else(|| reuse::lookup(&app.dir, store, &fingerprint)) {
+        Some(layer) if shared_layer.is_some() => {
+            out.line("-----> Dependencies as other apps on this host have them: reusing their layer");
+            layer
+        }
         Some(layer) => {
             out.line("-----> Dependencies unchanged: reusing their layer");
             layer
