@@ -411,3 +411,78 @@ fn no_request_fails_while_the_app_changes() {
     host.ok(["certs:remove", "catmeow"]);
     assert_eq!(body("catmeow.berth.test"), (200, serving.clone()), "plain HTTP again");
 }
+
+/// The image a release runs, and its layer digests, bottom first.
+fn release_layers(host: &common::Host, version: &str) -> (String, Vec<String>) {
+    let release: serde_json::Value = serde_json::from_str(&host.ok(["releases:info", "catmeow", version]).out()).unwrap();
+    let image = release["image"].as_str().unwrap().to_owned();
+    (image.clone(), image_layers(host, &image))
+}
+
+fn image_layers(host: &common::Host, image: &str) -> Vec<String> {
+    let inspect: serde_json::Value = serde_json::from_str(&host.ok(["images:inspect", image]).out()).unwrap();
+    inspect["manifest"]["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+#[ignore = "needs root: sshd, nginx and containers need root"]
+fn a_rebase_swaps_the_run_layers_without_a_build_and_drops_no_request() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = PushHost::new("bt-rebase", "10.221.2.0/24");
+    let host = &site.site.host;
+    let work = tempfile::tempdir().unwrap();
+    let checkout = checkout_of("catmeow", work.path());
+    assert!(site.push(&checkout, "main").status.success());
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+    let (_, before) = release_layers(host, "v1");
+    assert_eq!(host.ok(["stacks:outdated"]).out().lines().count(), 1, "only the heading while the app is on the newest run image");
+    assert!(host.ok(["apps:rebase", "catmeow"]).out().contains("is on the newest run image of the bookworm stack already"));
+
+    // A newer run image of the same stack, as a security update makes one.
+    let update = work.path().join("update");
+    fs::create_dir_all(update.join("etc")).unwrap();
+    fs::write(update.join("etc/berth-security-update"), "patched\n").unwrap();
+    let run_image = "berth/stack-run:bookworm";
+    host.ok(["images:from-dir", update.to_str().unwrap(), run_image, "--base", run_image]);
+    let newest = image_layers(host, run_image);
+    assert_eq!(host.ok(["stacks:outdated"]).out().lines().nth(1), Some("catmeow bookworm"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let clients = hammer(site.http_port, 4, stop.clone(), tally.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let rebased = host.ok(["apps:rebase", "catmeow"]).out();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    clients.into_iter().for_each(|c| c.join().unwrap());
+    assert!(rebased.contains("Rebasing catmeow onto the bookworm stack's run image"), "{rebased}");
+    assert!(!rebased.contains("Building"), "no build runs: {rebased}");
+    let (ok, bad, errors) =
+        (tally.ok.load(Ordering::Relaxed), tally.not_2xx.load(Ordering::Relaxed), tally.socket_errors.load(Ordering::Relaxed));
+    assert!(ok > 0 && bad == 0 && errors == 0, "during the rebase: {ok} answered 2xx, {bad} did not, {errors} socket errors");
+
+    let (image, after) = release_layers(host, "v2");
+    assert_eq!(after[..newest.len()], newest[..], "the new release sits on the new run image's layers");
+    assert_eq!(after[newest.len()..], before[before.len() - 2..], "the dependency and app layers are the same blobs");
+    assert!(image.contains(":rebase-"), "{image}");
+    let builds: serde_json::Value = serde_json::from_str(&host.ok(["builds:list", "catmeow", "--format", "json"]).out()).unwrap();
+    assert_eq!(builds.as_array().unwrap().len(), 1, "no build ran");
+    assert_eq!(site.page(), "Cat dreams meow..\n");
+    assert_eq!(host.ok(["run", "catmeow", "cat", "/etc/berth-security-update"]).out(), "patched\n");
+    assert_eq!(host.ok(["stacks:outdated"]).out().lines().count(), 1);
+
+    // Another stack needs a build: refused, and nothing changes.
+    for kind in ["run", "build"] {
+        let bookworm = format!("berth/stack-{kind}:bookworm");
+        host.ok(["images:from-dir", update.to_str().unwrap(), &format!("berth/stack-{kind}:other"), "--base", &bookworm]);
+    }
+    host.ok(["buildpacks:set-property", "catmeow", "stack", "other"]);
+    let refused = host.run(["apps:rebase", "catmeow"]);
+    assert_clear_failure(&refused, "apps:rebase after a change of stack");
+    assert!(
+        refused.stderr.contains("was built on the bookworm stack and now builds on other: a change of stack needs a build"),
+        "{}",
+        refused.stderr
+    );
+    assert!(host.run(["releases:info", "catmeow", "v3"]).code != 0, "no release made");
+}

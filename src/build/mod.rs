@@ -103,6 +103,12 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> B
     move |source| BuildError::Io(crate::state::PathIo { action, path, source })
 }
 
+/// Labels on an app image: the stack's name, its run image's digest, and
+/// how many of the image's layers (bottom first) are that run image's.
+pub const STACK_NAME_LABEL: &str = "io.berth.stack-name";
+pub const STACK_LABEL: &str = "io.berth.stack";
+pub const STACK_LAYERS_LABEL: &str = "io.berth.stack-layers";
+
 /// The image label holding app.json's formation, health checks and scripts.
 pub const RELEASE_SPEC_LABEL: &str = "io.berth.release-spec";
 
@@ -694,7 +700,9 @@ fn labels(
     });
     labels.insert(RELEASE_SPEC_LABEL.into(), spec.to_string());
     labels.insert("io.berth.buildpacks".into(), record.buildpacks.join(","));
-    labels.insert("io.berth.stack".into(), stack.run.manifest_digest.to_string());
+    labels.insert(STACK_LABEL.into(), stack.run.manifest_digest.to_string());
+    labels.insert(STACK_NAME_LABEL.into(), stack.name.clone());
+    labels.insert(STACK_LAYERS_LABEL.into(), stack.run.manifest.layers().len().to_string());
     labels.insert("io.berth.build-time".into(), record.started_at.clone());
     if let Some(rev) = &record.revision {
         labels.insert("io.berth.git-revision".into(), rev.clone());

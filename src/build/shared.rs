@@ -29,6 +29,8 @@ const INSTALL_UID: u32 = APP_UID_BASE;
 /// The most berth reads of a dependency file.
 const FILE_CAP: u64 = 1 << 20;
 const VENV: &str = ".venv";
+/// Where an app asks for a Python version (pyproject.toml is a dependency file already).
+const VERSION_FILES: &[&str] = &[".python-version", "runtime.txt"];
 
 /// The files that say what to install, with their bytes, and the key.
 struct Plan {
@@ -118,8 +120,9 @@ impl Entry {
 
 /// Before an app's build: the shared install for its dependency files,
 /// made now if the host has none, copied into the work tree. None when
-/// the app's dependencies are not shareable or the shared install failed
-/// (the build then installs them itself, as before).
+/// the app's dependencies are not shareable (the build then installs them
+/// itself, as before). A failed install fails the build: the app's own
+/// would have failed the same way.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn provide(
     root: &Path,
@@ -133,10 +136,7 @@ pub(super) fn provide(
     let Some(plan) = plan(stack, &tree.app).filter(|_| !explicit_buildpacks) else { return Ok(None) };
     let entry = match Entry::open(root, &plan.key) {
         Some(entry) => entry,
-        None => match install(root, app, stack, &plan, record, out)? {
-            Some(entry) => entry,
-            None => return Ok(None),
-        },
+        None => install(root, app, stack, &plan, &tree.app, record, out)?,
     };
     // The app's cached venv goes back to its cache; a pushed .venv is replaced.
     handover::take_back(&tree.cache, &tree.app);
@@ -155,23 +155,25 @@ pub(super) fn provide(
 
 /// Installs the plan's dependencies in a sandbox of their own and keeps
 /// the result under `deps/KEY`, with its layer written and remembered.
+#[allow(clippy::too_many_arguments)]
 fn install(
     root: &Path,
     app: &App,
     stack: &Stack,
     plan: &Plan,
+    app_dir: &Path,
     record: &BuildRecord,
     out: &mut Output,
-) -> Result<Option<Entry>, BuildError> {
-    out.line("-----> Installing the dependencies for this host, apart from the app (shared with apps that need the same)");
+) -> Result<Entry, BuildError> {
+    out.line("-----> Installing the dependencies apart from the app, to share with apps on this host that need the same");
     let work = root.join("tmp").join(format!("deps-{}-{}", &plan.key[..16], std::process::id()));
-    let result = install_in(root, app, stack, plan, &work, record, out);
+    // The Python the app asks for is checked first, as its own build would.
+    let versions: Vec<_> =
+        VERSION_FILES.iter().filter_map(|name| Some((*name, confined::read(app_dir, name, FILE_CAP).ok().flatten()?))).collect();
+    let result = install_in(root, app, stack, plan, &versions, &work, record, out);
     let _ = super::make_removable(&work);
     let _ = fs::remove_dir_all(&work);
-    if let Ok(None) = result {
-        out.line("-----> The shared install did not finish: this app installs its dependencies itself");
-    }
-    result
+    result?.ok_or_else(|| BuildError::CompileFailed("python".to_owned()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -180,6 +182,7 @@ fn install_in(
     app: &App,
     stack: &Stack,
     plan: &Plan,
+    versions: &[(&str, Vec<u8>)],
     work: &Path,
     record: &BuildRecord,
     out: &mut Output,
@@ -188,7 +191,7 @@ fn install_in(
     for dir in [&app_dir, &cache, &env] {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     }
-    for (name, bytes) in &plan.files {
+    for (name, bytes) in plan.files.iter().chain(versions) {
         fs::write(app_dir.join(name), bytes).map_err(io_err("write", &app_dir))?;
     }
     for dir in [&app_dir, &cache] {

@@ -48,6 +48,7 @@ const APP_COMMANDS: &[&str] = &[
     "apps:info",
     "apps:rename",
     "apps:destroy",
+    "apps:rebase",
     "builds:create",
     "builds:list",
     "builds:info",

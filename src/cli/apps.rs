@@ -53,6 +53,14 @@ pub const COMMANDS: &[Command] = &[
     },
     Command { name: "apps:rename", usage: "OLD NEW", about: "Rename an app", switches: &[], options: &[], run: rename },
     Command {
+        name: "apps:rebase",
+        usage: "APP|--all",
+        about: "Release the app's current image on its stack's newest run image, without a build (see stacks:outdated)",
+        switches: &["--all"],
+        options: &[],
+        run: rebase,
+    },
+    Command {
         name: "apps:clone",
         usage: "OLD NEW [--skip-deploy] [--ignore-existing]",
         about: "A new app with OLD's config, settings and pushed commits, running OLD's current image (no rebuild) unless --skip-deploy",
@@ -264,6 +272,23 @@ fn copy_app(ctx: &Ctx, from: &crate::app::App, to: &crate::app::App) -> anyhow::
             bail!("cannot copy the repository of {}", from.name);
         }
         crate::git::repo::ensure(&ctx.root, to)?;
+    }
+    Ok(())
+}
+
+/// `apps:rebase APP` or `--all` (every deployed app on an older run image).
+fn rebase(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let names = if args.switch("--all") {
+        args.expect(0, 0)?;
+        crate::deploy::rebase::outdated(&ctx.root)?.into_iter().map(|(name, _)| name).collect()
+    } else {
+        args.expect(1, 1)?;
+        vec![args.app(0)?]
+    };
+    for name in names {
+        let locked = apps::lock(&ctx.root, &name)?;
+        crate::deploy::rebase::rebase(&ctx.root, &locked.app, &mut |line| println!("{line}"))
+            .with_context(|| format!("cannot rebase {name}"))?;
     }
     Ok(())
 }

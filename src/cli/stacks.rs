@@ -38,6 +38,14 @@ pub const COMMANDS: &[Command] = &[
         run: report,
     },
     Command {
+        name: "stacks:outdated",
+        usage: "[--format json]",
+        about: "List deployed apps whose current release is on an older run image of its stack (apps:rebase)",
+        switches: &[],
+        options: &["--format"],
+        run: outdated,
+    },
+    Command {
         name: "stacks:import",
         usage: "FILE",
         about: "Import stacks from an OCI or docker archive (every digest verified)",
@@ -184,5 +192,19 @@ fn export(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     archive::export_oci(&store, &images, &file)?;
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!("-----> Exported stack {name} to {} ({})", file.display(), human_bytes(size));
+    Ok(())
+}
+
+fn outdated(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    args.expect(0, 0)?;
+    let apps = crate::deploy::rebase::outdated(&ctx.root)?;
+    if wants_json(&args)? {
+        let rows: Vec<_> = apps.iter().map(|(name, stack)| serde_json::json!({"app": name.as_str(), "stack": stack})).collect();
+        return print_json(&rows);
+    }
+    println!("=====> Apps on an older run image of their stack");
+    for (name, stack) in apps {
+        println!("{name} {stack}");
+    }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod formation;
 pub mod nginx;
 pub mod processes;
 pub mod proxy;
+pub mod rebase;
 pub mod release;
 mod roll;
 
@@ -89,6 +90,8 @@ pub enum DeployError {
     NoSuchRelease { app: crate::app::AppName, version: u64 },
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
+    #[error(transparent)]
+    Rebase(#[from] rebase::RebaseError),
     #[error(transparent)]
     Store(#[from] crate::image::StoreError),
     #[error(transparent)]
