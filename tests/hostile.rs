@@ -487,6 +487,14 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["apps:rename", "cat", "Dog!"],
         &["apps:rename", "cat", "dog"],
         &["apps:destroy", "../apps", "--force"],
+        // Rebase: names, an app never deployed, extra words.
+        &["apps:rebase", "../cat"],
+        &["apps:rebase", "cat"],
+        &["apps:rebase", "nosuchapp"],
+        &["apps:rebase", "cat", "dog"],
+        &["apps:rebase", "--all", "cat"],
+        &["stacks:outdated", "bookworm"],
+        &["stacks:outdated", "--format", "yaml"],
         // Config keys and values.
         &["config:set", "cat", "1A=x"],
         &["config:set", "cat", "A-B=x"],
@@ -912,6 +920,10 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         "postgres:create mine",
         "postgres:link db cat",
         "postgres:app-links dog",
+        // Rebasing another's app, or every app, is not a scoped key's.
+        "apps:rebase dog",
+        "apps:rebase --all",
+        "stacks:outdated",
         "containers:allow service.postgres.db cat",
         "containers:exec service.postgres.db id",
     ] {
