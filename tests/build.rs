@@ -176,6 +176,52 @@ fn node_and_static_examples_build_and_answer() {
     assert!(site.answer("berth/app-mono:latest", "mono-web-1").contains("A static site served by berth"));
 }
 
+/// A Node app asking for `engines`; it answers with the Node.js it runs on.
+fn node_app(dir: &Path, engines: &str) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("package.json"), format!(r#"{{"name": "versioned", "engines": {{"node": "{engines}"}}}}"#)).unwrap();
+    fs::write(dir.join("index.js"), "require('http').createServer((q, r) => r.end(process.version)).listen(process.env.PORT);\n").unwrap();
+    fs::write(dir.join("Procfile"), "web: node index.js\n").unwrap();
+    dir.to_owned()
+}
+
+#[test]
+#[ignore = "needs root: builds need root"]
+fn engines_node_22_runs_node_22_from_the_npm_registry() {
+    assert!(is_root(), "needs root: run ./test.sh as root");
+    let site = Site::new("bt-node22", "10.215.9.0/24", "");
+    let work = tempfile::tempdir().unwrap();
+    let app = node_app(&work.path().join("n22"), "22.x");
+    let out = site.build_ok("n22", &app);
+    assert!(out.contains("-----> Fetching Node.js 22.") && out.contains("integrity checked"), "{out}");
+    assert!(out.contains("-----> Using Node.js v22."), "{out}");
+    assert!(site.answer("berth/app-n22:latest", "n22-web").starts_with("v22."));
+    // The host keeps it: a second app asking the same fetches nothing.
+    let again = node_app(&work.path().join("again"), ">=22 <23");
+    let out = site.build_ok("again", &again);
+    assert!(!out.contains("Fetching Node.js") && out.contains("-----> Using Node.js v22."), "{out}");
+    // A range npm cannot read stops the build with one line.
+    let bad = node_app(&work.path().join("bad"), "twenty-two");
+    let run = site.build("bad", &bad);
+    assert!(run.code != 0 && run.out().contains("package.json's engines.node is not a version range npm reads"), "{}", run.out());
+
+    // A bundle carries the fetched Node.js to a host that never fetched
+    // it, whose builds then need no registry.
+    let kit = work.path().join("kit.tar");
+    site.host.ok(["bundle:create", kit.to_str().unwrap()]);
+    fs::remove_dir_all(site.host.path().join("runtimes")).unwrap();
+    assert!(site.host.ok(["bundle:load", kit.to_str().unwrap()]).out().contains("-----> Added Node.js 22."));
+    let offline = site
+        .host
+        .command(["builds:create", "again", again.to_str().unwrap()])
+        .env("BERTH_BUILDPACKS", repo().join("buildpacks"))
+        .env("BERTH_NPM_REGISTRY", "https://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&offline.stdout);
+    assert!(offline.status.success() && out.contains("-----> Using Node.js v22."), "{out}");
+}
+
 #[test]
 #[ignore = "needs root: builds need root"]
 fn buildpacks_from_git_and_dot_buildpacks_run_in_order() {

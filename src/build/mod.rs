@@ -9,6 +9,7 @@ mod driver;
 mod gitdir;
 pub mod handover;
 mod layout;
+pub mod node;
 pub mod procfile;
 pub mod records;
 pub mod release;
@@ -66,6 +67,8 @@ pub enum BuildError {
     Checks(#[from] crate::model::checks::ChecksError),
     #[error(transparent)]
     Buildpack(#[from] buildpacks::BuildpackError),
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
     #[error(transparent)]
     Confined(#[from] confined::ConfinedError),
     #[error(transparent)]
@@ -323,9 +326,19 @@ fn run_build(
         gitdir::attach(&app.repo_dir(), revision, &tree.app)?;
         chown_app_user(&tree.app, tree.uid)?;
     }
-    let explicit = choose_buildpacks(app, &vars, &tree.app)?.1;
+    let (sources, explicit) = choose_buildpacks(app, &vars, &tree.app)?;
     let shared = shared::provide(root, app, &stack, &tree, explicit, record, out)?;
-    let mut phases = sandbox(root, app, &stack, &tree, &vars, git.rev_var(), container, record, shared.is_some(), out)?;
+    let mut provided = Provided::default();
+    if shared.is_some() {
+        provided.env.push("BERTH_DEPENDENCIES=shared".to_owned());
+    }
+    if (!explicit || sources.contains(&Source::BuiltIn("nodejs".to_owned())))
+        && let Some(node) = node::provide(root, &tree.app, &mut |line| out.line(&format!("-----> {line}")))?
+    {
+        provided.mounts.push(BindMount { source: node.tarball, destination: "/berth/node.tgz".into(), readonly: true });
+        provided.env.push(format!("BERTH_NODE_VERSION={}", node.version));
+    }
+    let mut phases = sandbox(root, app, &stack, &tree, &vars, git.rev_var(), container, record, provided, out)?;
     let outputs = read_outputs(&tree, &layout, record)?;
     write_launcher(&tree.app, &outputs.process_types)?;
     out.line("-----> Writing image layers");
@@ -431,6 +444,14 @@ fn sandbox_mounts(
     Ok((mounts, args))
 }
 
+/// What berth prepared for the build beyond its tree: the shared
+/// dependencies, a Node.js runtime.
+#[derive(Default)]
+struct Provided {
+    mounts: Vec<BindMount>,
+    env: Vec<String>,
+}
+
 /// One run in a build sandbox: what it mounts and runs, as whom, with
 /// which variables beyond the stack's.
 struct Job {
@@ -514,20 +535,19 @@ fn sandbox(
     rev_var: Option<&str>,
     container: &str,
     record: &BuildRecord,
-    shared_dependencies: bool,
+    provided: Provided,
     out: &mut Output,
 ) -> Result<Vec<(String, f64)>, BuildError> {
     let settings = BuildSettings::load(&app.dir);
-    let (mounts, args) = sandbox_mounts(root, app, tree, vars, out)?;
+    let (mut mounts, args) = sandbox_mounts(root, app, tree, vars, out)?;
+    mounts.extend(provided.mounts);
     let mut env = driver::driver_env();
+    env.extend(provided.env);
     // The pushed commit, as Heroku (SOURCE_VERSION) and Dokku (GIT_REV, or
     // the app's rev-env-var) name it.
     if let Some(rev) = record.revision.as_deref().filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_hexdigit())) {
         env.push(format!("SOURCE_VERSION={rev}"));
         env.extend(rev_var.map(|name| format!("{name}={rev}")));
-    }
-    if shared_dependencies {
-        env.push("BERTH_DEPENDENCIES=shared".to_owned());
     }
     let job = Job { container: container.to_owned(), mounts, args, env, uid: tree.uid };
     let config = sandbox_config(app, stack, job, &settings, record)?;

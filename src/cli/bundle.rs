@@ -35,6 +35,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 const BUILDPACKS: &str = "berth/buildpacks";
+const RUNTIMES: &str = "berth/runtimes";
 const APP_PREFIX: &str = "berth/app-";
 
 fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -78,9 +79,19 @@ fn create(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         println!("-----> Buildpacks from {} ({})", pack_dir.display(), human_bytes(layer.size));
         images.push((pack_tag.clone(), descriptor));
     }
+    // Runtimes builds fetched (Node.js for engines.node), for builds offline.
+    let runtimes_dir = crate::build::node::runtimes_dir(&ctx.root);
+    let runtimes_tag = ImageRef::new(RUNTIMES, "bundle")?;
+    if runtimes_dir.is_dir() {
+        let (descriptor, layer, _) =
+            super::images::one_layer_image(&store, &runtimes_dir, &runtimes_tag, None, "berth bundle:create runtimes")?;
+        println!("-----> Runtimes from {} ({})", runtimes_dir.display(), human_bytes(layer.size));
+        images.push((runtimes_tag.clone(), descriptor));
+    }
     let written = archive::export_oci(&store, &images, &file);
-    // The buildpacks image lives in the bundle, not as a tag here.
+    // The buildpacks and runtimes images live in the bundle, not as tags here.
     let _ = store.remove_tag(&pack_tag);
+    let _ = store.remove_tag(&runtimes_tag);
     written?;
     for (name, descriptor) in &images {
         println!("       {name} {}", descriptor.digest());
@@ -104,6 +115,13 @@ fn load(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         let repository = image.name.repository();
         if repository == BUILDPACKS {
             add_buildpacks(ctx, &store, &image.name)?;
+            let _ = store.remove_tag(&image.name);
+        } else if repository == RUNTIMES {
+            for layer in store.image(&image.name)?.layers()? {
+                for version in crate::build::node::adopt(&ctx.root, &unpack::unpacked(&ctx.root, &store, &layer)?)? {
+                    println!("-----> Added Node.js {version}");
+                }
+            }
             let _ = store.remove_tag(&image.name);
         } else if let Some(app) = repository.strip_prefix(APP_PREFIX) {
             deploy.push((AppName::parse(std::ffi::OsStr::new(app))?, image.clone()));

@@ -34,7 +34,7 @@ pub fn ca_file(root: &Path, server: &str) -> std::path::PathBuf {
 /// An HTTP agent for `server`. TLS trusts the system's certificate
 /// authorities (where an admin installs a company CA), plus the registry's
 /// own `certs.d/SERVER/ca.crt` when there is one.
-fn agent(root: &Path, server: &str, insecure: bool) -> Result<ureq::Agent, RegistryError> {
+pub fn agent(root: &Path, server: &str, insecure: bool) -> Result<ureq::Agent, RegistryError> {
     let builder = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(Duration::from_secs(300));
     if insecure {
         return Ok(builder.build());
