@@ -346,6 +346,23 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         fs::create_dir_all(plugin_fixtures.path().join(dir)).unwrap();
         fs::write(plugin_fixtures.path().join(dir).join("recipe.toml"), recipe).unwrap();
     }
+    // Build tools from the package index must be pinned by version and hash.
+    for (dir, tool) in [
+        ("tools-unpinned", "uv"),
+        ("tools-no-hash", "uv==0.13.9"),
+        ("tools-short-hash", "uv==0.13.9 --hash=sha256:abc"),
+        (
+            "tools-extra-option",
+            "uv==0.13.9 --index-url=http://evil --hash=sha256:d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19",
+        ),
+        ("tools-url", "uv @ https://evil/uv.whl --hash=sha256:d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"),
+    ] {
+        let recipe = format!(
+            "suite = \"bookworm\"\nvariant = \"minbase\"\nrun_packages = []\nbuild_packages = []\nbuild_python_tools = [{tool:?}]\n[user]\nname = \"app\"\nuid = 1000\nhome = \"/home/app\"\n"
+        );
+        fs::create_dir_all(plugin_fixtures.path().join(dir)).unwrap();
+        fs::write(plugin_fixtures.path().join(dir).join("recipe.toml"), recipe).unwrap();
+    }
     let keys_dir = tempfile::tempdir().unwrap();
     fs::write(
         root.join("config.toml"),
@@ -801,6 +818,11 @@ fn hostile_inputs_are_refused_and_change_nothing() {
         &["containers:inspect", "../x"],
         &["stacks:build", "evil", "--recipe", &format!("{pf}/prune-out")],
         &["stacks:build", "evil", "--recipe", &format!("{pf}/service-build")],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/tools-unpinned")],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/tools-no-hash")],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/tools-short-hash")],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/tools-extra-option")],
+        &["stacks:build", "evil", "--recipe", &format!("{pf}/tools-url")],
         // A hostile registry: Docker images that must not convert, lists without linux/amd64.
         &["images:pull", &format!("{evil_registry}/evil:bigconfig"), "--insecure"],
         &["images:pull", &format!("{evil_registry}/evil:badconfig"), "--insecure"],

@@ -272,6 +272,18 @@ impl Stack {
     }
 }
 
+/// `NAME=VERSION` of each stack's Python on this host, as its stacks:build
+/// recorded it (for the one line a misfit `.python-version` gets).
+fn stack_pythons(store: &Store) -> String {
+    let names = crate::stack::list(store).unwrap_or_default();
+    let python = |name: &crate::stack::StackName| {
+        let image = store.image(&name.run_image()).ok()?;
+        let version = image.config.config().as_ref()?.labels().as_ref()?.get(crate::stack::build::PYTHON_LABEL)?.clone();
+        Some(format!("{name}={version}"))
+    };
+    names.iter().filter_map(python).collect::<Vec<_>>().join(" ")
+}
+
 /// The `STACK` a stack image declares in its environment, when it is a
 /// plain name (it reaches buildpacks' case statements).
 fn stack_id(image: &crate::image::store::Image) -> Option<String> {
@@ -478,6 +490,7 @@ fn sandbox_config(
     for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
         env.push(format!("{var}={HOST_CA_BUNDLE}"));
     }
+    env.push(format!("BERTH_STACK_PYTHONS={}", stack_pythons(&stack.store)));
     env.extend(job.env);
     let mut mounts = job.mounts;
     // Builds trust the certificate authorities this host trusts: behind a

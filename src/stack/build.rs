@@ -18,9 +18,13 @@ use crate::image::{LayerInfo, Store, StoreError};
 use crate::state::atomic;
 
 pub const RECIPE_LABEL: &str = "io.berth.stack.recipe";
+/// The host's certificate authorities, lent to pip in the build tree.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
+    #[error("pip failed installing the recipe's build_python_tools ({status}):\n{tail}")]
+    Tools { status: String, tail: String },
     #[error("mmdebstrap failed building the {which} tree ({status}):\n{tail}")]
     Mmdebstrap { which: &'static str, status: String, tail: String },
     #[error("cannot run {program}: {source}")]
@@ -130,9 +134,14 @@ fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: 
     run_result?;
     build_result?;
 
+    if !recipe.build_python_tools.is_empty() {
+        say(&format!("Installing {} into the build tree from the package index (hashes required)", recipe.build_python_tools.join(", ")));
+        install_python_tools(&build_tree, &recipe.build_python_tools, &work.join("tools.log"))?;
+    }
     for (tree, which) in [(&run_tree, "run"), (&build_tree, "build")] {
         customize(tree, recipe, which)?;
     }
+    let versions = runtime_versions(&run_tree);
     let options = LayerOptions::from_env();
     say("Writing the run layer");
     let run_layer = layer::write_tree(store, &run_tree, options)?;
@@ -140,8 +149,8 @@ fn build_in(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, say: 
     let build_layer = layer::write_diff(store, &run_tree, &build_tree, options)?;
 
     let created = created_time(options.mtime);
-    let run_config = image_config(recipe, name, "run", &[&run_layer], &created);
-    let build_config = image_config(recipe, name, "build", &[&run_layer, &build_layer], &created);
+    let run_config = image_config(recipe, name, "run", &[&run_layer], &created, &versions);
+    let build_config = image_config(recipe, name, "build", &[&run_layer, &build_layer], &created, &versions);
     store.write_image(&name.build_image(), &[run_layer.clone(), build_layer.clone()], &build_config)?;
     store.write_image(&name.run_image(), std::slice::from_ref(&run_layer), &run_config)?;
     say(&format!(
@@ -161,7 +170,7 @@ fn build_service(store: &Store, recipe: &Recipe, name: &StackName, work: &Path, 
     customize(&tree, recipe, "run")?;
     let options = LayerOptions::from_env();
     let layer = layer::write_tree(store, &tree, options)?;
-    let config = image_config(recipe, name, "service", &[&layer], &created_time(options.mtime));
+    let config = image_config(recipe, name, "service", &[&layer], &created_time(options.mtime), &[]);
     store.write_image(&name.service_image(), std::slice::from_ref(&layer), &config)?;
     say(&format!("Service image {}: one layer {} ({} bytes)", name.service_image(), layer.digest, layer.size));
     Ok(())
@@ -262,6 +271,38 @@ fn wait_mmdebstrap(mut child: Child, which: &'static str, log: &Path) -> Result<
 /// The same finishing touches on both trees, so the build layer holds only
 /// what the build packages add: the app user, /app, an empty /dev (the
 /// runtime provides devices) and host-specific files emptied.
+/// pip, in the build tree, installs the recipe's pinned tools (into
+/// /usr/local) from wheels whose sha256 the recipe names. The host's CA
+/// bundle is lent for the download (a TLS-inspecting proxy) and removed.
+fn install_python_tools(tree: &Path, tools: &[String], log: &Path) -> Result<(), StackError> {
+    let (list, ca) = (tree.join("tmp/berth-tools.txt"), tree.join("tmp/berth-ca.crt"));
+    fs::write(&list, tools.join("\n") + "\n").map_err(io_err("write", &list))?;
+    let cert = if fs::copy(HOST_CA_BUNDLE, &ca).is_ok() { "/tmp/berth-ca.crt" } else { "/etc/ssl/certs/ca-certificates.crt" };
+    let out = fs::File::create(log).map_err(io_err("create", log))?;
+    let err = out.try_clone().map_err(io_err("create", log))?;
+    let status = Command::new("chroot")
+        .arg(tree)
+        .args(["python3", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-input"])
+        .args(["--break-system-packages", "--root-user-action=ignore", "--require-hashes", "--only-binary=:all:"])
+        // No --prefix: Debian's pip puts root's installs in /usr/local
+        // already (a --prefix there would become /usr/local/local).
+        .args(["--cert", cert, "-r", "/tmp/berth-tools.txt"])
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|source| StackError::Spawn { program: "chroot", source })?;
+    let _ = (fs::remove_file(&list), fs::remove_file(&ca));
+    if status.success() {
+        return Ok(());
+    }
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let tail = text.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    Err(StackError::Tools { status: status.to_string(), tail })
+}
+
 fn customize(tree: &Path, recipe: &Recipe, which: &'static str) -> Result<(), StackError> {
     let uid = recipe.user.uid.to_string();
     let chroot = |what: &'static str, args: &[&str]| -> Result<(), StackError> {
@@ -312,16 +353,42 @@ fn customize(tree: &Path, recipe: &Recipe, which: &'static str) -> Result<(), St
     Ok(())
 }
 
+/// The label a stack's run and build images carry with its Python's version.
+pub const PYTHON_LABEL: &str = "io.berth.stack.python";
+pub const NODE_LABEL: &str = "io.berth.stack.node";
+
+/// The interpreters' versions in a finished run tree, as labels (builds
+/// name them when an app asks for a version no stack has).
+fn runtime_versions(tree: &Path) -> Vec<(String, String)> {
+    let ask = |args: &[&str]| -> Option<String> {
+        let out = Command::new("chroot").arg(tree).args(args).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches('v').to_owned();
+        (out.status.success() && !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.')).then_some(text)
+    };
+    let mut labels = Vec::new();
+    labels.extend(ask(&["python3", "-c", "import platform; print(platform.python_version())"]).map(|v| (PYTHON_LABEL.to_owned(), v)));
+    labels.extend(ask(&["node", "--version"]).map(|v| (NODE_LABEL.to_owned(), v)));
+    labels
+}
+
 fn created_time(epoch: u64) -> String {
     chrono::DateTime::from_timestamp(epoch as i64, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn image_config(recipe: &Recipe, name: &StackName, kind: &str, layers: &[&LayerInfo], created: &str) -> ImageConfiguration {
-    let labels = HashMap::from([
+fn image_config(
+    recipe: &Recipe,
+    name: &StackName,
+    kind: &str,
+    layers: &[&LayerInfo],
+    created: &str,
+    versions: &[(String, String)],
+) -> ImageConfiguration {
+    let mut labels = HashMap::from([
         ("io.berth.stack".to_owned(), name.to_string()),
         ("io.berth.stack.kind".to_owned(), kind.to_owned()),
         (RECIPE_LABEL.to_owned(), recipe.hash.clone()),
     ]);
+    labels.extend(versions.iter().cloned());
     let config = ConfigBuilder::default()
         .user(format!("{uid}:{uid}", uid = recipe.user.uid))
         .env(vec![

@@ -47,6 +47,11 @@ pub struct Recipe {
     pub variant: String,
     pub run_packages: Vec<String>,
     pub build_packages: Vec<String>,
+    /// Python tools from the package index put into the build image only
+    /// (`uv`), each `NAME==VERSION --hash=sha256:HEX`: pip installs them
+    /// with `--require-hashes`, so a wheel that is not that one is refused.
+    #[serde(default)]
+    pub build_python_tools: Vec<String>,
     /// Paths (relative to the tree's root) removed once the packages are in:
     /// what a package's install script makes that the image must not hold.
     #[serde(default)]
@@ -63,6 +68,14 @@ pub struct User {
     pub name: String,
     pub uid: u32,
     pub home: String,
+}
+
+/// `name==version --hash=sha256:<64 hex>`: a pin pip can check, nothing more.
+fn is_pinned_tool(line: &str) -> bool {
+    let Some((pin, hash)) = line.split_once(" --hash=sha256:") else { return false };
+    let Some((name, version)) = pin.split_once("==") else { return false };
+    let word = |w: &str, extra: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c));
+    word(name, "-_.") && word(version, ".") && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 fn is_package_name(p: &str) -> bool {
@@ -99,8 +112,11 @@ impl Recipe {
         if let Some(bad) = recipe.prune.iter().find(|p| !is_tree_path(p)) {
             return Err(invalid(format!("prune path {bad:?} must be relative, without . or ..")));
         }
-        if recipe.kind == Kind::Service && !recipe.build_packages.is_empty() {
-            return Err(invalid("a service image has no build image: build_packages must be empty".into()));
+        if let Some(bad) = recipe.build_python_tools.iter().find(|t| !is_pinned_tool(t)) {
+            return Err(invalid(format!("build_python_tools entry {bad:?} is not NAME==VERSION --hash=sha256:HEX")));
+        }
+        if recipe.kind == Kind::Service && !(recipe.build_packages.is_empty() && recipe.build_python_tools.is_empty()) {
+            return Err(invalid("a service image has no build image: build_packages and build_python_tools must be empty".into()));
         }
         if !recipe.user.home.starts_with('/') || recipe.user.home.contains("..") || recipe.user.uid == 0 {
             return Err(invalid("the user needs an absolute home and a uid other than 0".into()));
@@ -147,5 +163,16 @@ mod tests {
             std::fs::write(dir.path().join("recipe.toml"), text).unwrap();
             assert!(Recipe::load(dir.path()).unwrap_err().to_string().contains("prune path"), "{bad}");
         }
+    }
+
+    #[test]
+    fn build_tools_are_pinned_by_version_and_hash() {
+        let hash = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19";
+        assert!(super::is_pinned_tool(&format!("uv==0.13.9 --hash=sha256:{hash}")));
+        for bad in ["uv", "uv==0.13.9", "uv==0.13.9 --hash=sha256:abc", "uv>=0.1 --hash=sha256:x", "UV==1 --hash=sha256:x"] {
+            assert!(!super::is_pinned_tool(bad), "{bad}");
+        }
+        assert!(!super::is_pinned_tool(&format!("uv==0.13.9 --index-url=x --hash=sha256:{hash}")));
+        assert!(!super::is_pinned_tool(&format!("uv==0.13.9 --hash=sha256:{}", hash.to_uppercase())));
     }
 }
