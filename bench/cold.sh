@@ -7,19 +7,27 @@
 #     requirements before, so the shared install and layer are used;
 #   this berth, new dependencies: requirements no app had (a line that
 #     changes the file), so the shared install runs first.
-# The installed binary is swapped for the previous one for its runs and
-# put back at the end. Build the previous berth with, for example:
+# The installed binary and built-in buildpacks are swapped for the
+# previous ones for their runs and put back at the end. Build the previous
+# berth with, for example:
 #   git worktree add /tmp/prev 0c81e53 && (cd /tmp/prev && cargo build --release)
-# Usage: bench/cold.sh PREVIOUS_BERTH [RUNS]      (root; default 5 runs)
+# Usage: bench/cold.sh PREVIOUS_CHECKOUT [RUNS]   (root; default 5 runs)
+#   PREVIOUS_CHECKOUT has target/release/berth and buildpacks/;
+#   PREVIOUS_BERTH=FILE names the binary elsewhere.
 set -euo pipefail
-previous=$1
+previous=${PREVIOUS_BERTH:-$1/target/release/berth}
+previous_buildpacks=$1/buildpacks
 RUNS=${2:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/push-lib.sh"
 installed=$(command -v berth)
 keep=$(mktemp /var/tmp/berth-bench-current.XXXXXX)
 cp -a "$installed" "$keep"
-trap 'install -m 0755 "$keep" "$installed"; rm -f "$keep"; rm -rf "$work"' EXIT
+packs=/usr/local/share/berth/buildpacks
+keep_packs=$(mktemp -d /var/tmp/berth-bench-buildpacks.XXXXXX)
+cp -a "$packs/." "$keep_packs"
+use_buildpacks() { rm -rf "$packs"; mkdir -p "$packs"; cp -a "$1/." "$packs"; }
+trap 'install -m 0755 "$keep" "$installed"; use_buildpacks "$keep_packs"; rm -rf "$keep" "$keep_packs" "$work"' EXIT
 
 cold() { # label berth-binary requirements-line
   install -m 0755 "$2" "$installed"
@@ -41,6 +49,8 @@ checkout "$work/seen"
 push_until "$work/seen" "benchseen-$$" "Cat dreams meow.." >/dev/null
 berth apps:destroy "benchseen-$$" --force >/dev/null 2>&1 || true
 
+use_buildpacks "$previous_buildpacks"
 cold "previous berth, cold (new app, its own empty cache)" "$previous" ""
+use_buildpacks "$keep_packs"
 cold "this berth, cold, dependencies the host has seen" "$keep" ""
 cold "this berth, cold, new dependencies" "$keep" "new"
