@@ -470,6 +470,7 @@ fn a_rebase_swaps_the_run_layers_without_a_build_and_drops_no_request() {
     assert_eq!(site.page(), "Cat dreams meow..\n");
     assert_eq!(host.ok(["run", "catmeow", "cat", "/etc/berth-security-update"]).out(), "patched\n");
     assert_eq!(host.ok(["stacks:outdated"]).out().lines().count(), 1);
+    assert!(host.ok(["apps:rebase", "--all"]).out().contains("Every deployed app is on its stack's newest run image"));
 
     // Another stack needs a build: refused, and nothing changes.
     for kind in ["run", "build"] {

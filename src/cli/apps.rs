@@ -280,7 +280,11 @@ fn copy_app(ctx: &Ctx, from: &crate::app::App, to: &crate::app::App) -> anyhow::
 fn rebase(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let names = if args.switch("--all") {
         args.expect(0, 0)?;
-        crate::deploy::rebase::outdated(&ctx.root)?.into_iter().map(|(name, _)| name).collect()
+        let outdated: Vec<_> = crate::deploy::rebase::outdated(&ctx.root)?.into_iter().map(|(name, _)| name).collect();
+        if outdated.is_empty() {
+            println!("-----> Every deployed app is on its stack's newest run image");
+        }
+        outdated
     } else {
         args.expect(1, 1)?;
         vec![args.app(0)?]
