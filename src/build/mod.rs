@@ -257,6 +257,8 @@ struct Stack {
     build_ref: ImageRef,
     build: crate::image::store::Image,
     run: crate::image::store::Image,
+    /// Every stack's Python on this host, for the builds' version check.
+    pythons: String,
 }
 
 impl Stack {
@@ -268,7 +270,8 @@ impl Stack {
         let build = store.image(&build_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
         let run = store.image(&run_ref).map_err(|e| BuildError::NoStack(e.to_string()))?;
         let id = stack_id(&run).unwrap_or_else(|| name.to_string());
-        Ok(Stack { name: name.to_string(), id, store, build_ref, build, run })
+        let pythons = stack_pythons(&store);
+        Ok(Stack { name: name.to_string(), id, store, build_ref, build, run, pythons })
     }
 }
 
@@ -340,17 +343,17 @@ fn run_build(
     }
     let (sources, explicit) = choose_buildpacks(app, &vars, &tree.app)?;
     let shared = shared::provide(root, app, &stack, &tree, explicit, record, out)?;
-    let mut provided = Provided::default();
+    let mut provided = Provided { buildpacks: sources, explicit, ..Provided::default() };
     if shared.is_some() {
         provided.env.push("BERTH_DEPENDENCIES=shared".to_owned());
     }
-    if (!explicit || sources.contains(&Source::BuiltIn("nodejs".to_owned())))
+    if (!explicit || provided.buildpacks.contains(&Source::BuiltIn("nodejs".to_owned())))
         && let Some(node) = node::provide(root, &tree.app, &mut |line| out.line(&format!("-----> {line}")))?
     {
         provided.mounts.push(BindMount { source: node.tarball, destination: "/berth/node.tgz".into(), readonly: true });
         provided.env.push(format!("BERTH_NODE_VERSION={}", node.version));
     }
-    let mut phases = sandbox(root, app, &stack, &tree, &vars, git.rev_var(), container, record, provided, out)?;
+    let mut phases = sandbox(root, app, &stack, &tree, git.rev_var(), container, record, provided, out)?;
     let outputs = read_outputs(&tree, &layout, record)?;
     write_launcher(&tree.app, &outputs.process_types)?;
     out.line("-----> Writing image layers");
@@ -431,12 +434,11 @@ fn prepare(root: &Path, app: &App, source: &Path, work: &Path, vars: &ConfigVars
 /// The sandbox's mounts: the work tree and each buildpack read only. Returns them with the driver's arguments.
 fn sandbox_mounts(
     root: &Path,
-    app: &App,
     tree: &WorkTree,
-    vars: &ConfigVars,
+    sources: &[Source],
+    explicit: bool,
     out: &mut Output,
 ) -> Result<(Vec<BindMount>, Vec<String>), BuildError> {
-    let (sources, explicit) = choose_buildpacks(app, vars, &tree.app)?;
     let mut mounts = vec![
         BindMount { source: tree.app.clone(), destination: "/app".into(), readonly: false },
         BindMount { source: tree.cache.clone(), destination: "/cache".into(), readonly: false },
@@ -456,10 +458,12 @@ fn sandbox_mounts(
     Ok((mounts, args))
 }
 
-/// What berth prepared for the build beyond its tree: the shared
-/// dependencies, a Node.js runtime.
+/// What berth prepared for the build beyond its tree: the buildpacks
+/// (chosen once), the shared dependencies, a Node.js runtime.
 #[derive(Default)]
 struct Provided {
+    buildpacks: Vec<Source>,
+    explicit: bool,
     mounts: Vec<BindMount>,
     env: Vec<String>,
 }
@@ -490,7 +494,7 @@ fn sandbox_config(
     for var in ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"] {
         env.push(format!("{var}={HOST_CA_BUNDLE}"));
     }
-    env.push(format!("BERTH_STACK_PYTHONS={}", stack_pythons(&stack.store)));
+    env.push(format!("BERTH_STACK_PYTHONS={}", stack.pythons));
     env.extend(job.env);
     let mut mounts = job.mounts;
     // Builds trust the certificate authorities this host trusts: behind a
@@ -544,7 +548,6 @@ fn sandbox(
     app: &App,
     stack: &Stack,
     tree: &WorkTree,
-    vars: &ConfigVars,
     rev_var: Option<&str>,
     container: &str,
     record: &BuildRecord,
@@ -552,7 +555,7 @@ fn sandbox(
     out: &mut Output,
 ) -> Result<Vec<(String, f64)>, BuildError> {
     let settings = BuildSettings::load(&app.dir);
-    let (mut mounts, args) = sandbox_mounts(root, app, tree, vars, out)?;
+    let (mut mounts, args) = sandbox_mounts(root, tree, &provided.buildpacks, provided.explicit, out)?;
     mounts.extend(provided.mounts);
     let mut env = driver::driver_env();
     env.extend(provided.env);

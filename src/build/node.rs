@@ -36,6 +36,9 @@ pub enum NodeError {
     Offline(String),
     #[error("the Node.js {version} tarball does not match the npm registry's integrity hash; nothing was kept")]
     Integrity { version: String },
+    // The tarball's address came from the registry: it is not repeated.
+    #[error("cannot download the Node.js {version} tarball the npm registry names")]
+    Download { version: String },
     #[error("the Node.js {version} tarball is larger than {TARBALL_CAP} bytes")]
     TooLarge { version: String },
     #[error(transparent)]
@@ -84,6 +87,10 @@ fn cache_dir(root: &Path) -> PathBuf {
 /// that this host lacks: plain files named VERSION.tgz, within the cap.
 /// Returns the versions added.
 pub fn adopt(root: &Path, unpacked: &Path) -> Result<Vec<String>, NodeError> {
+    // A bundle's `node` that is a symlink would lead the root-run copy out.
+    if !confined::is_real_dir(unpacked, Path::new("node")) {
+        return Ok(Vec::new());
+    }
     let from = unpacked.join("node");
     let names = fs::read_dir(&from).map(|e| e.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).unwrap_or_default();
     let dir = cache_dir(root);
@@ -170,8 +177,9 @@ fn download(root: &Path, release: &Release) -> Result<(), NodeError> {
     fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let version = release.version.to_string();
     let server = release.tarball.split('/').nth(2).unwrap_or_default().to_owned();
-    let agent = crate::registry::client::agent(root, &server, false).map_err(|e| NodeError::Offline(e.to_string()))?;
-    let response = agent.get(&release.tarball).call().map_err(|e| NodeError::Offline(e.to_string()))?;
+    let failed = |_| NodeError::Download { version: version.clone() };
+    let agent = crate::registry::client::agent(root, &server, false).map_err(|_| NodeError::Download { version: version.clone() })?;
+    let response = agent.get(&release.tarball).call().map_err(failed)?;
     let partial = dir.join(format!(".{version}.{}.partial", std::process::id()));
     let mut file = fs::File::create(&partial).map_err(io("create", &partial))?;
     let mut reader = response.into_reader().take(TARBALL_CAP + 1);
@@ -216,6 +224,11 @@ mod tests {
         assert_eq!(adopt(root.path(), unpacked.path()).unwrap(), vec!["22.1.0".to_owned()]);
         assert_eq!(fs::read(cache_dir(root.path()).join("22.1.0.tgz")).unwrap(), b"tarball");
         assert_eq!(cached(root.path()), vec!["22.1.0".parse::<Version>().unwrap()]);
+        // A `node` that is a symlink is not followed.
+        let linked = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&node, linked.path().join("node")).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        assert!(adopt(other.path(), linked.path()).unwrap().is_empty());
     }
 
     #[test]

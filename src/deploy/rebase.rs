@@ -15,6 +15,7 @@ use crate::image::store::Image;
 use crate::image::{Digest, ImageRef, Store};
 use crate::stack::StackName;
 use crate::state::apps;
+use crate::state::releases::Release;
 use crate::state::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,7 @@ pub struct Standing {
     pub newest: Image,
     current: Image,
     stack_layers: usize,
+    release: Release,
 }
 
 impl Standing {
@@ -57,7 +59,12 @@ pub fn standing(root: &Path, app: &App) -> Result<Standing, DeployError> {
     let unrecorded = || RebaseError::Unrecorded { app: app.name.clone() };
     let built = label(&current, STACK_NAME_LABEL).cloned().ok_or_else(unrecorded)?;
     let built_on = label(&current, STACK_LABEL).cloned().ok_or_else(unrecorded)?;
-    let stack_layers: usize = label(&current, STACK_LAYERS_LABEL).and_then(|n| n.parse().ok()).ok_or_else(unrecorded)?;
+    // An image from elsewhere (git:from-image) carries whatever labels it
+    // likes: the count must leave the app at least one layer of its own.
+    let stack_layers: usize = label(&current, STACK_LAYERS_LABEL)
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..current.manifest.layers().len()).contains(n))
+        .ok_or_else(unrecorded)?;
     let meta = apps::meta_in_effect(app, &Settings::load(root)?)?;
     let now = meta.stack.unwrap_or_else(|| crate::build::DEFAULT_STACK.to_owned());
     if now != built {
@@ -65,7 +72,7 @@ pub fn standing(root: &Path, app: &App) -> Result<Standing, DeployError> {
     }
     let name = StackName::parse(&now).map_err(|_| RebaseError::NoRunImage { stack: now.clone() })?;
     let newest = store.image(&name.run_image()).map_err(|_| RebaseError::NoRunImage { stack: now.clone() })?;
-    Ok(Standing { stack: now, built_on, newest, current, stack_layers })
+    Ok(Standing { stack: now, built_on, newest, current, stack_layers, release })
 }
 
 /// The current image's config over the new run image: its layers (and
@@ -124,7 +131,7 @@ pub fn rebase(root: &Path, app: &App, say: &mut dyn FnMut(&str)) -> Result<bool,
         .expect("app names and hex make a valid tag");
     let _writing = store.writing()?;
     store.write_image(&tag, &layers, &config)?;
-    let release = super::current_release(app)?;
+    let release = standing.release;
     let what = ReleaseOf {
         process_types: release.process_types,
         formation: release.formation,
